@@ -44,6 +44,8 @@ export interface BrokerErrorOptions {
   retryAfterSeconds?: number;
   /** Named, non-secret fields for the log line (provider error code, AADSTS numbers, trace ids). */
   fields?: Record<string, string | number | boolean | undefined>;
+  /** Response headers that belong to this error (e.g. `WWW-Authenticate` for RFC 6750 answers). */
+  headers?: Record<string, string>;
   cause?: unknown;
 }
 
@@ -53,6 +55,7 @@ export class BrokerError extends Error {
   readonly detail: string | undefined;
   readonly retryAfterSeconds: number | undefined;
   readonly fields: Record<string, string | number | boolean | undefined>;
+  readonly headers: Record<string, string>;
 
   constructor(code: ErrorCode, publicMessage: string, options: BrokerErrorOptions = {}) {
     super(publicMessage, options.cause === undefined ? undefined : { cause: options.cause });
@@ -62,6 +65,7 @@ export class BrokerError extends Error {
     this.detail = options.detail;
     this.retryAfterSeconds = options.retryAfterSeconds;
     this.fields = options.fields ?? {};
+    this.headers = options.headers ?? {};
     // The cause may hold a provider response or SDK request; keep it off JSON.stringify / util.inspect output.
     if (options.cause !== undefined) {
       Object.defineProperty(this, 'cause', { value: options.cause, enumerable: false });

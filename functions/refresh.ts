@@ -1,0 +1,17 @@
+import { app, type InvocationContext, type Timer } from '@azure/functions';
+import { createLogger } from '../shared/log.ts';
+import { getRuntime } from '../shared/runtime.ts';
+
+/** The sweep: refreshes every connection that is due, from metadata only. A past-due run is a normal run. */
+export async function refresh(timer: Timer, context: InvocationContext): Promise<void> {
+  const log = createLogger({ function: 'refresh', invocationId: context.invocationId });
+  const { broker } = await getRuntime();
+  const result = await broker.refreshDue();
+  log.info('refresh.done', { due: result.due, refreshed: result.refreshed, failed: result.failed, skipped: result.skipped, reason: timer.isPastDue ? 'past_due' : 'scheduled' });
+}
+
+app.timer('refresh', {
+  // The host resolves %BROKER_REFRESH_SCHEDULE%; it fails on a missing setting, so fall back when unset.
+  schedule: process.env.BROKER_REFRESH_SCHEDULE ? '%BROKER_REFRESH_SCHEDULE%' : '0 */5 * * * *',
+  handler: refresh,
+});

@@ -1,0 +1,69 @@
+/**
+ * @module broker/refreshPolicy
+ * Pure refresh decisions (DESIGN §5). No I/O here: the sweep, the token endpoint and the tests all ask the
+ * same functions, and the reasons they return are what the logs show.
+ */
+import type { AccessTokenEntry, RecordMetadata } from '../store/types.ts';
+
+export const REFRESH_MARGIN_MS = 5 * 60_000;
+export const KEEP_ALIVE_MS = 7 * 24 * 3600_000;
+/** Microsoft: no fast retry loop; the first retry after a 5xx or timeout waits at least 5 s. */
+export const BACKOFF_BASE_MS = 5_000;
+export const BACKOFF_MAX_MS = 15 * 60_000;
+
+export interface RefreshPolicy {
+  marginMs: number;
+  keepAliveMs: number;
+}
+
+export type RefreshReason =
+  | 'fresh'
+  | 'not_connected'
+  | 'needs_reauth'
+  | 'error_status'
+  | 'backoff'
+  | 'no_access_token'
+  | 'expired'
+  | 'expiring'
+  | 'refresh_in_passed'
+  | 'keep_alive';
+
+export interface RefreshDecision {
+  refresh: boolean;
+  reason: RefreshReason;
+}
+
+/** Whether the sweep should refresh a connection, from its non-secret metadata alone. */
+export function shouldRefresh(meta: RecordMetadata, now: number, policy: RefreshPolicy): RefreshDecision {
+  if (meta.status === 'pending') return { refresh: false, reason: 'not_connected' };
+  if (meta.status === 'needs_reauth') return { refresh: false, reason: 'needs_reauth' };
+  if (meta.status === 'error') return { refresh: false, reason: 'error_status' };
+  if (meta.nextAttemptAt !== undefined && now < meta.nextAttemptAt) return { refresh: false, reason: 'backoff' };
+  if (meta.accessExpiresAt === undefined) return { refresh: true, reason: 'no_access_token' };
+  if (now >= meta.accessExpiresAt) return { refresh: true, reason: 'expired' };
+  if (now >= meta.accessExpiresAt - policy.marginMs) return { refresh: true, reason: 'expiring' };
+  if (meta.refreshAt !== undefined && now >= meta.refreshAt) return { refresh: true, reason: 'refresh_in_passed' };
+  if (meta.refreshedAt === undefined || now - meta.refreshedAt >= policy.keepAliveMs) {
+    return { refresh: true, reason: 'keep_alive' };
+  }
+  return { refresh: false, reason: 'fresh' };
+}
+
+export type TokenFreshness = 'fresh' | 'due' | 'expired';
+
+/** A cached access token is served while fresh; once due it is refreshed but may still be served if that
+ * refresh fails; once expired it is never served. */
+export function tokenFreshness(entry: AccessTokenEntry, now: number, marginMs: number): TokenFreshness {
+  if (now >= entry.expiresAt) return 'expired';
+  if (now >= entry.expiresAt - marginMs) return 'due';
+  if (entry.refreshAt !== undefined && now >= entry.refreshAt) return 'due';
+  return 'fresh';
+}
+
+/** Delay before the next attempt after `failures` consecutive transient failures: exponential, jittered,
+ * bounded, and never shorter than the provider's Retry-After. */
+export function backoffMs(failures: number, retryAfterSeconds: number | undefined, random: () => number = Math.random): number {
+  const exp = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** Math.max(0, failures - 1));
+  const jittered = Math.round(exp * (0.5 + random() / 2));
+  return Math.max(jittered, (retryAfterSeconds ?? 0) * 1000);
+}

@@ -1,0 +1,169 @@
+/**
+ * @module http
+ * The one place that turns errors into `application/problem+json`, plus strict parsing of query strings and
+ * JSON bodies. Parsing never echoes received values back: zod issues are reduced to path + message.
+ */
+import type { HttpRequest, HttpResponseInit } from '@azure/functions';
+import { z } from 'zod';
+import { BrokerError, ensureError, isBrokerError } from './errors.ts';
+import type { Logger } from './log.ts';
+
+export const NO_STORE = { 'cache-control': 'no-store', pragma: 'no-cache' } as const;
+export const MAX_JSON_BODY_BYTES = 64 * 1024;
+
+const TITLES: Record<number, string> = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  409: 'Conflict',
+  413: 'Payload Too Large',
+  415: 'Unsupported Media Type',
+  500: 'Internal Server Error',
+  502: 'Bad Gateway',
+  503: 'Service Unavailable',
+  507: 'Insufficient Storage',
+};
+
+export interface ProblemOptions {
+  /** Extra response headers, e.g. `WWW-Authenticate` for RFC 6750 answers. */
+  headers?: Record<string, string>;
+}
+
+/**
+ * Maps any error to a problem response. Known {@link BrokerError}s expose their code and public message;
+ * anything else is logged and answered with a fixed 500.
+ */
+export function problemResponse(err: unknown, log: Logger, options: ProblemOptions = {}): HttpResponseInit {
+  const error: BrokerError = isBrokerError(err)
+    ? err
+    : new BrokerError('internal_error', 'The broker hit an unexpected error.', { detail: ensureError(err).name });
+  const level = error.status >= 500 ? 'error' : 'warn';
+  log[level]('request.failed', {
+    code: error.code,
+    httpStatus: error.status,
+    detail: error.detail ?? (isBrokerError(err) ? undefined : describeUnknown(err)),
+    ...error.fields,
+  });
+  const headers: Record<string, string> = {
+    'content-type': 'application/problem+json',
+    ...NO_STORE,
+    ...error.headers,
+    ...options.headers,
+  };
+  if (error.retryAfterSeconds !== undefined) headers['retry-after'] = String(Math.max(1, Math.ceil(error.retryAfterSeconds)));
+  return {
+    status: error.status,
+    headers,
+    body: JSON.stringify({
+      type: `urn:token-broker:problem:${error.code}`,
+      title: TITLES[error.status] ?? 'Error',
+      status: error.status,
+      detail: error.message,
+      code: error.code,
+    }),
+  };
+}
+
+function describeUnknown(err: unknown): string {
+  // Name and first stack frame only: messages of foreign errors can embed request data.
+  const e = ensureError(err);
+  const frame = e.stack?.split('\n')[1]?.trim() ?? '';
+  return `${e.name} ${frame}`;
+}
+
+export function jsonResponse(status: number, body: unknown, headers: Record<string, string> = {}): HttpResponseInit {
+  return { status, jsonBody: body, headers: { ...NO_STORE, ...headers } };
+}
+
+function zodProblem(error: z.ZodError, where: string): BrokerError {
+  const issue = error.issues[0];
+  const path = issue && issue.path.length > 0 ? issue.path.join('.') : where;
+  const reason =
+    issue?.code === 'unrecognized_keys'
+      ? `unexpected ${where} field(s): ${issue.keys.join(', ')}`
+      : `${path}: ${issue?.message ?? 'invalid'}`;
+  return new BrokerError('invalid_request', `Invalid ${where}: ${reason}`.slice(0, 300));
+}
+
+/**
+ * Parses the query string with a strict schema. Repeated parameters are rejected outright: the real host
+ * joins them with commas, so a duplicated `link` or `state` would otherwise be silently merged.
+ */
+export function parseQuery<T extends z.ZodType>(
+  request: HttpRequest,
+  schema: T,
+  options: { functionKeyInQuery?: boolean } = {},
+): z.infer<T> {
+  const url = new URL(request.url);
+  const seen = new Set<string>();
+  const raw: Record<string, string> = {};
+  for (const [key, value] of url.searchParams) {
+    if (seen.has(key)) throw new BrokerError('invalid_request', `Invalid query: parameter ${safeName(key)} is repeated`);
+    seen.add(key);
+    raw[key] = value;
+  }
+  // On function-level routes the platform reads the key from ?code=; it is not ours to validate.
+  if (options.functionKeyInQuery) delete raw.code;
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) throw zodProblem(parsed.error, 'query');
+  return parsed.data as z.infer<T>;
+}
+
+function safeName(key: string): string {
+  return /^[A-Za-z0-9_.-]{1,40}$/.test(key) ? key : '(unprintable)';
+}
+
+/** Reads and validates a JSON body: content type, size bound and strict schema. */
+export async function parseJsonBody<T extends z.ZodType>(
+  request: HttpRequest,
+  schema: T,
+  maxBytes = MAX_JSON_BODY_BYTES,
+): Promise<z.infer<T>> {
+  const type = request.headers.get('content-type') ?? '';
+  if (!/^application\/(?:[a-z0-9.+-]*\+)?json\s*(?:;|$)/i.test(type)) {
+    throw new BrokerError('unsupported_media_type', 'Send the body as application/json.');
+  }
+  const declared = Number(request.headers.get('content-length') ?? '0');
+  if (declared > maxBytes) throw new BrokerError('payload_too_large', `The body may be at most ${maxBytes} bytes.`);
+  const bytes = Buffer.from(await request.arrayBuffer());
+  if (bytes.length > maxBytes) throw new BrokerError('payload_too_large', `The body may be at most ${maxBytes} bytes.`);
+  let value: unknown;
+  try {
+    value = JSON.parse(bytes.toString('utf8'));
+  } catch {
+    throw new BrokerError('invalid_request', 'The body is not valid JSON.');
+  }
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) throw zodProblem(parsed.error, 'body');
+  return parsed.data as z.infer<T>;
+}
+
+/** Rejects any body on routes that take none (a stray body is a client bug worth surfacing). */
+export async function requireEmptyBody(request: HttpRequest): Promise<void> {
+  if (request.body === null) return;
+  const bytes = await request.arrayBuffer();
+  if (bytes.byteLength > 0) throw new BrokerError('invalid_request', 'This request takes no body.');
+}
+
+/** Parses route params with a strict schema (e.g. the connection name rule). */
+export function parseParams<T extends z.ZodType>(request: HttpRequest, schema: T): z.infer<T> {
+  const parsed = schema.safeParse({ ...request.params });
+  if (!parsed.success) throw zodProblem(parsed.error, 'path');
+  return parsed.data as z.infer<T>;
+}
+
+/** Reads one cookie by name from the Cookie header. */
+export function readCookie(request: HttpRequest, name: string): string | undefined {
+  const header = request.headers.get('cookie');
+  if (!header) return undefined;
+  let found: string | undefined;
+  for (const part of header.split(/;\s*/)) {
+    const eq = part.indexOf('=');
+    if (eq > 0 && part.slice(0, eq) === name) {
+      if (found !== undefined) return undefined; // duplicated cookie: refuse rather than guess
+      found = decodeURIComponent(part.slice(eq + 1));
+    }
+  }
+  return found;
+}
