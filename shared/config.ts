@@ -40,6 +40,9 @@ export const SETTINGS = {
   BROKER_AUTH_CALLER_ROLE: { requiredInAzure: false, secret: false },
   BROKER_AUTH_ADMIN_ROLE: { requiredInAzure: false, secret: false },
   BROKER_ALLOW_INSECURE_HTTP: { requiredInAzure: false, secret: false },
+  /** TEST-ONLY (refused unless the vault URL is loopback): reach the local Key Vault double from another process. */
+  KEY_VAULT_DISABLE_CHALLENGE_RESOURCE_VERIFICATION: { requiredInAzure: false, secret: false },
+  KEY_VAULT_TEST_BEARER_TOKEN: { requiredInAzure: false, secret: true },
 } as const;
 
 export type SettingName = keyof typeof SETTINGS;
@@ -87,7 +90,7 @@ const envSchema = z.object({
     .regex(/^[A-Za-z0-9.-]{1,253}$/, 'must be common, organizations, consumers, a tenant GUID or a domain')
     .default('common'),
   MICROSOFT_AUTHORITY_HOST: httpsOrLocalUrl.default('https://login.microsoftonline.com'),
-  MICROSOFT_CREDENTIAL: z.enum(['secret', 'certificate', 'managed_identity', 'none']).optional(),
+  MICROSOFT_CREDENTIAL: z.enum(['auto', 'secret', 'certificate', 'managed_identity', 'none']).default('auto'),
   MICROSOFT_CLIENT_SECRET: z.string().optional(),
   MICROSOFT_CLIENT_CERTIFICATE: z.string().optional(),
   MICROSOFT_FEDERATED_IDENTITY_CLIENT_ID: z.string().optional(),
@@ -111,6 +114,8 @@ const envSchema = z.object({
   BROKER_AUTH_CALLER_ROLE: nonEmpty.default('Tokens.Read'),
   BROKER_AUTH_ADMIN_ROLE: nonEmpty.default('Connections.Manage'),
   BROKER_ALLOW_INSECURE_HTTP: bool,
+  KEY_VAULT_DISABLE_CHALLENGE_RESOURCE_VERIFICATION: bool,
+  KEY_VAULT_TEST_BEARER_TOKEN: z.string().optional(),
 });
 
 export type ClientCredential =
@@ -166,7 +171,16 @@ export interface Config {
   redirectUri: string;
   /** First key signs/seals; the rest are still accepted (rotation grace). Absent = generated locally. */
   keys: SecretKey[] | undefined;
-  store: { kind: 'keyvault'; vaultUrl: string; clientId?: string } | { kind: 'file'; dataDir: string };
+  store:
+    | {
+        kind: 'keyvault';
+        vaultUrl: string;
+        clientId?: string;
+        /** Test-only, loopback vaults only (enforced by the store factory). */
+        disableChallengeResourceVerification?: boolean;
+        staticBearerToken?: string;
+      }
+    | { kind: 'file'; dataDir: string };
   lock:
     | { kind: 'memory' }
     | { kind: 'blob'; connectionString?: string; blobServiceUri?: string; clientId?: string };
@@ -195,11 +209,19 @@ type Env = Record<string, string | undefined>;
 /** Parses `env` into a frozen {@link Config}. Pure: tests call it with their own maps. */
 export function parseConfig(env: Env): Readonly<Config> {
   const cleaned: Env = {};
+  const unresolved: { variable: string; reason: string }[] = [];
   for (const name of Object.keys(SETTINGS)) {
     const value = env[name];
     // Functions app settings cannot be unset once created; an empty string means "not configured".
-    if (value !== undefined && value !== '') cleaned[name] = value;
+    if (value === undefined || value === '') continue;
+    // The platform leaves a Key Vault reference as literal text when it cannot resolve it.
+    if (value.startsWith('@Microsoft.KeyVault(')) {
+      unresolved.push({ variable: name, reason: 'Key Vault reference not resolved: check the identity has Key Vault Secrets User/Officer and the secret exists' });
+      continue;
+    }
+    cleaned[name] = value;
   }
+  if (unresolved.length > 0) throw new ConfigError(unresolved);
   const parsed = envSchema.safeParse(cleaned);
   if (!parsed.success) {
     throw new ConfigError(
@@ -288,7 +310,13 @@ export function parseConfig(env: Env): Readonly<Config> {
     redirectUri: `${e.BROKER_PUBLIC_BASE_URL}/api/callback`,
     keys,
     store: e.KEY_VAULT_URL
-      ? { kind: 'keyvault', vaultUrl: e.KEY_VAULT_URL, ...(e.AZURE_CLIENT_ID ? { clientId: e.AZURE_CLIENT_ID } : {}) }
+      ? {
+          kind: 'keyvault',
+          vaultUrl: e.KEY_VAULT_URL,
+          ...(e.AZURE_CLIENT_ID ? { clientId: e.AZURE_CLIENT_ID } : {}),
+          ...(e.KEY_VAULT_DISABLE_CHALLENGE_RESOURCE_VERIFICATION ? { disableChallengeResourceVerification: true } : {}),
+          ...(e.KEY_VAULT_TEST_BEARER_TOKEN ? { staticBearerToken: e.KEY_VAULT_TEST_BEARER_TOKEN } : {}),
+        }
       : { kind: 'file', dataDir: e.BROKER_DATA_DIR },
     lock,
     providers: Object.freeze(providers),
@@ -347,14 +375,15 @@ function microsoftCredential(
   problems: { variable: string; reason: string }[],
 ): ClientCredential {
   const kind =
-    e.MICROSOFT_CREDENTIAL ??
-    (e.MICROSOFT_CLIENT_CERTIFICATE
-      ? 'certificate'
-      : e.MICROSOFT_FEDERATED_IDENTITY_CLIENT_ID
-        ? 'managed_identity'
-        : e.MICROSOFT_CLIENT_SECRET
-          ? 'secret'
-          : 'none');
+    e.MICROSOFT_CREDENTIAL !== 'auto'
+      ? e.MICROSOFT_CREDENTIAL
+      : e.MICROSOFT_CLIENT_CERTIFICATE
+        ? 'certificate'
+        : e.MICROSOFT_FEDERATED_IDENTITY_CLIENT_ID
+          ? 'managed_identity'
+          : e.MICROSOFT_CLIENT_SECRET
+            ? 'secret'
+            : 'none';
   switch (kind) {
     case 'secret':
       if (!e.MICROSOFT_CLIENT_SECRET) {

@@ -192,7 +192,7 @@ export class Broker {
     const updated = await this.#d.lock.withLock(name, async () => {
       const latest = (await this.#d.store.get(name)) ?? record;
       const now = this.#now();
-      const next = this.#withTokens(withoutTokens(latest), result, refreshToken, undefined, now);
+      const next = this.#withTokens(withoutTokens(latest), result, refreshToken, undefined, now, latest.settings.scopes);
       next.status = 'active';
       next.connectedAt = now;
       delete next.identity;
@@ -294,7 +294,7 @@ export class Broker {
     const refreshToken = result.refreshToken;
     const saved = await this.#d.lock.withLock(state.c, async () => {
       const latest = (await this.#d.store.get(state.c)) ?? record;
-      const next = this.#withTokens(withoutTokens(latest), result, refreshToken, undefined, this.#now());
+      const next = this.#withTokens(withoutTokens(latest), result, refreshToken, undefined, this.#now(), state.scopes);
       next.status = 'active';
       next.connectedAt = this.#now();
       if (result.identity) next.identity = result.identity;
@@ -446,14 +446,20 @@ export class Broker {
       return next;
     } catch (err) {
       if (!(err instanceof ProviderFailure)) throw err;
-      return this.#recordFailure(record, err, reason);
+      return this.#recordFailure(record, err, reason, key);
     }
   }
 
-  async #recordFailure(record: ConnectionRecord, err: ProviderFailure, reason: string): Promise<never> {
+  async #recordFailure(record: ConnectionRecord, err: ProviderFailure, reason: string, key: string): Promise<never> {
     const name = record.connection;
     const now = this.#now();
     const kind = err.failure.kind;
+    if (key !== '' && isScopeRefusal(err)) {
+      // The provider refused only the extra resource; the connection itself is fine.
+      throw new BrokerError('scope_not_granted', 'The provider refused a token for those scopes; reconnect with consent for them.', {
+        fields: { connection: name, ...err.fields },
+      });
+    }
     if (kind === 'reauth') {
       // A concurrent refresh elsewhere may have rotated the token we just used: if the store moved on, the
       // rejection says nothing about the connection.
@@ -498,9 +504,23 @@ export class Broker {
     throw err;
   }
 
-  #withTokens(record: ConnectionRecord, result: TokenResult, previousRefreshToken: string, key: string | undefined, now: number): ConnectionRecord {
-    const entry: AccessTokenEntry = { accessToken: result.accessToken, tokenType: result.tokenType, expiresAt: result.expiresAt, scope: result.scope };
-    if (result.refreshAt !== undefined) entry.refreshAt = result.refreshAt;
+  /** `consented`: scopes the account agreed to at sign-in. Microsoft's token response lists only the scopes
+   * of the one resource the token is for, so the other consented resources are recorded from the request. */
+  #withTokens(
+    record: ConnectionRecord,
+    result: TokenResult,
+    previousRefreshToken: string,
+    key: string | undefined,
+    now: number,
+    consented: readonly string[] = [],
+  ): ConnectionRecord {
+    const entry: AccessTokenEntry = {
+      accessToken: result.accessToken,
+      tokenType: result.tokenType,
+      expiresAt: now + result.expiresInSeconds * 1000,
+      scope: result.scope,
+    };
+    if (result.refreshInSeconds !== undefined) entry.refreshAt = now + result.refreshInSeconds * 1000;
     const previous = record.tokens;
     const tokens = {
       // No refresh token in the response means the old one stays valid (RFC 6749 §6).
@@ -511,7 +531,7 @@ export class Broker {
     } as NonNullable<ConnectionRecord['tokens']>;
     if (key === undefined) {
       tokens.primary = entry;
-      tokens.grantedScopes = mergeGranted(tokens.grantedScopes, result.scope);
+      tokens.grantedScopes = mergeGranted([...tokens.grantedScopes, ...consented.filter((c) => !isOidc(c))], result.scope);
     } else {
       tokens.extra = { ...tokens.extra, [key]: entry };
     }
@@ -613,6 +633,17 @@ function mergeGranted(previous: readonly string[], scope: string): string[] {
 
 function isOidc(scope: string): boolean {
   return scope === 'openid' || scope === 'profile' || scope === 'offline_access' || scope === 'email';
+}
+
+function isScopeRefusal(err: ProviderFailure): boolean {
+  const f = err.failure;
+  return (
+    f.suberror === 'consent_required' ||
+    f.providerError === 'consent_required' ||
+    f.providerError === 'invalid_scope' ||
+    f.providerError === 'invalid_resource' ||
+    (f.codes ?? []).some((c) => c === 65001 || c === 70011 || c === 500011)
+  );
 }
 
 function isTransient(err: unknown): boolean {

@@ -18,8 +18,10 @@ import type { FetchLike } from './transport.ts';
 export interface TokenResult {
   accessToken: string;
   tokenType: string;
-  expiresAt: number;
-  refreshAt?: number;
+  /** Lifetime as the provider stated it; the broker turns it into absolute times with its own clock. */
+  expiresInSeconds: number;
+  /** Microsoft `refresh_in`: renew after this many seconds even though the token is still valid. */
+  refreshInSeconds?: number;
   /** Scopes the provider says the access token carries. */
   scope: string;
   refreshToken?: string;
@@ -100,7 +102,6 @@ export interface ProviderDeps {
   redirectUri: string;
   allowInsecureHttp: boolean;
   timeoutMs: number;
-  now?: () => number;
   assertionSource?: AssertionSource;
 }
 
@@ -145,7 +146,6 @@ export function createProviderClient(config: ProviderConfig, deps: ProviderDeps)
         };
   const client: oauth.Client = { client_id: config.clientId, [oauth.clockTolerance]: 120 };
   const clientAuth = buildClientAuth(config.credential, deps.assertionSource);
-  const now = deps.now ?? Date.now;
   const requestOptions = {
     [oauth.customFetch]: deps.fetch,
     [oauth.allowInsecureRequests]: deps.allowInsecureHttp,
@@ -209,18 +209,17 @@ export function createProviderClient(config: ProviderConfig, deps: ProviderDeps)
   }
 
   function toResult(res: oauth.TokenEndpointResponse, claims: JWTPayload | undefined, requested: readonly string[]): TokenResult {
-    const issuedAt = now();
     const expiresIn = typeof res.expires_in === 'number' && res.expires_in > 0 ? res.expires_in : 3600;
     const result: TokenResult = {
       accessToken: res.access_token,
       tokenType: res.token_type === 'bearer' ? 'Bearer' : res.token_type,
-      expiresAt: issuedAt + expiresIn * 1000,
+      expiresInSeconds: expiresIn,
       scope: typeof res.scope === 'string' && res.scope.length > 0 ? res.scope : requested.join(' '),
     };
     const refreshIn = (res as unknown as { refresh_in?: unknown }).refresh_in;
     const refreshInSeconds = typeof refreshIn === 'string' ? Number(refreshIn) : refreshIn;
     if (typeof refreshInSeconds === 'number' && refreshInSeconds > 0 && refreshInSeconds < expiresIn) {
-      result.refreshAt = issuedAt + refreshInSeconds * 1000;
+      result.refreshInSeconds = refreshInSeconds;
     }
     if (typeof res.refresh_token === 'string' && res.refresh_token.length > 0) result.refreshToken = res.refresh_token;
     if (claims) result.identity = identityFrom(claims);

@@ -99,6 +99,18 @@ export interface RecordMetadata {
   updatedAt: number;
 }
 
+/** One stored version of a record (see {@link TokenStore.history}). */
+export interface RecordVersion {
+  /** Backend version id: 32 lowercase hex characters in both stores. */
+  version: string;
+  /** Epoch milliseconds the version was written. */
+  createdAt: number;
+  /** False when the version was disabled in Key Vault (it can then not be read). */
+  enabled: boolean;
+  /** Non-secret summary of that version; undefined when the backend could not tell. */
+  metadata?: RecordMetadata;
+}
+
 export interface TokenStore {
   /** Human-readable kind for logs and health (`file`, `keyvault`). */
   readonly kind: string;
@@ -109,6 +121,9 @@ export interface TokenStore {
   listMetadata(): Promise<RecordMetadata[]>;
   /** Removes the record (Key Vault: soft delete). Returns false when there was none. */
   delete(connection: string): Promise<boolean>;
+  /** Stored versions of the record, newest first, without reading secret values where the backend allows it.
+   * Optional so that test doubles need not implement it; both real stores do. */
+  history?(connection: string): Promise<RecordVersion[]>;
 }
 
 export function toMetadata(record: ConnectionRecord): RecordMetadata {

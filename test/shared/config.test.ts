@@ -105,3 +105,16 @@ describe('parseConfig', () => {
     assert.equal(c.auth.jwksUrl, 'https://login.microsoftonline.com/tid/discovery/v2.0/keys');
   });
 });
+
+describe('parseConfig and Azure app settings', () => {
+  it('names an unresolved Key Vault reference instead of using its text as a secret', () => {
+    assert.throws(
+      () => parseConfig({ MICROSOFT_CLIENT_ID: 'a', MICROSOFT_CLIENT_SECRET: '@Microsoft.KeyVault(SecretUri=https://kv.vault.azure.net/secrets/x/)' }),
+      (err: unknown) => err instanceof ConfigError && err.variables.includes('MICROSOFT_CLIENT_SECRET') && err.message.includes('Key Vault reference'),
+    );
+  });
+  it('accepts MICROSOFT_CREDENTIAL=auto and derives the credential kind', () => {
+    const c = parseConfig({ MICROSOFT_CLIENT_ID: 'a', MICROSOFT_CREDENTIAL: 'auto', MICROSOFT_CLIENT_SECRET: 'x' });
+    assert.equal(c.providers.microsoft?.credential.kind, 'secret');
+  });
+});

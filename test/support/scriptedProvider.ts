@@ -6,7 +6,10 @@ import { BrokerError } from '../../shared/errors.ts';
 import { classifyFailure, type FailureInput } from '../../shared/oauth/classify.ts';
 import { ProviderFailure, type ProviderClient, type TokenResult } from '../../shared/oauth/provider.ts';
 
-export type Answer = { ok: Partial<TokenResult> & { ttlSeconds?: number; noRefreshToken?: boolean } } | { fail: FailureInput } | { delayMs: number; then: Answer };
+export type Answer =
+  | { ok: Partial<TokenResult> & { ttlSeconds?: number; noRefreshToken?: boolean } }
+  | { fail: FailureInput }
+  | { delayMs: number; then: Answer };
 
 export class ScriptedProvider implements ProviderClient {
   readonly name = 'microsoft';
@@ -14,12 +17,6 @@ export class ScriptedProvider implements ProviderClient {
   readonly calls: { refreshToken: string; scopes: readonly string[] }[] = [];
   readonly queue: Answer[] = [];
   #n = 0;
-  now: () => number;
-
-  constructor(now: () => number = Date.now) {
-    this.now = now;
-  }
-
   loginScopes(scopes: readonly string[]): string[] {
     return ['openid', 'profile', 'offline_access', ...scopes];
   }
@@ -36,21 +33,22 @@ export class ScriptedProvider implements ProviderClient {
 
   async refresh(refreshToken: string, scopes: readonly string[]): Promise<TokenResult> {
     this.calls.push({ refreshToken, scopes });
-    let answer = this.queue.shift() ?? { ok: {} };
+    let answer: Answer = this.queue.shift() ?? { ok: {} };
     while ('delayMs' in answer) {
-      await new Promise((r) => setTimeout(r, answer.delayMs));
-      answer = (answer as { then: Answer }).then;
+      const { delayMs, then } = answer;
+      await new Promise((r) => setTimeout(r, delayMs));
+      answer = then;
     }
     if ('fail' in answer) throw new ProviderFailure(classifyFailure(answer.fail), 'refresh');
     const n = ++this.#n;
     const result: TokenResult = {
       accessToken: answer.ok.accessToken ?? `at-${n}-${'x'.repeat(24)}`,
       tokenType: 'Bearer',
-      expiresAt: this.now() + (answer.ok.ttlSeconds ?? 3600) * 1000,
+      expiresInSeconds: answer.ok.ttlSeconds ?? 3600,
       scope: answer.ok.scope ?? scopes.join(' '),
     };
     if (!answer.ok.noRefreshToken) result.refreshToken = answer.ok.refreshToken ?? `rt-${n}-${'y'.repeat(24)}`;
-    if (answer.ok.refreshAt !== undefined) result.refreshAt = answer.ok.refreshAt;
+    if (answer.ok.refreshInSeconds !== undefined) result.refreshInSeconds = answer.ok.refreshInSeconds;
     return result;
   }
 }

@@ -64,7 +64,7 @@ after(async () => {
 beforeEach(async () => {
   clock = Date.UTC(2026, 10, 27, 12);
   store = createFileStore({ dataDir: join(dir, randomBytes(4).toString('hex')) });
-  provider = new ScriptedProvider(() => clock);
+  provider = new ScriptedProvider();
   const key = randomBytes(32);
   keyring = new Keyring([{ kid: keyIdOf(key), key }]);
   broker = new Broker({

@@ -1,0 +1,229 @@
+// Entry point for `azd up`: one resource group with everything the token broker needs on Flex Consumption.
+// Plain resources only (no registry modules, no Graph extension), so it compiles offline: `bash tools/bicep.sh`.
+targetScope = 'subscription'
+
+@description('azd environment name; seeds resource names and the azd-env-name tag.')
+@minLength(1)
+@maxLength(64)
+param environmentName string
+
+@description('Azure region for every resource (must offer Flex Consumption).')
+@metadata({ azd: { type: 'location' } })
+param location string
+
+@description('Object id of the deploying principal (azd fills AZURE_PRINCIPAL_ID); gets Key Vault Secrets Officer.')
+param principalId string = ''
+
+@description('Type of principalId; empty lets Azure work it out.')
+@allowed([
+  ''
+  'User'
+  'ServicePrincipal'
+  'Group'
+])
+param principalType string = ''
+
+@description('BROKER_KEYS: comma-separated base64url keys of >= 32 random bytes. Generated once per azd environment by infra/hooks/preprovision.js.')
+@secure()
+@minLength(43)
+param brokerKeys string
+
+@description('Application (client) id of the Entra app registration. Empty on the first `azd up` (the redirect URI is not known yet).')
+param microsoftClientId string = ''
+
+@description('Entra tenant for sign-in: common, organizations, consumers, a tenant id or a domain.')
+param microsoftTenant string = 'common'
+
+@description('Client credential: auto (secret if one is given, else the managed identity as federated credential), secret, managed_identity or none.')
+@allowed([
+  'auto'
+  'secret'
+  'managed_identity'
+  'none'
+])
+param microsoftCredential string = 'auto'
+
+@description('Client secret of the Entra app; stored in Key Vault, never as an app setting value. Empty = none.')
+@secure()
+param microsoftClientSecret string = ''
+
+@description('Caller authentication: function_key (platform keys) or entra (also Entra bearer tokens with app roles).')
+@allowed([
+  'function_key'
+  'entra'
+])
+param brokerAuthMode string = 'function_key'
+
+@description('Audience of the broker API registration (required when brokerAuthMode is entra).')
+param brokerAuthAudience string = ''
+
+@description('NCRONTAB schedule of the refresh sweep.')
+param refreshSchedule string = '0 */5 * * * *'
+
+@description('E-mail for refresh-failure alerts; empty = no alert and no action group.')
+param alertEmail string = ''
+
+@description('Memory per Flex instance in MB.')
+@allowed([
+  512
+  2048
+  4096
+])
+param instanceMemoryMB int = 2048
+
+@description('Flex scale-out limit.')
+@minValue(40)
+@maxValue(1000)
+param maximumInstanceCount int = 40
+
+@description('Key Vault purge protection. Irreversible; with it on, `azd down` leaves the vault name reserved for the retention period.')
+param keyVaultPurgeProtection bool = false
+
+@description('Days a deleted vault or secret stays recoverable.')
+@minValue(7)
+@maxValue(90)
+param keyVaultSoftDeleteRetentionDays int = 90
+
+var abbrs = loadJsonContent('abbreviations.json')
+var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
+var tags = { 'azd-env-name': environmentName }
+var serviceName = 'api'
+var functionAppName = '${abbrs.webSitesFunctions}broker-${resourceToken}'
+var deploymentContainerName = 'app-package-${take(functionAppName, 32)}-${take(toLower(uniqueString(functionAppName, resourceToken)), 7)}'
+var hasClientSecret = !empty(microsoftClientSecret)
+// Spelled out per value so the result type is the module's allowed set (Bicep does not narrow `!= 'auto'`).
+var effectiveCredential = microsoftCredential == 'secret'
+  ? 'secret'
+  : microsoftCredential == 'managed_identity'
+      ? 'managed_identity'
+      : microsoftCredential == 'none' ? 'none' : (hasClientSecret ? 'secret' : 'managed_identity')
+
+// Audience a managed-identity-backed federated credential uses in this cloud (Entra docs, workload identity).
+var federatedAudience = environment().name == 'AzureUSGovernment'
+  ? 'api://AzureADTokenExchangeUSGov'
+  : environment().name == 'AzureChinaCloud' ? 'api://AzureADTokenExchangeChina' : 'api://AzureADTokenExchange'
+
+resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+  name: '${abbrs.resourcesResourceGroups}${environmentName}'
+  location: location
+  tags: tags
+}
+
+module identity 'modules/identity.bicep' = {
+  name: 'identity'
+  scope: rg
+  params: {
+    name: '${abbrs.managedIdentityUserAssignedIdentities}${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+module monitoring 'modules/monitoring.bicep' = {
+  name: 'monitoring'
+  scope: rg
+  params: {
+    logAnalyticsName: '${abbrs.operationalInsightsWorkspaces}${resourceToken}'
+    appInsightsName: '${abbrs.insightsComponents}${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+module storage 'modules/storage.bicep' = {
+  name: 'storage'
+  scope: rg
+  params: {
+    name: '${abbrs.storageStorageAccounts}${resourceToken}'
+    location: location
+    tags: tags
+    deploymentContainerName: deploymentContainerName
+  }
+}
+
+module keyVault 'modules/keyvault.bicep' = {
+  name: 'keyvault'
+  scope: rg
+  params: {
+    name: '${abbrs.keyVaultVaults}${resourceToken}'
+    location: location
+    tags: tags
+    enablePurgeProtection: keyVaultPurgeProtection
+    softDeleteRetentionInDays: keyVaultSoftDeleteRetentionDays
+    brokerKeys: brokerKeys
+    microsoftClientSecret: microsoftClientSecret
+  }
+}
+
+module rbac 'modules/rbac.bicep' = {
+  name: 'rbac'
+  scope: rg
+  params: {
+    storageAccountName: storage.outputs.name
+    keyVaultName: keyVault.outputs.name
+    appInsightsName: monitoring.outputs.appInsightsName
+    identityPrincipalId: identity.outputs.principalId
+    principalId: principalId
+    principalType: principalType
+  }
+}
+
+module functionApp 'modules/functionapp.bicep' = {
+  name: 'functionapp'
+  scope: rg
+  // The app's first start resolves Key Vault references and opens host storage as the identity: roles first.
+  dependsOn: [
+    rbac
+  ]
+  params: {
+    name: functionAppName
+    planName: '${abbrs.webServerFarms}${resourceToken}'
+    location: location
+    tags: tags
+    serviceName: serviceName
+    identityId: identity.outputs.id
+    identityClientId: identity.outputs.clientId
+    storageBlobEndpoint: storage.outputs.blobEndpoint
+    storageTableEndpoint: storage.outputs.tableEndpoint
+    deploymentContainerName: storage.outputs.deploymentContainerName
+    instanceMemoryMB: instanceMemoryMB
+    maximumInstanceCount: maximumInstanceCount
+    appInsightsConnectionString: monitoring.outputs.connectionString
+    keyVaultUri: keyVault.outputs.vaultUri
+    brokerKeysSecretUri: keyVault.outputs.brokerKeysSecretUri
+    microsoftClientSecretUri: hasClientSecret ? keyVault.outputs.microsoftClientSecretUri : ''
+    microsoftClientId: microsoftClientId
+    microsoftTenant: microsoftTenant
+    microsoftCredential: effectiveCredential
+    brokerAuthMode: brokerAuthMode
+    brokerAuthAudience: brokerAuthAudience
+    refreshSchedule: refreshSchedule
+  }
+}
+
+module alerts 'modules/alerts.bicep' = if (!empty(alertEmail)) {
+  name: 'alerts'
+  scope: rg
+  params: {
+    actionGroupName: '${abbrs.insightsActionGroups}${resourceToken}'
+    alertRuleName: '${abbrs.insightsScheduledQueryRules}refresh-${resourceToken}'
+    location: location
+    tags: tags
+    appInsightsId: monitoring.outputs.appInsightsId
+    alertEmail: alertEmail
+  }
+}
+
+// azd writes these into .azure/<env>/.env; infra/hooks/postprovision.js prints the next steps from them.
+output AZURE_LOCATION string = location
+output AZURE_TENANT_ID string = tenant().tenantId
+output AZURE_RESOURCE_GROUP string = rg.name
+output AZURE_FUNCTION_APP_NAME string = functionApp.outputs.name
+output FUNCTION_APP_URL string = functionApp.outputs.publicBaseUrl
+output REDIRECT_URI string = '${functionApp.outputs.publicBaseUrl}/api/callback'
+output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
+output AZURE_KEY_VAULT_ENDPOINT string = keyVault.outputs.vaultUri
+output MANAGED_IDENTITY_CLIENT_ID string = identity.outputs.clientId
+output MANAGED_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
+output FEDERATED_CREDENTIAL_ISSUER string = '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'
+output FEDERATED_CREDENTIAL_AUDIENCE string = federatedAudience

@@ -1,0 +1,441 @@
+/**
+ * @module store/keyVaultStore
+ * The Azure store: one Key Vault secret per connection, `conn-{connection}`, whose value is the JSON envelope
+ * (refresh and access tokens change in one write) and whose non-secret tags carry the {@link RecordMetadata}
+ * the sweep needs, so listing never reads a secret value, plus `writtenAt` (epoch ms) to order versions that
+ * Key Vault timestamps only to the second.
+ *
+ * Behaviour we own instead of leaving to the SDK (facts in docs/reference/keyvault.md):
+ * - Retries. The SDK's policy skips a 429 without `Retry-After` (what Key Vault was seen to send) and would
+ *   multiply attempts with ours, so the client runs with `maxRetries: 0` and this module has the single rule:
+ *   408, 429, 5xx except 501/505, network errors, per-attempt timeouts and the transient 409s
+ *   (`ObjectIsBeingDeleted`, `ObjectIsBeingRecovered`) are retried up to `maxAttempts` with exponential backoff
+ *   and 50-100 % jitter, honouring `Retry-After` up to `maxRetryAfterMs`; then `store_unavailable` with
+ *   `retryAfterSeconds`.
+ * - Soft delete. Deleting a connection soft-deletes its secret, which reserves the name (409
+ *   `ObjectIsDeletedButRecoverable`). `put` then RECOVERS the secret and writes a new version over it. We do not
+ *   purge: purge needs a permission nobody has by default and is refused outright under purge protection,
+ *   whereas recover works on every vault and keeps the old versions as history.
+ * - Errors. SDK errors become BrokerErrors whose detail names only the operation, status and Key Vault codes;
+ *   request URLs, bodies and service messages are never copied (the RestError is not kept as `cause` either,
+ *   because its request carries the secret value).
+ */
+import { DefaultAzureCredential, ManagedIdentityCredential, type TokenCredential } from '@azure/identity';
+import {
+  SecretClient,
+  isRestError,
+  type SecretClientOptions,
+  type SecretProperties,
+} from '@azure/keyvault-secrets';
+import { BrokerError, isBrokerError } from '../errors.ts';
+import { createLogger, type Logger } from '../log.ts';
+import { metadataFromTags, toTags } from './tags.ts';
+import {
+  CONNECTION_NAME_PATTERN,
+  type ConnectionRecord,
+  type RecordMetadata,
+  type RecordVersion,
+  type TokenStore,
+} from './types.ts';
+import { assertConnectionName, serializeRecord } from './validate.ts';
+
+/** Key Vault accepts at most 25 items per page. */
+const PAGE_SIZE = 25;
+const SECRET_PREFIX = 'conn-';
+const NETWORK_CODES = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'ETIMEDOUT',
+  'ESOCKETTIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'REQUEST_SEND_ERROR',
+]);
+/** Store-internal tag: epoch ms of the write (not part of RecordMetadata). */
+const WRITTEN_AT_TAG = 'writtenAt';
+const TRANSIENT_CONFLICTS = new Set(['ObjectIsBeingDeleted', 'ObjectIsBeingRecovered']);
+
+export interface StoreRetryPolicy {
+  /** Attempts in total, the first included. */
+  maxAttempts: number;
+  baseDelayMs: number;
+  maxDelayMs: number;
+  /** A longer `Retry-After` is not waited for: the call fails at once with that `retryAfterSeconds`. */
+  maxRetryAfterMs: number;
+}
+
+export const DEFAULT_STORE_RETRY: Readonly<StoreRetryPolicy> = Object.freeze({
+  maxAttempts: 4,
+  baseDelayMs: 1000,
+  maxDelayMs: 8000,
+  maxRetryAfterMs: 10_000,
+});
+
+export interface KeyVaultStoreOptions {
+  vaultUrl: string;
+  /** User-assigned managed identity client id; without it DefaultAzureCredential is used. */
+  clientId?: string;
+  /** Replaces the identity credential (tests pass the Key Vault double's). */
+  credential?: TokenCredential;
+  /** Extra client options (tests: `tlsOptions.ca`); `retryOptions.maxRetries` is always forced to 0. */
+  secretClientOptions?: SecretClientOptions;
+  /** Test-only: accept a challenge whose resource is not a parent domain of the vault host (loopback double). */
+  disableChallengeResourceVerification?: boolean;
+  retry?: Partial<StoreRetryPolicy>;
+  /** Per attempt (list: per page). Default 10 s. */
+  timeoutMs?: number;
+  /** Delete/recover poller interval. Default 1 s (the SDK's 2 s is slower than the service usually is). */
+  pollIntervalMs?: number;
+  logger?: Logger;
+}
+
+interface Failure {
+  transient: boolean;
+  status?: number;
+  code?: string;
+  inner?: string;
+  retryAfterMs?: number;
+  summary: string;
+}
+
+export class KeyVaultTokenStore implements TokenStore {
+  readonly kind = 'keyvault';
+  readonly #client: SecretClient;
+  readonly #retry: StoreRetryPolicy;
+  readonly #timeoutMs: number;
+  readonly #pollIntervalMs: number;
+  readonly #log: Logger;
+  #lastWrittenAt = 0;
+
+  constructor(options: KeyVaultStoreOptions) {
+    const credential =
+      options.credential ??
+      (options.clientId
+        ? new ManagedIdentityCredential({ clientId: options.clientId })
+        : new DefaultAzureCredential());
+    const clientOptions: SecretClientOptions = {
+      ...options.secretClientOptions,
+      retryOptions: { ...options.secretClientOptions?.retryOptions, maxRetries: 0 },
+    };
+    if (options.disableChallengeResourceVerification)
+      clientOptions.disableChallengeResourceVerification = true;
+    // One client per store: each new client pays an extra 401 challenge round trip.
+    this.#client = new SecretClient(options.vaultUrl, credential, clientOptions);
+    this.#retry = { ...DEFAULT_STORE_RETRY, ...options.retry };
+    this.#timeoutMs = options.timeoutMs ?? 10_000;
+    this.#pollIntervalMs = options.pollIntervalMs ?? 1000;
+    this.#log = options.logger ?? createLogger({ store: 'keyvault' });
+  }
+
+  async get(connection: string): Promise<ConnectionRecord | undefined> {
+    assertConnectionName(connection);
+    const name = secretNameOf(connection);
+    let value: string | undefined;
+    try {
+      const secret = await this.#call('get', connection, (abortSignal) =>
+        this.#client.getSecret(name, { abortSignal }),
+      );
+      value = secret.value;
+    } catch (err) {
+      if (failureOf(err).status === 404) return undefined;
+      throw toBrokerError('get', err, connection);
+    }
+    return parseEnvelope(value, connection);
+  }
+
+  async put(record: ConnectionRecord): Promise<void> {
+    const value = serializeRecord(record);
+    const { connection } = record;
+    const name = secretNameOf(connection);
+    // Key Vault's own timestamps have one-second resolution; this orders versions written within a second.
+    const writtenAt = Math.max(Date.now(), this.#lastWrittenAt + 1);
+    this.#lastWrittenAt = writtenAt;
+    const tags = toTags(record, { [WRITTEN_AT_TAG]: String(writtenAt) });
+    try {
+      await this.#call('set', connection, async (abortSignal) => {
+        const options = { contentType: 'application/json', tags, abortSignal };
+        try {
+          await this.#client.setSecret(name, value, options);
+        } catch (err) {
+          if (failureOf(err).inner !== 'ObjectIsDeletedButRecoverable') throw err;
+          await this.#recover(name, connection, abortSignal);
+          await this.#client.setSecret(name, value, options);
+        }
+      });
+    } catch (err) {
+      throw toBrokerError('set', err, connection);
+    }
+  }
+
+  async listMetadata(): Promise<RecordMetadata[]> {
+    try {
+      // The SDK drops page continuation tokens, so a retry restarts the listing (collected per attempt).
+      const found = await this.#call('list', undefined, () =>
+        this.#pages((abortSignal) =>
+          this.#client.listPropertiesOfSecrets({ abortSignal }).byPage({ maxPageSize: PAGE_SIZE }),
+        ),
+      );
+      const out: RecordMetadata[] = [];
+      for (const properties of found) {
+        if (!properties.name.toLowerCase().startsWith(SECRET_PREFIX)) continue;
+        const expected = properties.name.slice(SECRET_PREFIX.length).toLowerCase();
+        const meta = metadataFromTags(properties.tags);
+        if (meta?.connection === expected) {
+          out.push(meta);
+        } else {
+          this.#log.warn('store.record_unreadable', {
+            store: 'keyvault',
+            connection: CONNECTION_NAME_PATTERN.test(expected) ? expected : undefined,
+            code: 'bad_tags',
+            detail: 'a conn- secret lacks valid connection tags; not listed',
+          });
+        }
+      }
+      return out.sort((a, b) => a.connection.localeCompare(b.connection));
+    } catch (err) {
+      throw toBrokerError('list', err);
+    }
+  }
+
+  async delete(connection: string): Promise<boolean> {
+    assertConnectionName(connection);
+    const name = secretNameOf(connection);
+    let attempts = 0;
+    try {
+      return await this.#call('delete', connection, async (abortSignal) => {
+        attempts++;
+        try {
+          const poller = await this.#client.beginDeleteSecret(name, {
+            intervalInMs: this.#pollIntervalMs,
+            abortSignal,
+          });
+          await poller.pollUntilDone({ abortSignal });
+          return true;
+        } catch (err) {
+          // A retry after a DELETE whose answer was lost finds nothing left: it did delete if it is soft-deleted.
+          if (attempts > 1 && failureOf(err).status === 404) return this.#isSoftDeleted(name, abortSignal);
+          throw err;
+        }
+      });
+    } catch (err) {
+      if (failureOf(err).status === 404) return false;
+      throw toBrokerError('delete', err, connection);
+    }
+  }
+
+  /** Versions from `listPropertiesOfSecretVersions`: tags only, no values. Newest first. */
+  async history(connection: string): Promise<RecordVersion[]> {
+    assertConnectionName(connection);
+    const name = secretNameOf(connection);
+    let found: SecretProperties[];
+    try {
+      found = await this.#call('history', connection, () =>
+        this.#pages((abortSignal) =>
+          this.#client
+            .listPropertiesOfSecretVersions(name, { abortSignal })
+            .byPage({ maxPageSize: PAGE_SIZE }),
+        ),
+      );
+    } catch (err) {
+      if (failureOf(err).status === 404) return [];
+      throw toBrokerError('history', err, connection);
+    }
+    const versions = found.map((p): RecordVersion => {
+      const writtenAt = Number(p.tags?.[WRITTEN_AT_TAG]);
+      const entry: RecordVersion = {
+        version: p.version ?? '',
+        createdAt:
+          Number.isSafeInteger(writtenAt) && writtenAt > 0 ? writtenAt : (p.createdOn?.getTime() ?? 0),
+        enabled: p.enabled !== false,
+      };
+      const meta = metadataFromTags(p.tags);
+      if (meta) entry.metadata = meta;
+      return entry;
+    });
+    return versions.sort(
+      (a, b) => b.createdAt - a.createdAt || (b.metadata?.revision ?? 0) - (a.metadata?.revision ?? 0),
+    );
+  }
+
+  async #recover(name: string, connection: string, abortSignal: AbortSignal): Promise<void> {
+    this.#log.info('store.recover_deleted', { store: 'keyvault', connection });
+    try {
+      const poller = await this.#client.beginRecoverDeletedSecret(name, {
+        intervalInMs: this.#pollIntervalMs,
+        abortSignal,
+      });
+      await poller.pollUntilDone({ abortSignal });
+    } catch (err) {
+      // 404: someone else recovered (or purged) it meanwhile; the set that follows decides.
+      if (failureOf(err).status !== 404) throw err;
+    }
+  }
+
+  async #isSoftDeleted(name: string, abortSignal: AbortSignal): Promise<boolean> {
+    try {
+      await this.#client.getDeletedSecret(name, { abortSignal });
+      return true;
+    } catch (err) {
+      if (failureOf(err).status === 404) return false;
+      throw err;
+    }
+  }
+
+  /** Reads every page; each page must arrive within the per-attempt timeout (an idle timeout, not a total). */
+  async #pages(
+    open: (abortSignal: AbortSignal) => AsyncIterableIterator<SecretProperties[]>,
+  ): Promise<SecretProperties[]> {
+    const controller = new AbortController();
+    let timer = setTimeout(() => controller.abort(), this.#timeoutMs);
+    const items: SecretProperties[] = [];
+    try {
+      for await (const page of open(controller.signal)) {
+        clearTimeout(timer);
+        items.push(...page);
+        timer = setTimeout(() => controller.abort(), this.#timeoutMs);
+      }
+    } finally {
+      clearTimeout(timer);
+    }
+    return items;
+  }
+
+  /** Runs one operation under the retry rule described in the module comment. Non-transient errors pass
+   * through unchanged so callers can branch on 404 and friends. */
+  async #call<T>(
+    op: string,
+    connection: string | undefined,
+    attempt: (abortSignal: AbortSignal) => Promise<T>,
+  ): Promise<T> {
+    const { maxAttempts, baseDelayMs, maxDelayMs, maxRetryAfterMs } = this.#retry;
+    for (let n = 1; ; n++) {
+      try {
+        return await attempt(AbortSignal.timeout(this.#timeoutMs));
+      } catch (err) {
+        const failure = failureOf(err);
+        if (!failure.transient) throw err;
+        const backoff = Math.min(maxDelayMs, baseDelayMs * 2 ** (n - 1)) * (0.5 + Math.random() * 0.5);
+        const wait = failure.retryAfterMs ?? backoff;
+        const retryAfterSeconds = Math.max(1, Math.ceil(wait / 1000));
+        if (n >= maxAttempts || wait > maxRetryAfterMs) {
+          throw new BrokerError('store_unavailable', 'Key Vault is unavailable; try again later.', {
+            detail: `${op} failed after ${n} attempt(s): ${failure.summary}`,
+            retryAfterSeconds,
+            fields: { store: 'keyvault', connection, httpStatus: failure.status, attempt: n },
+          });
+        }
+        this.#log.warn('store.retry', {
+          store: 'keyvault',
+          connection,
+          reason: op,
+          httpStatus: failure.status,
+          code: failure.inner ?? failure.code,
+          attempt: n,
+          durationMs: Math.round(wait),
+        });
+        await new Promise((resolve) => setTimeout(resolve, wait));
+      }
+    }
+  }
+}
+
+export function createKeyVaultStore(options: KeyVaultStoreOptions): KeyVaultTokenStore {
+  return new KeyVaultTokenStore(options);
+}
+
+/** The secret holding `connection`'s envelope. */
+export function secretNameOf(connection: string): string {
+  return `${SECRET_PREFIX}${connection}`;
+}
+
+function parseEnvelope(value: string | undefined, connection: string): ConnectionRecord {
+  let record: ConnectionRecord | undefined;
+  try {
+    record = JSON.parse(value ?? '') as ConnectionRecord;
+  } catch {
+    record = undefined;
+  }
+  if (record?.v !== 1 || record.connection !== connection || typeof record.revision !== 'number') {
+    throw new BrokerError('store_unavailable', 'The connection store holds an unreadable record.', {
+      detail: 'secret value is not a v1 envelope for this connection',
+      fields: { store: 'keyvault', connection },
+    });
+  }
+  return record;
+}
+
+function failureOf(err: unknown): Failure {
+  if (err instanceof Error && (err.name === 'AbortError' || err.name === 'TimeoutError')) {
+    return { transient: true, code: 'timeout', summary: 'timed out' };
+  }
+  if (!isRestError(err)) {
+    return { transient: false, summary: `unexpected ${err instanceof Error ? err.name : 'non-error'}` };
+  }
+  const status = err.statusCode;
+  const code = err.code;
+  if (status === undefined) {
+    return {
+      transient: code !== undefined && NETWORK_CODES.has(code),
+      code,
+      summary: `network error ${code}`,
+    };
+  }
+  const inner = innerCodeOf(err.details);
+  const transient =
+    status === 408 ||
+    status === 429 ||
+    (status >= 500 && status !== 501 && status !== 505) ||
+    (status === 409 && inner !== undefined && TRANSIENT_CONFLICTS.has(inner));
+  const failure: Failure = {
+    transient,
+    status,
+    summary: `HTTP ${status} ${code ?? ''}${inner ? `/${inner}` : ''}`.trim(),
+  };
+  if (code !== undefined) failure.code = code;
+  if (inner !== undefined) failure.inner = inner;
+  const retryAfterMs = retryAfterOf(err.response?.headers.get.bind(err.response.headers));
+  if (retryAfterMs !== undefined) failure.retryAfterMs = retryAfterMs;
+  return failure;
+}
+
+/** `innererror.code` of a Key Vault error body (the SDK renames it `innerError`). */
+function innerCodeOf(details: unknown): string | undefined {
+  if (typeof details !== 'object' || details === null || !('error' in details)) return undefined;
+  const error: unknown = details.error;
+  if (typeof error !== 'object' || error === null || !('innerError' in error)) return undefined;
+  const inner: unknown = error.innerError;
+  if (typeof inner !== 'object' || inner === null || !('code' in inner)) return undefined;
+  return typeof inner.code === 'string' ? inner.code : undefined;
+}
+
+/** Milliseconds from `retry-after-ms`, `x-ms-retry-after-ms` or `Retry-After` (seconds or HTTP date). */
+function retryAfterOf(header: ((name: string) => string | undefined) | undefined): number | undefined {
+  if (!header) return undefined;
+  for (const name of ['retry-after-ms', 'x-ms-retry-after-ms']) {
+    const ms = Number(header(name));
+    if (header(name) !== undefined && Number.isFinite(ms) && ms >= 0) return ms;
+  }
+  const value = header('retry-after');
+  if (value === undefined) return undefined;
+  if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000;
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
+}
+
+function toBrokerError(op: string, err: unknown, connection?: string): BrokerError {
+  if (isBrokerError(err)) return err;
+  const failure = failureOf(err);
+  const fields = { store: 'keyvault', connection, httpStatus: failure.status };
+  if (failure.status === 403 && failure.inner === 'SecretDisabled') {
+    return new BrokerError(
+      'secret_disabled',
+      "The connection's Key Vault secret is disabled; an administrator must enable it or connect again.",
+      { detail: `${op}: ${failure.summary}`, fields },
+    );
+  }
+  return new BrokerError('store_unavailable', 'Key Vault could not complete the request.', {
+    detail: `${op}: ${failure.summary}`,
+    fields,
+  });
+}

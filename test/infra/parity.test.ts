@@ -1,0 +1,253 @@
+// The Bicep app settings must match what the app reads (SETTINGS in shared/config.ts), and the template must keep
+// the Flex / secret-handling rules from docs/deploy.md. Parses the Bicep text; tools/bicep.sh compiles it.
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join, normalize } from 'node:path';
+import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { SETTINGS, type SettingName } from '../../shared/config.ts';
+import {
+  appSettingsOf,
+  moduleRefs,
+  params,
+  readBicepFiles,
+  resourceBodies,
+  type BicepFile,
+} from './bicepText.ts';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const infra = join(root, 'infra');
+const SITE_MODULE = 'infra/modules/functionapp.bicep';
+
+/** Settings the host itself needs; everything else must be a broker setting from SETTINGS. */
+const PLATFORM_SETTING = [/^AzureWebJobsStorage__[A-Za-z]+$/, /^APPLICATIONINSIGHTS_[A-Z_]+$/];
+/** Replaced by functionAppConfig on Flex Consumption, or meaningless there. */
+const FORBIDDEN_ON_FLEX = [
+  'FUNCTIONS_WORKER_RUNTIME',
+  'FUNCTIONS_WORKER_RUNTIME_VERSION',
+  'FUNCTIONS_EXTENSION_VERSION',
+  'WEBSITE_RUN_FROM_PACKAGE',
+  'WEBSITE_CONTENTAZUREFILECONNECTIONSTRING',
+  'WEBSITE_CONTENTSHARE',
+  'WEBSITE_NODE_DEFAULT_VERSION',
+  'SCM_DO_BUILD_DURING_DEPLOYMENT',
+  'ENABLE_ORYX_BUILD',
+];
+const KEY_VAULT_REFERENCE = /^'@Microsoft\.KeyVault\(SecretUri=\$\{(\w+)\}\)'$/;
+
+const files = readBicepFiles(root, infra);
+const byPath = (path: string): BicepFile => {
+  const file = files.find((f) => f.path === path);
+  assert.ok(file, `${path} not found`);
+  return file;
+};
+const main = byPath('infra/main.bicep');
+const site = byPath(SITE_MODULE);
+const settings = appSettingsOf(site.code).settings;
+const names = settings.map((s) => s.name);
+const isPlatform = (name: string) => PLATFORM_SETTING.some((re) => re.test(name));
+const isBrokerSetting = (name: string): name is SettingName => Object.hasOwn(SETTINGS, name);
+
+/** `name: value` of one property inside a module call's params block in main.bicep. */
+function moduleParam(moduleSymbol: string, param: string): string | undefined {
+  const start = main.code.search(new RegExp(`^module\\s+${moduleSymbol}\\s`, 'm'));
+  if (start === -1) return undefined;
+  const end = main.code.indexOf('\n}', start);
+  const block = main.code.slice(start, end);
+  return new RegExp(`^\\s+${param}:\\s*(.+)$`, 'm').exec(block)?.[1]?.trim();
+}
+
+void describe('infra parity with shared/config.ts SETTINGS', () => {
+  void it('parses the app settings from the site module that main.bicep actually deploys', () => {
+    const wired = moduleRefs(main.code).map((m) => normalize(join('infra', m.path)).split('\\').join('/'));
+    assert.ok(
+      wired.includes(SITE_MODULE),
+      `main.bicep does not deploy ${SITE_MODULE}; modules: ${wired.join(', ')}`,
+    );
+    for (const path of wired) assert.ok(existsSync(join(root, path)), `module ${path} does not exist`);
+    // Exactly one place defines settings: no inline siteConfig.appSettings and no second appsettings resource.
+    for (const file of files) {
+      assert.doesNotMatch(file.code, /\bappSettings\s*:/, `${file.path} sets siteConfig.appSettings`);
+      if (file !== site) {
+        const configs = resourceBodies(file.code, 'Microsoft.Web/sites/config');
+        assert.equal(configs.length, 0, `${file.path} declares a Microsoft.Web/sites/config resource`);
+      }
+    }
+    assert.ok(settings.length >= 10, `only ${settings.length} settings parsed`);
+    assert.equal(new Set(names).size, names.length, 'a setting is defined twice');
+  });
+
+  void it('sets every setting the app requires in Azure', () => {
+    const required = Object.entries(SETTINGS)
+      .filter(([, s]) => s.requiredInAzure)
+      .map(([name]) => name);
+    const missing = required.filter((name) => !names.includes(name));
+    assert.deepEqual(missing, [], `required settings missing from ${SITE_MODULE}`);
+  });
+
+  void it('sets nothing the app does not read, except the host platform settings', () => {
+    const unknown = names.filter((name) => !isBrokerSetting(name) && !isPlatform(name));
+    assert.deepEqual(unknown, [], 'settings neither in SETTINGS nor platform settings');
+  });
+
+  void it('passes secrets only as Key Vault references to secrets the keyvault module created', () => {
+    const secrets = settings.filter((s) => isBrokerSetting(s.name) && SETTINGS[s.name].secret);
+    assert.ok(
+      secrets.some((s) => s.name === 'BROKER_KEYS'),
+      'BROKER_KEYS is not set',
+    );
+    for (const s of secrets) {
+      const ref = KEY_VAULT_REFERENCE.exec(s.value);
+      assert.ok(ref, `${s.name} is not a Key Vault reference: ${s.value}`);
+      const source = moduleParam('functionApp', ref[1] ?? '');
+      assert.match(
+        source ?? '',
+        /\bkeyVault\.outputs\.\w+/,
+        `${s.name}: ${ref[1]} is not fed from keyVault outputs`,
+      );
+    }
+    // References resolve as the user-assigned identity, the one the app runs as.
+    const kvIdentity = /^\s+keyVaultReferenceIdentity:\s*(\w+)\s*$/m.exec(site.code)?.[1];
+    assert.ok(kvIdentity, 'keyVaultReferenceIdentity is not set');
+    assert.match(
+      site.code,
+      new RegExp(`'\\$\\{${kvIdentity}\\}':\\s*\\{\\}`),
+      'reference identity is not the app identity',
+    );
+  });
+
+  void it('sets no plain AzureWebJobsStorage and none of the settings Flex Consumption replaces', () => {
+    assert.ok(!names.includes('AzureWebJobsStorage'), 'plain AzureWebJobsStorage is set');
+    for (const file of files) {
+      assert.doesNotMatch(
+        file.code,
+        /['\s]AzureWebJobsStorage'?\s*:/,
+        `${file.path} sets plain AzureWebJobsStorage`,
+      );
+      for (const name of FORBIDDEN_ON_FLEX) {
+        assert.ok(!file.code.includes(name), `${file.path} mentions ${name} outside comments`);
+      }
+    }
+    const storage = Object.fromEntries(settings.map((s) => [s.name, s.value]));
+    assert.equal(storage.AzureWebJobsStorage__credential, "'managedidentity'");
+    assert.match(storage.AzureWebJobsStorage__clientId ?? '', /^\w+$/);
+  });
+
+  void it('keeps purge protection true-or-omitted, never false', () => {
+    const vaults = files.flatMap((f) =>
+      resourceBodies(f.code, 'Microsoft.KeyVault/vaults').map((r) => ({ file: f.path, body: r.body })),
+    );
+    const uses = vaults.flatMap((v) =>
+      [...v.body.matchAll(/^\s+enablePurgeProtection:\s*(.+)$/gm)].map((m) => ({
+        file: v.file,
+        value: m[1]!.trim(),
+      })),
+    );
+    assert.ok(uses.length >= 1, 'no enablePurgeProtection found on a vault');
+    for (const file of files) {
+      assert.doesNotMatch(
+        file.code,
+        /PurgeProtection\w*:\s*false\b/i,
+        `${file.path} passes purge protection false`,
+      );
+    }
+    for (const use of uses) {
+      assert.match(
+        use.value,
+        /^(true|\w+ \? true : null)$/,
+        `${use.file}: enablePurgeProtection: ${use.value}`,
+      );
+    }
+  });
+
+  void it('uses no registry modules, template specs or extensions (CI compiles offline)', () => {
+    for (const file of files) {
+      assert.doesNotMatch(file.code, /'(br|ts)(\/[\w-]+)?:/, `${file.path} references a registry artifact`);
+      assert.doesNotMatch(file.code, /^\s*extension\s/m, `${file.path} declares an extension`);
+      for (const m of moduleRefs(file.code)) assert.match(m.path, /^(\.\.?\/)?[\w./-]+\.bicep$/, m.path);
+    }
+    const config = readFileSync(join(infra, 'bicepconfig.json'), 'utf8');
+    assert.doesNotMatch(config, /br:|"extensions"/, 'bicepconfig.json points at a registry');
+  });
+});
+
+void describe('infra shape (Flex Consumption, identity, azd wiring)', () => {
+  void it('is a Flex Consumption Linux app on Node 22, HTTPS only, TLS 1.2, no FTP or basic publishing auth', () => {
+    assert.match(site.code, /name: 'FC1'\s+tier: 'FlexConsumption'/);
+    assert.match(site.code, /kind: 'functionapp,linux'/);
+    assert.match(site.code, /runtime: \{\s+name: 'node'\s+version: '22'\s+\}/);
+    assert.match(site.code, /httpsOnly: true/);
+    assert.match(site.code, /minTlsVersion: '1\.2'/);
+    assert.match(site.code, /type: 'UserAssignedIdentity'\s+userAssignedIdentityResourceId: identityId/);
+    for (const policy of ['ftp', 'scm']) {
+      assert.match(
+        site.code,
+        new RegExp(`name: '${policy}'\\s+properties: \\{\\s+allow: false`),
+        `${policy} policy`,
+      );
+    }
+  });
+
+  void it('locks storage and monitoring to Entra auth', () => {
+    assert.match(byPath('infra/modules/storage.bicep').code, /allowSharedKeyAccess: false/);
+    const monitoring = byPath('infra/modules/monitoring.bicep').code;
+    assert.match(monitoring, /DisableLocalAuth: true/);
+    assert.match(monitoring, /disableLocalAuth: true/);
+    const auth = settings.find((s) => s.name === 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING');
+    assert.equal(auth?.value, "'ClientId=${identityClientId};Authorization=AAD'");
+  });
+
+  void it('grants the identity exactly the data roles the host and the broker need, with deterministic names', () => {
+    const rbac = byPath('infra/modules/rbac.bicep').code;
+    for (const role of [
+      'b7e6dc6d-f1e8-4753-8033-0f276bb0955b', // Storage Blob Data Owner
+      '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3', // Storage Table Data Contributor
+      'b86a8fe4-44ce-4948-aee5-eccb2c155cd7', // Key Vault Secrets Officer
+      '3913510d-42f4-4e42-8a64-420c390055eb', // Monitoring Metrics Publisher
+    ]) {
+      assert.ok(rbac.includes(`'${role}'`), `role ${role} missing`);
+    }
+    assert.ok(!rbac.includes('974c5e8b-45b9-4653-ba55-5f855dd0fb88'), 'Queue Data Contributor is not needed');
+    const assignments = resourceBodies(rbac, 'Microsoft.Authorization/roleAssignments');
+    assert.equal(assignments.length, 5);
+    for (const a of assignments) assert.match(a.body, /^\s+name: guid\(/m, `${a.symbol} has no guid() name`);
+  });
+
+  void it('tags the app with the azure.yaml service name and maps every required parameter', () => {
+    const yaml = readFileSync(join(root, 'azure.yaml'), 'utf8');
+    const service = /^services:\n {2}(\w+):/m.exec(yaml)?.[1];
+    assert.equal(service, 'api');
+    assert.match(main.code, new RegExp(`^var serviceName = '${service}'$`, 'm'));
+    assert.match(site.code, /'azd-service-name': serviceName/);
+    assert.match(yaml, /^ {4}host: function$/m);
+    assert.match(yaml, /^ {4}remoteBuild: false$/m);
+
+    const mapped = (
+      JSON.parse(readFileSync(join(infra, 'main.parameters.json'), 'utf8')) as {
+        parameters: Record<string, { value: string }>;
+      }
+    ).parameters;
+    const declared = params(main.code);
+    for (const name of Object.keys(mapped))
+      assert.ok(
+        declared.some((p) => p.name === name),
+        `unknown param ${name}`,
+      );
+    for (const p of declared.filter((d) => !d.hasDefault))
+      assert.ok(p.name in mapped, `param ${p.name} is not mapped`);
+    assert.equal(mapped.environmentName?.value, '${AZURE_ENV_NAME}');
+    assert.equal(mapped.location?.value, '${AZURE_LOCATION}');
+    assert.equal(mapped.principalId?.value, '${AZURE_PRINCIPAL_ID}');
+    assert.equal(mapped.brokerKeys?.value, '${BROKER_KEYS}');
+  });
+
+  void it('outputs the redirect URI the app builds (BROKER_PUBLIC_BASE_URL + /api/callback)', () => {
+    const base = settings.find((s) => s.name === 'BROKER_PUBLIC_BASE_URL');
+    assert.equal(base?.value, 'publicBaseUrl');
+    assert.match(site.code, /^var publicBaseUrl = 'https:\/\/\$\{site\.properties\.defaultHostName\}'$/m);
+    assert.match(
+      main.code,
+      /^output REDIRECT_URI string = '\$\{functionApp\.outputs\.publicBaseUrl\}\/api\/callback'$/m,
+    );
+  });
+});

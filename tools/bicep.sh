@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# Compiles and lints every Bicep file under infra/ with zero tolerance: any error, warning or info diagnostic
+# (or any other output) fails the run. The Bicep CLI comes from NuGet (Azure.Bicep.CommandLine.<rid>) through a
+# throwaway restore-only project in .tools/bicep/ (git-ignored). Bicep itself runs inside an empty network
+# namespace when the machine allows it, which proves the templates need no registry and no internet.
+#
+#   bash tools/bicep.sh                 # what .ci/run calls
+#   BICEP_VERSION=0.48.1 bash tools/bicep.sh
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+infra="$root/infra"
+tooldir="$root/.tools/bicep"
+BICEP_VERSION="${BICEP_VERSION:-0.49.2}"
+
+export DOTNET_CLI_TELEMETRY_OPTOUT=1
+export DOTNET_NOLOGO=1
+export DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
+export DOTNET_GENERATE_ASPNET_CERTIFICATE=0
+# The CLI is a single-file .NET bundle that unpacks native parts on first run; keep that inside .tools/.
+export DOTNET_BUNDLE_EXTRACT_BASE_DIR="$tooldir/bundle"
+
+fail() {
+  echo "bicep.sh: FAILED: $*" >&2
+  exit 1
+}
+
+# --- 1. the Bicep CLI from NuGet -------------------------------------------------------------------------------
+[[ "$(uname -s)" == Linux ]] || fail "only Linux is supported (the NuGet package used here is a Linux build); uname -s = $(uname -s)"
+case "$(uname -m)" in
+  x86_64 | amd64) rid=linux-x64 ;;
+  aarch64 | arm64) rid=linux-arm64 ;;
+  *) fail "no Bicep CLI package for machine architecture $(uname -m)" ;;
+esac
+package="Azure.Bicep.CommandLine.$rid"
+pkgdir="$tooldir/packages/$(tr '[:upper:]' '[:lower:]' <<<"$package")/$BICEP_VERSION"
+
+if [[ ! -f "$pkgdir/tools/bicep" ]]; then
+  command -v dotnet >/dev/null || fail "dotnet is not on PATH; it is needed once to restore $package $BICEP_VERSION from NuGet"
+  sdk="$(dotnet --version 2>/dev/null)" || fail "'dotnet --version' failed: no .NET SDK installed?"
+  tfm="net$(cut -d. -f1,2 <<<"$sdk")"
+  mkdir -p "$tooldir/restore" "$DOTNET_BUNDLE_EXTRACT_BASE_DIR"
+  # Restore-only project: PackageDownload fetches the package without any assets or build.
+  cat >"$tooldir/restore/bicep-cli.csproj" <<EOF
+<Project Sdk="Microsoft.NET.Sdk">
+  <PropertyGroup>
+    <TargetFramework>$tfm</TargetFramework>
+  </PropertyGroup>
+  <ItemGroup>
+    <PackageDownload Include="$package" Version="[$BICEP_VERSION]" />
+  </ItemGroup>
+</Project>
+EOF
+  echo "bicep.sh: restoring $package $BICEP_VERSION from NuGet (dotnet SDK $sdk)"
+  log="$tooldir/restore/restore.log"
+  # Directory.*.props of any enclosing folder must not leak into this throwaway project.
+  if ! dotnet restore "$tooldir/restore/bicep-cli.csproj" --packages "$tooldir/packages" \
+    -p:ImportDirectoryBuildProps=false -p:ImportDirectoryBuildTargets=false -p:ImportDirectoryPackagesProps=false \
+    >"$log" 2>&1; then
+    cat "$log" >&2
+    fail "dotnet restore of $package $BICEP_VERSION (is NuGet reachable and does it serve this version?)"
+  fi
+fi
+
+mapfile -t found < <(find "$pkgdir" -type f -name bicep -path '*/tools/*' 2>/dev/null)
+[[ ${#found[@]} -eq 1 ]] || fail "expected exactly one 'bicep' executable under $pkgdir/tools, found ${#found[@]}"
+bicep="${found[0]}"
+chmod +x "$bicep"
+mkdir -p "$DOTNET_BUNDLE_EXTRACT_BASE_DIR"
+version_line="$("$bicep" --version 2>&1)" || fail "'$bicep --version' did not run: $version_line"
+echo "bicep.sh: $version_line"
+grep -q "version $BICEP_VERSION " <<<"$version_line" || fail "expected Bicep CLI $BICEP_VERSION, got: $version_line"
+
+# --- 2. no network for Bicep -----------------------------------------------------------------------------------
+isolate=()
+if unshare -rn true 2>/dev/null; then
+  isolate=(unshare -rn)
+elif unshare -n true 2>/dev/null; then
+  isolate=(unshare -n)
+elif [[ "${CI:-}" == true ]]; then
+  fail "cannot create a network namespace (unshare -n) on CI; offline compilation would go unproven"
+else
+  echo "bicep.sh: WARNING: cannot create a network namespace here; Bicep runs WITH network, so this run does not prove the templates compile offline" >&2
+fi
+[[ ${#isolate[@]} -gt 0 ]] && echo "bicep.sh: Bicep runs in an empty network namespace (${isolate[*]})"
+
+# --- 3. what to check ------------------------------------------------------------------------------------------
+[[ -f "$infra/main.bicep" ]] || fail "infra/main.bicep not found"
+mapfile -t files < <(cd "$infra" && find . -name '*.bicep' -type f | sed 's|^\./||' | LC_ALL=C sort)
+
+# Registry artifacts need a restore from the internet, which CI does not have: refuse them outright.
+if grep -nE "(^|[^A-Za-z0-9_])(br|ts|br/public):|^[[:space:]]*(extension|import|provider)[[:space:]]" \
+  "${files[@]/#/$infra/}" "$infra"/bicepconfig.json 2>/dev/null; then
+  fail "registry module / extension / import reference found (lines above); only local plain-resource modules are allowed"
+fi
+
+out="$(mktemp -d)"
+trap 'rm -rf "$out"' EXIT
+
+# Runs bicep; any non-zero exit or ANY output (Bicep prints nothing when a file is clean) is a failure.
+problems=0
+run_clean() {
+  local what="$1"
+  shift
+  local output rc=0
+  output="$("${isolate[@]}" "$bicep" "$@" 2>&1)" || rc=$?
+  if [[ $rc -ne 0 || -n "$output" ]]; then
+    echo "bicep.sh: $what: exit $rc" >&2
+    [[ -n "$output" ]] && printf '%s\n' "$output" >&2
+    problems=$((problems + 1))
+  else
+    echo "bicep.sh: $what: clean"
+  fi
+}
+
+cd "$infra"
+for f in "${files[@]}"; do
+  mkdir -p "$out/$(dirname "$f")"
+  run_clean "build infra/$f" build "$f" --outfile "$out/${f%.bicep}.json"
+  run_clean "lint  infra/$f" lint "$f"
+done
+[[ $problems -eq 0 ]] || fail "$problems bicep build/lint run(s) reported errors, warnings or other output (see above)"
+
+# --- 4. main.parameters.json matches the compiled template -----------------------------------------------------
+command -v node >/dev/null || fail "node is not on PATH (needed to compare main.parameters.json with the compiled template)"
+node - "$out/main.json" "$infra/main.parameters.json" <<'EOF' || fail "main.parameters.json does not match infra/main.bicep"
+const fs = require('node:fs');
+const [templatePath, paramsPath] = process.argv.slice(2);
+const template = JSON.parse(fs.readFileSync(templatePath, 'utf8'));
+const params = JSON.parse(fs.readFileSync(paramsPath, 'utf8')).parameters;
+const declared = template.parameters ?? {};
+const problems = [];
+for (const name of Object.keys(params)) if (!(name in declared)) problems.push(`main.parameters.json sets unknown parameter ${name}`);
+for (const [name, p] of Object.entries(declared)) {
+  if (!('defaultValue' in p) && !(name in params)) problems.push(`parameter ${name} has no default and is not mapped in main.parameters.json`);
+}
+if (problems.length > 0) {
+  for (const p of problems) console.error(`bicep.sh: ${p}`);
+  process.exit(1);
+}
+console.log(`bicep.sh: main.parameters.json maps ${Object.keys(params).length} of ${Object.keys(declared).length} template parameters; none unknown, none required-but-unmapped`);
+EOF
+
+echo "bicep.sh: OK: Bicep $BICEP_VERSION built and linted ${#files[@]} file(s): 0 errors, 0 warnings, 0 other diagnostics"
