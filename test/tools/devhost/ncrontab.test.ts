@@ -1,0 +1,108 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import {
+  NcrontabError,
+  nextOccurrence,
+  nextOccurrences,
+  parseNcrontab,
+} from '../../../tools/devhost/ncrontab.ts';
+
+const next = (expression: string, after: string): string | undefined =>
+  nextOccurrence(parseNcrontab(expression), new Date(after))?.toISOString();
+
+const series = (expression: string, after: string, count: number): string[] =>
+  nextOccurrences(parseNcrontab(expression), new Date(after), count).map((d) => d.toISOString());
+
+void describe('ncrontab parsing', () => {
+  void it('picks seconds mode by field count', () => {
+    assert.equal(parseNcrontab('*/5 * * * * *').hasSeconds, true);
+    const five = parseNcrontab('*/5 * * * *');
+    assert.equal(five.hasSeconds, false);
+    assert.deepEqual(five.seconds, [0]);
+    assert.deepEqual(five.minutes, [0, 5, 10, 15, 20, 25, 30, 35, 40, 45, 50, 55]);
+  });
+
+  void it('expands ranges, steps, lists, start/step and reversed ranges', () => {
+    const s = parseNcrontab('5/20 1-10/3 9,17 1-3,28 * *');
+    assert.deepEqual(s.seconds, [5, 25, 45]);
+    assert.deepEqual(s.minutes, [1, 4, 7, 10]);
+    assert.deepEqual(s.hours, [9, 17]);
+    assert.deepEqual(s.days, [1, 2, 3, 28]);
+    assert.deepEqual(parseNcrontab('0 0 17-9 * * *').hours, [9, 10, 11, 12, 13, 14, 15, 16, 17]);
+  });
+
+  void it('reads month and weekday names as case-insensitive prefixes, Sunday = 0', () => {
+    const s = parseNcrontab('0 0 0 * jan,July Mon-fri');
+    assert.deepEqual(s.months, [1, 7]);
+    assert.deepEqual([...s.daysOfWeek], [1, 2, 3, 4, 5]);
+    assert.deepEqual([...parseNcrontab('0 0 0 * * Sun,Tu,saturday').daysOfWeek], [0, 2, 6]);
+  });
+
+  void it('rejects malformed expressions with NcrontabError', () => {
+    for (const bad of [
+      '* * * *',
+      '* * * * * * *',
+      '60 * * * * *',
+      '* * * * * 7',
+      '* * * 0 * *',
+      '* * * * 13 *',
+      '* * * * Foo *',
+      '*/0 * * * * *',
+      '*/ * * * * *',
+      '1,,2 * * * * *',
+      '-1 * * * * *',
+      '5a * * * * *',
+      '',
+    ]) {
+      assert.throws(() => parseNcrontab(bad), NcrontabError, bad);
+    }
+  });
+});
+
+void describe('ncrontab next occurrence (UTC)', () => {
+  void it('is strictly after the base time, ignoring milliseconds', () => {
+    assert.equal(next('*/15 * * * * *', '2026-03-10T12:00:07.500Z'), '2026-03-10T12:00:15.000Z');
+    assert.equal(next('*/15 * * * * *', '2026-03-10T12:00:15.000Z'), '2026-03-10T12:00:30.000Z');
+    assert.equal(next('*/15 * * * * *', '2026-03-10T12:00:14.999Z'), '2026-03-10T12:00:15.000Z');
+  });
+
+  void it('handles 5-field schedules at second zero', () => {
+    assert.equal(next('*/5 * * * *', '2026-03-10T12:03:20Z'), '2026-03-10T12:05:00.000Z');
+    assert.equal(next('0 */5 * * * *', '2026-03-10T12:55:00Z'), '2026-03-10T13:00:00.000Z');
+  });
+
+  void it('rolls hours, days, months and years', () => {
+    assert.equal(next('0 0 9-17 * * *', '2026-03-10T17:30:00Z'), '2026-03-11T09:00:00.000Z');
+    assert.equal(next('0 0 0 1 1 *', '2026-12-31T23:59:59.500Z'), '2027-01-01T00:00:00.000Z');
+    assert.deepEqual(series('0 0 1-10/3 * * *', '2026-03-10T00:00:00Z', 5), [
+      '2026-03-10T01:00:00.000Z',
+      '2026-03-10T04:00:00.000Z',
+      '2026-03-10T07:00:00.000Z',
+      '2026-03-10T10:00:00.000Z',
+      '2026-03-11T01:00:00.000Z',
+    ]);
+  });
+
+  void it('skips days a month does not have', () => {
+    assert.deepEqual(series('0 0 0 15,31 * *', '2026-01-20T00:00:00Z', 4), [
+      '2026-01-31T00:00:00.000Z',
+      '2026-02-15T00:00:00.000Z',
+      '2026-03-15T00:00:00.000Z',
+      '2026-03-31T00:00:00.000Z',
+    ]);
+    assert.equal(next('0 0 0 29 Feb *', '2026-03-01T00:00:00Z'), '2028-02-29T00:00:00.000Z');
+    assert.equal(next('0 0 0 30 2 *', '2026-03-01T00:00:00Z'), undefined);
+  });
+
+  void it('uses weekday names and 0 = Sunday', () => {
+    // 2026-03-14 is a Saturday
+    assert.equal(next('0 30 9 * * Mon-Fri', '2026-03-14T10:00:00Z'), '2026-03-16T09:30:00.000Z');
+    assert.equal(next('0 0 12 * * 0', '2026-03-14T10:00:00Z'), '2026-03-15T12:00:00.000Z');
+    assert.equal(next('0 0 0 1 Jan,Jul *', '2026-03-14T10:00:00Z'), '2026-07-01T00:00:00.000Z');
+  });
+
+  void it('requires both day-of-month and day-of-week to match (NCrontab, not Vixie cron)', () => {
+    // Vixie cron would fire on Friday 2026-01-02; NCrontab waits for a Friday the 13th
+    assert.equal(next('0 0 0 13 * Fri', '2026-01-01T00:00:00Z'), '2026-02-13T00:00:00.000Z');
+  });
+});
