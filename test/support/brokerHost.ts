@@ -35,6 +35,12 @@ export interface BrokerHostOptions {
   sharedIdp?: { idp: DemoIdp; clientSecret: string };
   dataDir?: string;
   port?: number;
+  /** Where `record()` and the secret scan read from (default: the file store in the data dir). */
+  store?: TokenStore;
+  /** Public base URL (default: this host's own URL); instances behind one hostname share it. */
+  publicBaseUrl?: string;
+  /** BROKER_KEYS key (default: a random one); instances of one deployment share it. */
+  brokerKey?: Buffer;
 }
 
 export interface ConnectOutcome {
@@ -73,9 +79,9 @@ export interface BrokerHost {
 export async function startBrokerHost(opts: BrokerHostOptions = {}): Promise<BrokerHost> {
   const port = opts.port ?? (await freePort());
   const baseUrl = `http://localhost:${port}`;
-  const redirectUri = `${baseUrl}/api/callback`;
+  const redirectUri = `${opts.publicBaseUrl ?? baseUrl}/api/callback`;
   const functionKey = randomBytes(24).toString('base64url');
-  const brokerKey = randomBytes(32);
+  const brokerKey = opts.brokerKey ?? randomBytes(32);
   const secrets = new SecretScanner();
   secrets.add('broker key', brokerKey.toString('base64url'));
   let idp: DemoIdp;
@@ -102,7 +108,7 @@ export async function startBrokerHost(opts: BrokerHostOptions = {}): Promise<Bro
       DEVHOST_TIMERS: 'off',
       BROKER_DATA_DIR: dataDir,
       BROKER_KEYS: brokerKey.toString('base64url'),
-      BROKER_PUBLIC_BASE_URL: baseUrl,
+      BROKER_PUBLIC_BASE_URL: opts.publicBaseUrl ?? baseUrl,
       MICROSOFT_CLIENT_ID: CLIENT_ID,
       MICROSOFT_CLIENT_SECRET: clientSecret,
       MICROSOFT_TENANT: 'common',
@@ -112,7 +118,7 @@ export async function startBrokerHost(opts: BrokerHostOptions = {}): Promise<Bro
     },
   });
   const apiUrl = `${baseUrl}/api`;
-  const store = createFileStore({ dataDir });
+  const store = opts.store ?? createFileStore({ dataDir });
 
   const api: BrokerHost['api'] = (method, path, init = {}) => {
     const headers: Record<string, string> = { ...init.headers };
