@@ -23,7 +23,17 @@ const query = z
   .strict()
   .refine((q) => q.code !== undefined || q.error !== undefined, 'code or error is required');
 
-const clearCookie = [{ name: STATE_COOKIE_NAME, value: '', maxAge: 0, path: '/', secure: true, httpOnly: true, sameSite: 'Lax' as const }];
+const clearCookie = [
+  {
+    name: STATE_COOKIE_NAME,
+    value: '',
+    maxAge: 0,
+    path: '/',
+    secure: true,
+    httpOnly: true,
+    sameSite: 'Lax' as const,
+  },
+];
 
 /** Where the provider sends the browser back: verifies, redeems the code, stores the tokens, shows a page. */
 export const callback = pageHandler(
@@ -31,7 +41,10 @@ export const callback = pageHandler(
   async (request: HttpRequest) => {
     parseQuery(request, query);
     const { broker } = await getRuntime();
-    const result = await broker.completeCallback(new URL(request.url).searchParams, readCookie(request, STATE_COOKIE_NAME));
+    const result = await broker.completeCallback(
+      new URL(request.url).searchParams,
+      readCookie(request, STATE_COOKIE_NAME),
+    );
     return pageResponse(200, connectedPage(result.connection, result.username), {}, clearCookie);
   },
   { errorCookies: clearCookie },

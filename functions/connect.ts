@@ -30,4 +30,9 @@ export const connect = pageHandler('connect', async (request: HttpRequest) => {
   };
 });
 
-app.http('connect', { methods: ['GET'], route: 'connect/{connection}', authLevel: 'anonymous', handler: connect });
+app.http('connect', {
+  methods: ['GET'],
+  route: 'connect/{connection}',
+  authLevel: 'anonymous',
+  handler: connect,
+});

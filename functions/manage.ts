@@ -6,8 +6,19 @@ import { getRuntime } from '../shared/runtime.ts';
 import { connectionName, connectionParams, connectionSettingsBody } from '../shared/schemas.ts';
 
 const noQuery = z.object({}).strict();
-const actionParams = z.object({ connection: connectionName, action: z.enum(['link', 'refresh', 'import']) }).strict();
-const linkBody = z.object({ ttlSeconds: z.number().int().min(60).max(7 * 24 * 3600).optional() }).strict();
+const actionParams = z
+  .object({ connection: connectionName, action: z.enum(['link', 'refresh', 'import']) })
+  .strict();
+const linkBody = z
+  .object({
+    ttlSeconds: z
+      .number()
+      .int()
+      .min(60)
+      .max(7 * 24 * 3600)
+      .optional(),
+  })
+  .strict();
 const importBody = z.object({ refreshToken: z.string().min(1).max(16_384) }).strict();
 
 async function admin(request: HttpRequest) {
@@ -67,7 +78,12 @@ function hasBody(request: HttpRequest): boolean {
   return Number(request.headers.get('content-length') ?? '0') > 0;
 }
 
-app.http('manageList', { methods: ['GET'], route: 'manage/connections', authLevel: 'function', handler: listConnections });
+app.http('manageList', {
+  methods: ['GET'],
+  route: 'manage/connections',
+  authLevel: 'function',
+  handler: listConnections,
+});
 app.http('manageConnection', {
   methods: ['GET', 'PUT', 'DELETE'],
   route: 'manage/connections/{connection}',

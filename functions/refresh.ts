@@ -7,7 +7,13 @@ export async function refresh(timer: Timer, context: InvocationContext): Promise
   const log = createLogger({ function: 'refresh', invocationId: context.invocationId });
   const { broker } = await getRuntime();
   const result = await broker.refreshDue();
-  log.info('refresh.done', { due: result.due, refreshed: result.refreshed, failed: result.failed, skipped: result.skipped, reason: timer.isPastDue ? 'past_due' : 'scheduled' });
+  log.info('refresh.done', {
+    due: result.due,
+    refreshed: result.refreshed,
+    failed: result.failed,
+    skipped: result.skipped,
+    reason: timer.isPastDue ? 'past_due' : 'scheduled',
+  });
 }
 
 app.timer('refresh', {

@@ -19,4 +19,9 @@ export const token = apiHandler('token', async (request: HttpRequest) => {
   return jsonResponse(200, body);
 });
 
-app.http('token', { methods: ['GET'], route: 'connections/{connection}/token', authLevel: 'function', handler: token });
+app.http('token', {
+  methods: ['GET'],
+  route: 'connections/{connection}/token',
+  authLevel: 'function',
+  handler: token,
+});

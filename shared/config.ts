@@ -64,8 +64,13 @@ const genericProviderSchema = z
     jwksUrl: z.url().optional(),
     clientId: nonEmpty,
     /** Name of the environment variable that holds the client secret (keeps this JSON non-secret). */
-    clientSecretSetting: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).optional(),
-    clientAuthMethod: z.enum(['client_secret_post', 'client_secret_basic', 'none']).default('client_secret_post'),
+    clientSecretSetting: z
+      .string()
+      .regex(/^[A-Za-z_][A-Za-z0-9_]*$/)
+      .optional(),
+    clientAuthMethod: z
+      .enum(['client_secret_post', 'client_secret_basic', 'none'])
+      .default('client_secret_post'),
     defaultScopes: z.array(nonEmpty).default([]),
     extraAuthorizeParams: z.record(z.string(), z.string()).default({}),
     extraTokenParams: z.record(z.string(), z.string()).default({}),
@@ -216,7 +221,11 @@ export function parseConfig(env: Env): Readonly<Config> {
     if (value === undefined || value === '') continue;
     // The platform leaves a Key Vault reference as literal text when it cannot resolve it.
     if (value.startsWith('@Microsoft.KeyVault(')) {
-      unresolved.push({ variable: name, reason: 'Key Vault reference not resolved: check the identity has Key Vault Secrets User/Officer and the secret exists' });
+      unresolved.push({
+        variable: name,
+        reason:
+          'Key Vault reference not resolved: check the identity has Key Vault Secrets User/Officer and the secret exists',
+      });
       continue;
     }
     cleaned[name] = value;
@@ -232,7 +241,8 @@ export function parseConfig(env: Env): Readonly<Config> {
   const problems: { variable: string; reason: string }[] = [];
 
   const keys = e.BROKER_KEYS === undefined ? undefined : parseKeys(e.BROKER_KEYS, problems);
-  if (e.KEY_VAULT_URL && !keys) problems.push({ variable: 'BROKER_KEYS', reason: 'required when KEY_VAULT_URL is set' });
+  if (e.KEY_VAULT_URL && !keys)
+    problems.push({ variable: 'BROKER_KEYS', reason: 'required when KEY_VAULT_URL is set' });
 
   const insecure = e.BROKER_ALLOW_INSECURE_HTTP;
   const base = new URL(e.BROKER_PUBLIC_BASE_URL);
@@ -241,7 +251,10 @@ export function parseConfig(env: Env): Readonly<Config> {
   }
   const authority = new URL(e.MICROSOFT_AUTHORITY_HOST);
   if (authority.protocol !== 'https:' && !insecure) {
-    problems.push({ variable: 'MICROSOFT_AUTHORITY_HOST', reason: 'must be https unless BROKER_ALLOW_INSECURE_HTTP' });
+    problems.push({
+      variable: 'MICROSOFT_AUTHORITY_HOST',
+      reason: 'must be https unless BROKER_ALLOW_INSECURE_HTTP',
+    });
   }
 
   const providers: Record<string, ProviderConfig> = {};
@@ -286,21 +299,31 @@ export function parseConfig(env: Env): Readonly<Config> {
     adminRole: e.BROKER_AUTH_ADMIN_ROLE,
   };
   if (e.BROKER_AUTH_MODE === 'entra') {
-    if (!e.BROKER_AUTH_AUDIENCE) problems.push({ variable: 'BROKER_AUTH_AUDIENCE', reason: 'required for entra auth' });
+    if (!e.BROKER_AUTH_AUDIENCE)
+      problems.push({ variable: 'BROKER_AUTH_AUDIENCE', reason: 'required for entra auth' });
     else auth.audience = e.BROKER_AUTH_AUDIENCE;
     if (e.BROKER_AUTH_ISSUER) {
       auth.issuers = [e.BROKER_AUTH_ISSUER];
     } else if (e.BROKER_AUTH_TENANT_ID) {
       // Entra issues v1 (sts.windows.net) or v2 tokens depending on the API app's accessTokenAcceptedVersion.
       const host = e.MICROSOFT_AUTHORITY_HOST;
-      auth.issuers = [`${host}/${e.BROKER_AUTH_TENANT_ID}/v2.0`, `https://sts.windows.net/${e.BROKER_AUTH_TENANT_ID}/`];
+      auth.issuers = [
+        `${host}/${e.BROKER_AUTH_TENANT_ID}/v2.0`,
+        `https://sts.windows.net/${e.BROKER_AUTH_TENANT_ID}/`,
+      ];
     } else {
-      problems.push({ variable: 'BROKER_AUTH_TENANT_ID', reason: 'required for entra auth (or BROKER_AUTH_ISSUER)' });
+      problems.push({
+        variable: 'BROKER_AUTH_TENANT_ID',
+        reason: 'required for entra auth (or BROKER_AUTH_ISSUER)',
+      });
     }
     auth.jwksUrl =
       e.BROKER_AUTH_JWKS_URL ??
-      (e.BROKER_AUTH_TENANT_ID ? `${e.MICROSOFT_AUTHORITY_HOST}/${e.BROKER_AUTH_TENANT_ID}/discovery/v2.0/keys` : undefined);
-    if (!auth.jwksUrl) problems.push({ variable: 'BROKER_AUTH_JWKS_URL', reason: 'required with BROKER_AUTH_ISSUER' });
+      (e.BROKER_AUTH_TENANT_ID
+        ? `${e.MICROSOFT_AUTHORITY_HOST}/${e.BROKER_AUTH_TENANT_ID}/discovery/v2.0/keys`
+        : undefined);
+    if (!auth.jwksUrl)
+      problems.push({ variable: 'BROKER_AUTH_JWKS_URL', reason: 'required with BROKER_AUTH_ISSUER' });
   }
 
   if (problems.length > 0) throw new ConfigError(problems);
@@ -314,7 +337,9 @@ export function parseConfig(env: Env): Readonly<Config> {
           kind: 'keyvault',
           vaultUrl: e.KEY_VAULT_URL,
           ...(e.AZURE_CLIENT_ID ? { clientId: e.AZURE_CLIENT_ID } : {}),
-          ...(e.KEY_VAULT_DISABLE_CHALLENGE_RESOURCE_VERIFICATION ? { disableChallengeResourceVerification: true } : {}),
+          ...(e.KEY_VAULT_DISABLE_CHALLENGE_RESOURCE_VERIFICATION
+            ? { disableChallengeResourceVerification: true }
+            : {}),
           ...(e.KEY_VAULT_TEST_BEARER_TOKEN ? { staticBearerToken: e.KEY_VAULT_TEST_BEARER_TOKEN } : {}),
         }
       : { kind: 'file', dataDir: e.BROKER_DATA_DIR },
@@ -355,10 +380,16 @@ export function keyIdOf(key: Buffer): string {
 
 function parseKeys(value: string, problems: { variable: string; reason: string }[]): SecretKey[] | undefined {
   const keys: SecretKey[] = [];
-  for (const part of value.split(',').map((s) => s.trim()).filter(Boolean)) {
+  for (const part of value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     const key = Buffer.from(part, 'base64url');
     if (key.length < 32 || !/^[A-Za-z0-9_-]+={0,2}$/.test(part)) {
-      problems.push({ variable: 'BROKER_KEYS', reason: 'each key must be base64url of at least 32 random bytes' });
+      problems.push({
+        variable: 'BROKER_KEYS',
+        reason: 'each key must be base64url of at least 32 random bytes',
+      });
       return undefined;
     }
     keys.push({ kid: keyIdOf(key), key });
@@ -387,13 +418,17 @@ function microsoftCredential(
   switch (kind) {
     case 'secret':
       if (!e.MICROSOFT_CLIENT_SECRET) {
-        problems.push({ variable: 'MICROSOFT_CLIENT_SECRET', reason: 'required when MICROSOFT_CREDENTIAL=secret' });
+        problems.push({
+          variable: 'MICROSOFT_CLIENT_SECRET',
+          reason: 'required when MICROSOFT_CREDENTIAL=secret',
+        });
         return { kind: 'none' };
       }
       return { kind: 'secret', secret: e.MICROSOFT_CLIENT_SECRET, method: 'client_secret_post' };
     case 'certificate': {
       const pem = e.MICROSOFT_CLIENT_CERTIFICATE ?? '';
-      const keyMatch = /-----BEGIN (?:RSA |EC )?PRIVATE KEY-----[\s\S]+?-----END (?:RSA |EC )?PRIVATE KEY-----/.exec(pem);
+      const keyMatch =
+        /-----BEGIN (?:RSA |EC )?PRIVATE KEY-----[\s\S]+?-----END (?:RSA |EC )?PRIVATE KEY-----/.exec(pem);
       const certMatch = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(pem);
       if (!keyMatch || !certMatch) {
         problems.push({
@@ -439,9 +474,7 @@ function parseGenericProviders(
     problems.push({ variable: 'BROKER_PROVIDERS', reason: 'must be a JSON object' });
     return {};
   }
-  const parsed = z
-    .record(z.string().regex(/^[a-z][a-z0-9-]{0,31}$/), genericProviderSchema)
-    .safeParse(raw);
+  const parsed = z.record(z.string().regex(/^[a-z][a-z0-9-]{0,31}$/), genericProviderSchema).safeParse(raw);
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {
       problems.push({ variable: 'BROKER_PROVIDERS', reason: `${issue.path.join('.')}: ${issue.message}` });
@@ -463,7 +496,10 @@ function parseGenericProviders(
     if (p.clientAuthMethod !== 'none') {
       const secret = p.clientSecretSetting ? env[p.clientSecretSetting] : undefined;
       if (!secret) {
-        problems.push({ variable: p.clientSecretSetting ?? 'BROKER_PROVIDERS', reason: `${name}: client secret missing` });
+        problems.push({
+          variable: p.clientSecretSetting ?? 'BROKER_PROVIDERS',
+          reason: `${name}: client secret missing`,
+        });
       } else {
         credential = { kind: 'secret', secret, method: p.clientAuthMethod };
       }

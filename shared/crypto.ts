@@ -3,7 +3,15 @@
  * Signed connect links and sealed state cookies. Both use keys derived (HKDF) from the configured key list,
  * so one rotation of `BROKER_KEYS` rotates both; the first key signs/seals, every listed key still verifies.
  */
-import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes, timingSafeEqual, createHash } from 'node:crypto';
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHmac,
+  hkdfSync,
+  randomBytes,
+  timingSafeEqual,
+  createHash,
+} from 'node:crypto';
 import type { SecretKey } from './config.ts';
 
 export type KeyPurpose = 'connect-link' | 'state-cookie';
@@ -78,7 +86,12 @@ export function seal(keyring: Keyring, purpose: KeyPurpose, payload: object, aad
   const cipher = createCipheriv('aes-256-gcm', key, iv);
   cipher.setAAD(Buffer.from(`${kid}|${aad}`));
   const ct = Buffer.concat([cipher.update(JSON.stringify(payload), 'utf8'), cipher.final()]);
-  return [kid, iv.toString('base64url'), ct.toString('base64url'), cipher.getAuthTag().toString('base64url')].join('.');
+  return [
+    kid,
+    iv.toString('base64url'),
+    ct.toString('base64url'),
+    cipher.getAuthTag().toString('base64url'),
+  ].join('.');
 }
 
 export function unseal(keyring: Keyring, purpose: KeyPurpose, sealed: string, aad: string): unknown {

@@ -23,7 +23,11 @@ export function apiHandler(name: string, handler: Handler) {
 }
 
 /** For routes a browser opens: errors become a readable page with the same status and code. */
-export function pageHandler(name: string, handler: Handler, options: { errorCookies?: HttpResponseInit['cookies'] } = {}) {
+export function pageHandler(
+  name: string,
+  handler: Handler,
+  options: { errorCookies?: HttpResponseInit['cookies'] } = {},
+) {
   return async (request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> => {
     const log = createLogger({ function: name, invocationId: context.invocationId });
     try {

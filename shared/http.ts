@@ -4,7 +4,7 @@
  * JSON bodies. Parsing never echoes received values back: zod issues are reduced to path + message.
  */
 import type { HttpRequest, HttpResponseInit } from '@azure/functions';
-import { z } from 'zod';
+import type { z } from 'zod';
 import { BrokerError, ensureError, isBrokerError } from './errors.ts';
 import type { Logger } from './log.ts';
 
@@ -37,7 +37,9 @@ export interface ProblemOptions {
 export function problemResponse(err: unknown, log: Logger, options: ProblemOptions = {}): HttpResponseInit {
   const error: BrokerError = isBrokerError(err)
     ? err
-    : new BrokerError('internal_error', 'The broker hit an unexpected error.', { detail: ensureError(err).name });
+    : new BrokerError('internal_error', 'The broker hit an unexpected error.', {
+        detail: ensureError(err).name,
+      });
   const level = error.status >= 500 ? 'error' : 'warn';
   log[level]('request.failed', {
     code: error.code,
@@ -51,7 +53,8 @@ export function problemResponse(err: unknown, log: Logger, options: ProblemOptio
     ...error.headers,
     ...options.headers,
   };
-  if (error.retryAfterSeconds !== undefined) headers['retry-after'] = String(Math.max(1, Math.ceil(error.retryAfterSeconds)));
+  if (error.retryAfterSeconds !== undefined)
+    headers['retry-after'] = String(Math.max(1, Math.ceil(error.retryAfterSeconds)));
   return {
     status: error.status,
     headers,
@@ -72,7 +75,11 @@ function describeUnknown(err: unknown): string {
   return `${e.name} ${frame}`;
 }
 
-export function jsonResponse(status: number, body: unknown, headers: Record<string, string> = {}): HttpResponseInit {
+export function jsonResponse(
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): HttpResponseInit {
   return { status, jsonBody: body, headers: { ...NO_STORE, ...headers } };
 }
 
@@ -99,7 +106,8 @@ export function parseQuery<T extends z.ZodType>(
   const seen = new Set<string>();
   const raw: Record<string, string> = {};
   for (const [key, value] of url.searchParams) {
-    if (seen.has(key)) throw new BrokerError('invalid_request', `Invalid query: parameter ${safeName(key)} is repeated`);
+    if (seen.has(key))
+      throw new BrokerError('invalid_request', `Invalid query: parameter ${safeName(key)} is repeated`);
     seen.add(key);
     raw[key] = value;
   }
@@ -107,7 +115,7 @@ export function parseQuery<T extends z.ZodType>(
   if (options.functionKeyInQuery) delete raw.code;
   const parsed = schema.safeParse(raw);
   if (!parsed.success) throw zodProblem(parsed.error, 'query');
-  return parsed.data as z.infer<T>;
+  return parsed.data;
 }
 
 function safeName(key: string): string {
@@ -125,9 +133,11 @@ export async function parseJsonBody<T extends z.ZodType>(
     throw new BrokerError('unsupported_media_type', 'Send the body as application/json.');
   }
   const declared = Number(request.headers.get('content-length') ?? '0');
-  if (declared > maxBytes) throw new BrokerError('payload_too_large', `The body may be at most ${maxBytes} bytes.`);
+  if (declared > maxBytes)
+    throw new BrokerError('payload_too_large', `The body may be at most ${maxBytes} bytes.`);
   const bytes = Buffer.from(await request.arrayBuffer());
-  if (bytes.length > maxBytes) throw new BrokerError('payload_too_large', `The body may be at most ${maxBytes} bytes.`);
+  if (bytes.length > maxBytes)
+    throw new BrokerError('payload_too_large', `The body may be at most ${maxBytes} bytes.`);
   let value: unknown;
   try {
     value = JSON.parse(bytes.toString('utf8'));
@@ -136,7 +146,7 @@ export async function parseJsonBody<T extends z.ZodType>(
   }
   const parsed = schema.safeParse(value);
   if (!parsed.success) throw zodProblem(parsed.error, 'body');
-  return parsed.data as z.infer<T>;
+  return parsed.data;
 }
 
 /** Rejects any body on routes that take none (a stray body is a client bug worth surfacing). */
@@ -150,7 +160,7 @@ export async function requireEmptyBody(request: HttpRequest): Promise<void> {
 export function parseParams<T extends z.ZodType>(request: HttpRequest, schema: T): z.infer<T> {
   const parsed = schema.safeParse({ ...request.params });
   if (!parsed.success) throw zodProblem(parsed.error, 'path');
-  return parsed.data as z.infer<T>;
+  return parsed.data;
 }
 
 /** Reads one cookie by name from the Cookie header. */

@@ -42,7 +42,10 @@ export interface PageContent {
 }
 
 export function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] ?? c);
+  return text.replace(
+    /[&<>"']/g,
+    (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] ?? c,
+  );
 }
 
 export function renderPage(content: PageContent): string {
@@ -53,8 +56,17 @@ export function renderPage(content: PageContent): string {
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><title>${escapeHtml(content.title)} · Token broker</title><style>${CSS}</style></head><body><main class="${content.tone}" aria-labelledby="page-title"><span class="badge">${escapeHtml(content.badge)}</span><h1 id="page-title">${escapeHtml(content.title)}</h1>${paragraphs}${next}<p class="muted">You can close this window.</p></main></body></html>`;
 }
 
-export function pageResponse(status: number, content: PageContent, extraHeaders: Record<string, string> = {}, cookies?: HttpResponseInit['cookies']): HttpResponseInit {
-  const init: HttpResponseInit = { status, body: renderPage(content), headers: { ...PAGE_SECURITY_HEADERS, ...extraHeaders } };
+export function pageResponse(
+  status: number,
+  content: PageContent,
+  extraHeaders: Record<string, string> = {},
+  cookies?: HttpResponseInit['cookies'],
+): HttpResponseInit {
+  const init: HttpResponseInit = {
+    status,
+    body: renderPage(content),
+    headers: { ...PAGE_SECURITY_HEADERS, ...extraHeaders },
+  };
   if (cookies) init.cookies = cookies;
   return init;
 }
@@ -75,23 +87,34 @@ export function errorPageContent(code: string): PageContent {
         tone: 'bad',
         badge: 'Not connected',
         title: 'The sign-in was cancelled or access was not granted',
-        lines: ['The identity provider reported that access was declined, so nothing was connected and nothing was stored.'],
-        next: ['If this was a mistake, open the connect link again and choose Allow.', 'If your organisation requires admin consent, ask your administrator.'],
+        lines: [
+          'The identity provider reported that access was declined, so nothing was connected and nothing was stored.',
+        ],
+        next: [
+          'If this was a mistake, open the connect link again and choose Allow.',
+          'If your organisation requires admin consent, ask your administrator.',
+        ],
       };
     case 'identity_mismatch':
       return {
         tone: 'bad',
         badge: 'Wrong account',
         title: 'You signed in with a different account than expected',
-        lines: ['This connection is pinned to a specific account. The account you used does not match, so nothing was stored.'],
-        next: ['Sign out at the identity provider, open the connect link again and sign in with the expected account.'],
+        lines: [
+          'This connection is pinned to a specific account. The account you used does not match, so nothing was stored.',
+        ],
+        next: [
+          'Sign out at the identity provider, open the connect link again and sign in with the expected account.',
+        ],
       };
     case 'invalid_state':
       return {
         tone: 'warn',
         badge: 'Start again',
         title: 'This sign-in could not be verified',
-        lines: ['The sign-in must be started and finished in the same browser within ten minutes, and each response can be used once.'],
+        lines: [
+          'The sign-in must be started and finished in the same browser within ten minutes, and each response can be used once.',
+        ],
         next: ['Open the connect link again in this browser.'],
       };
     case 'unknown_connection':
@@ -108,7 +131,10 @@ export function errorPageContent(code: string): PageContent {
         badge: 'Something went wrong',
         title: 'The account could not be connected',
         lines: ['The broker could not finish connecting this account. Nothing secret was shown or stored.'],
-        next: ['Try the connect link again in a few minutes.', 'If it keeps failing, tell your administrator the time it happened.'],
+        next: [
+          'Try the connect link again in a few minutes.',
+          'If it keeps failing, tell your administrator the time it happened.',
+        ],
       };
   }
 }
@@ -119,7 +145,9 @@ export function connectedPage(connection: string, username: string | undefined):
     badge: 'Connected',
     title: 'Your account is connected',
     lines: [
-      username ? `Signed in as ${username}. The connection “${connection}” is ready.` : `The connection “${connection}” is ready.`,
+      username
+        ? `Signed in as ${username}. The connection “${connection}” is ready.`
+        : `The connection “${connection}” is ready.`,
       'The broker keeps this connection fresh from now on; you do not need to sign in again unless you are asked to.',
     ],
   };

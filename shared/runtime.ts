@@ -49,11 +49,12 @@ export async function buildRuntime(config: Readonly<Config>, log: Logger = creat
   }
   const keys =
     config.keys ??
-    (config.store.kind === 'file'
-      ? [await localKey(join(config.store.dataDir, 'broker.keys'))]
-      : undefined);
+    (config.store.kind === 'file' ? [await localKey(join(config.store.dataDir, 'broker.keys'))] : undefined);
   if (!keys) throw new Error('BROKER_KEYS is required outside the embedded default');
-  if (config.allowInsecureHttp) log.warn('config.warning', { detail: 'BROKER_ALLOW_INSECURE_HTTP is on: provider calls may use plain http. Never in production.' });
+  if (config.allowInsecureHttp)
+    log.warn('config.warning', {
+      detail: 'BROKER_ALLOW_INSECURE_HTTP is on: provider calls may use plain http. Never in production.',
+    });
   const broker = new Broker({
     store: createTokenStore(config.store),
     lock: createConnectionLock(config.lock),
@@ -65,7 +66,12 @@ export async function buildRuntime(config: Readonly<Config>, log: Logger = creat
     policy: { marginMs: config.refreshMarginMs, keepAliveMs: config.keepAliveMs },
     sweepConcurrency: config.sweepConcurrency,
   });
-  return { config, broker, auth: createAuthenticator(config.auth, transport.fetch, config.httpTimeoutMs), log };
+  return {
+    config,
+    broker,
+    auth: createAuthenticator(config.auth, transport.fetch, config.httpTimeoutMs),
+    log,
+  };
 }
 
 async function localKey(path: string) {

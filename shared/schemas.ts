@@ -11,20 +11,42 @@ export const connectionName = z
 
 export const connectionParams = z.object({ connection: connectionName }).strict();
 
-const guid = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, 'must be a GUID');
+const guid = z
+  .string()
+  .regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, 'must be a GUID');
 /** Visible ASCII without quote or backslash, as RFC 6749 §3.3 allows in scope tokens. */
-const scopeToken = z.string().min(1).max(256).regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/, 'must be a scope token');
+const scopeToken = z
+  .string()
+  .min(1)
+  .max(256)
+  .regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/, 'must be a scope token');
 
 export const connectionSettingsBody = z
   .object({
-    provider: z.string().regex(/^[a-z][a-z0-9-]{0,31}$/, 'must be a provider name').default('microsoft'),
+    provider: z
+      .string()
+      .regex(/^[a-z][a-z0-9-]{0,31}$/, 'must be a provider name')
+      .default('microsoft'),
     scopes: z.array(scopeToken).max(50).default([]),
     description: z.string().max(500).optional(),
     expectedIdentity: z
-      .object({ tenantId: guid.optional(), objectId: guid.optional(), username: z.string().min(1).max(256).optional() })
+      .object({
+        tenantId: guid.optional(),
+        objectId: guid.optional(),
+        username: z.string().min(1).max(256).optional(),
+      })
       .strict()
       .optional(),
-    allowedCallers: z.array(z.string().min(1).max(128).regex(/^[A-Za-z0-9._:/-]+$/, 'must be an app id')).max(50).optional(),
+    allowedCallers: z
+      .array(
+        z
+          .string()
+          .min(1)
+          .max(128)
+          .regex(/^[A-Za-z0-9._:/-]+$/, 'must be an app id'),
+      )
+      .max(50)
+      .optional(),
   })
   .strict();
 

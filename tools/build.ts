@@ -30,7 +30,9 @@ const result = await build({
   external: ['@azure/functions-core'],
   // CJS dependencies call require(); route it through Module.prototype.require so the worker's
   // @azure/functions-core interception still applies inside the ESM bundle.
-  banner: { js: "import { createRequire as __brokerCreateRequire } from 'node:module'; const require = __brokerCreateRequire(import.meta.url);" },
+  banner: {
+    js: "import { createRequire as __brokerCreateRequire } from 'node:module'; const require = __brokerCreateRequire(import.meta.url);",
+  },
   define: { 'process.env.BROKER_BUILD_VERSION': JSON.stringify(pkg.version) },
 });
 const bytes = Object.values(result.metafile.outputs).reduce((n, o) => n + o.bytes, 0);

@@ -7,7 +7,15 @@
 import { randomUUID } from 'node:crypto';
 import * as oauth from 'oauth4webapi';
 import { BrokerError } from '../errors.ts';
-import { constantTimeEqual, type Keyring, randomToken, seal, signToken, unseal, verifyToken } from '../crypto.ts';
+import {
+  constantTimeEqual,
+  type Keyring,
+  randomToken,
+  seal,
+  signToken,
+  unseal,
+  verifyToken,
+} from '../crypto.ts';
 import type { Logger } from '../log.ts';
 import type { ConnectionLock } from '../lock/types.ts';
 import { ProviderFailure, type ProviderClient, type TokenResult } from '../oauth/provider.ts';
@@ -21,7 +29,13 @@ import {
   type TokenStore,
   toMetadata,
 } from '../store/types.ts';
-import { backoffMs, type RefreshPolicy, type RefreshReason, shouldRefresh, tokenFreshness } from './refreshPolicy.ts';
+import {
+  backoffMs,
+  type RefreshPolicy,
+  type RefreshReason,
+  shouldRefresh,
+  tokenFreshness,
+} from './refreshPolicy.ts';
 import { type ConnectionSummary, type ConnectionView, connectionView, summaryView } from './views.ts';
 
 export const STATE_COOKIE_NAME = '__Host-token-broker-login';
@@ -117,10 +131,14 @@ export class Broker {
 
   // ---------------------------------------------------------------- connections (admin)
 
-  async upsertConnection(name: string, settings: ConnectionSettings): Promise<{ created: boolean; view: ConnectionView }> {
+  async upsertConnection(
+    name: string,
+    settings: ConnectionSettings,
+  ): Promise<{ created: boolean; view: ConnectionView }> {
     assertName(name);
     const provider = this.#provider(settings.provider);
-    const scopes = settings.scopes.length > 0 ? settings.scopes : provider.loginScopes([]).filter((s) => !isOidc(s));
+    const scopes =
+      settings.scopes.length > 0 ? settings.scopes : provider.loginScopes([]).filter((s) => !isOidc(s));
     const normalised: ConnectionSettings = { ...settings, scopes };
     return this.#lockedOnce(`upsert:${name}`, () =>
       this.#d.lock.withLock(name, async () => {
@@ -128,7 +146,16 @@ export class Broker {
         const now = this.#now();
         let record: ConnectionRecord;
         if (!existing) {
-          record = { v: 1, connection: name, settings: normalised, status: 'pending', createdAt: now, updatedAt: now, failures: 0, revision: 1 };
+          record = {
+            v: 1,
+            connection: name,
+            settings: normalised,
+            status: 'pending',
+            createdAt: now,
+            updatedAt: now,
+            failures: 0,
+            revision: 1,
+          };
         } else {
           record = { ...existing, settings: normalised, updatedAt: now, revision: existing.revision + 1 };
           if (existing.settings.provider !== normalised.provider) {
@@ -140,7 +167,11 @@ export class Broker {
         }
         await this.#d.store.put(record);
         this.#forget(name);
-        this.#d.log.info('connection.saved', { connection: name, provider: normalised.provider, outcome: existing ? 'updated' : 'created' });
+        this.#d.log.info('connection.saved', {
+          connection: name,
+          provider: normalised.provider,
+          outcome: existing ? 'updated' : 'created',
+        });
         return { created: !existing, view: connectionView(record) };
       }),
     );
@@ -167,7 +198,11 @@ export class Broker {
   async createLink(name: string, ttlSeconds?: number): Promise<{ url: string; expiresAt: string }> {
     await this.#mustGet(name);
     const exp = this.#now() + (ttlSeconds ?? this.#d.linkTtlSeconds) * 1000;
-    const token = signToken(this.#d.keyring, 'connect-link', { c: name, exp, n: randomToken(9) } satisfies LinkPayload);
+    const token = signToken(this.#d.keyring, 'connect-link', {
+      c: name,
+      exp,
+      n: randomToken(9),
+    } satisfies LinkPayload);
     const url = `${this.#d.publicBaseUrl}/api/connect/${name}?link=${token}`;
     this.#d.log.info('link.created', { connection: name });
     return { url, expiresAt: new Date(exp).toISOString() };
@@ -182,17 +217,28 @@ export class Broker {
       result = await provider.refresh(refreshToken, record.settings.scopes);
     } catch (err) {
       if (err instanceof ProviderFailure && err.failure.kind === 'reauth') {
-        throw new BrokerError('invalid_request', 'The provider rejected this refresh token; nothing was stored.', {
-          detail: 'import refresh rejected',
-          fields: err.fields,
-        });
+        throw new BrokerError(
+          'invalid_request',
+          'The provider rejected this refresh token; nothing was stored.',
+          {
+            detail: 'import refresh rejected',
+            fields: err.fields,
+          },
+        );
       }
       throw err;
     }
     const updated = await this.#d.lock.withLock(name, async () => {
       const latest = (await this.#d.store.get(name)) ?? record;
       const now = this.#now();
-      const next = this.#withTokens(withoutTokens(latest), result, refreshToken, undefined, now, latest.settings.scopes);
+      const next = this.#withTokens(
+        withoutTokens(latest),
+        result,
+        refreshToken,
+        undefined,
+        now,
+        latest.settings.scopes,
+      );
       next.status = 'active';
       next.connectedAt = now;
       delete next.identity;
@@ -216,16 +262,29 @@ export class Broker {
   async beginConnect(name: string, link: string): Promise<ConnectStart> {
     assertName(name);
     const payload = verifyToken(this.#d.keyring, 'connect-link', link) as Partial<LinkPayload> | undefined;
-    if (!payload || typeof payload.c !== 'string' || typeof payload.exp !== 'number' || !constantTimeEqual(payload.c, name)) {
-      throw new BrokerError('invalid_link', 'This connect link is not valid. Ask your administrator for a new one.', {
-        detail: payload ? 'link for another connection' : 'bad link signature',
-      });
+    if (
+      !payload ||
+      typeof payload.c !== 'string' ||
+      typeof payload.exp !== 'number' ||
+      !constantTimeEqual(payload.c, name)
+    ) {
+      throw new BrokerError(
+        'invalid_link',
+        'This connect link is not valid. Ask your administrator for a new one.',
+        {
+          detail: payload ? 'link for another connection' : 'bad link signature',
+        },
+      );
     }
     if (this.#now() >= payload.exp) {
-      throw new BrokerError('invalid_link', 'This connect link has expired. Ask your administrator for a new one.', {
-        detail: 'link expired',
-        fields: { reason: 'expired' },
-      });
+      throw new BrokerError(
+        'invalid_link',
+        'This connect link has expired. Ask your administrator for a new one.',
+        {
+          detail: 'link expired',
+          fields: { reason: 'expired' },
+        },
+      );
     }
     const record = await this.#mustGet(name);
     const provider = this.#provider(record.settings.provider);
@@ -246,55 +305,96 @@ export class Broker {
       nonce: state.n,
       codeChallenge: await oauth.calculatePKCECodeChallenge(verifier),
     };
-    if (record.settings.expectedIdentity?.username) params.loginHint = record.settings.expectedIdentity.username;
+    if (record.settings.expectedIdentity?.username)
+      params.loginHint = record.settings.expectedIdentity.username;
     const url = provider.authorizationUrl(params);
     this.#d.log.info('connect.started', { connection: name, provider: provider.name });
     return {
       redirectUrl: url.href,
-      cookie: { name: STATE_COOKIE_NAME, value: seal(this.#d.keyring, 'state-cookie', state, STATE_COOKIE_NAME), maxAgeSeconds: STATE_COOKIE_MAX_AGE_SECONDS },
+      cookie: {
+        name: STATE_COOKIE_NAME,
+        value: seal(this.#d.keyring, 'state-cookie', state, STATE_COOKIE_NAME),
+        maxAgeSeconds: STATE_COOKIE_MAX_AGE_SECONDS,
+      },
     };
   }
 
   /** Finishes the connect flow: checks the sealed state, redeems the code, pins the identity, stores tokens. */
   async completeCallback(query: URLSearchParams, cookie: string | undefined): Promise<CallbackResult> {
     if (!cookie) {
-      throw new BrokerError('invalid_state', 'This sign-in was not started from this browser, or took too long. Open the connect link again.', {
-        detail: 'state cookie missing',
-      });
+      throw new BrokerError(
+        'invalid_state',
+        'This sign-in was not started from this browser, or took too long. Open the connect link again.',
+        {
+          detail: 'state cookie missing',
+        },
+      );
     }
-    const state = unseal(this.#d.keyring, 'state-cookie', cookie, STATE_COOKIE_NAME) as StatePayload | undefined;
+    const state = unseal(this.#d.keyring, 'state-cookie', cookie, STATE_COOKIE_NAME) as
+      StatePayload | undefined;
     if (!state || typeof state.s !== 'string' || !Array.isArray(state.scopes)) {
-      throw new BrokerError('invalid_state', 'This sign-in could not be verified. Open the connect link again.', { detail: 'state cookie invalid' });
+      throw new BrokerError(
+        'invalid_state',
+        'This sign-in could not be verified. Open the connect link again.',
+        { detail: 'state cookie invalid' },
+      );
     }
     const now = this.#now();
     if (now >= state.exp) {
-      throw new BrokerError('invalid_state', 'This sign-in took too long. Open the connect link again.', { detail: 'state cookie expired' });
+      throw new BrokerError('invalid_state', 'This sign-in took too long. Open the connect link again.', {
+        detail: 'state cookie expired',
+      });
     }
     const returnedState = query.get('state');
     if (returnedState === null || !constantTimeEqual(returnedState, state.s)) {
-      throw new BrokerError('invalid_state', 'This sign-in response does not belong to this browser session.', {
-        detail: 'state mismatch',
-        fields: { connection: state.c },
-      });
+      throw new BrokerError(
+        'invalid_state',
+        'This sign-in response does not belong to this browser session.',
+        {
+          detail: 'state mismatch',
+          fields: { connection: state.c },
+        },
+      );
     }
     this.#consumeState(state.s, state.exp);
     const record = await this.#mustGet(state.c);
     if (record.settings.provider !== state.p) {
-      throw new BrokerError('invalid_state', 'The connection changed while you were signing in. Open a new link.', { detail: 'provider changed' });
+      throw new BrokerError(
+        'invalid_state',
+        'The connection changed while you were signing in. Open a new link.',
+        { detail: 'provider changed' },
+      );
     }
     const provider = this.#provider(state.p);
-    const result = await provider.redeemCode({ callbackParams: query, expectedState: state.s, nonce: state.n, codeVerifier: state.v, scopes: state.scopes });
+    const result = await provider.redeemCode({
+      callbackParams: query,
+      expectedState: state.s,
+      nonce: state.n,
+      codeVerifier: state.v,
+      scopes: state.scopes,
+    });
     if (!result.refreshToken) {
-      throw new BrokerError('provider_error', 'The provider did not return a refresh token (was offline_access granted?).', {
-        detail: 'no refresh token in code response',
-        fields: { connection: state.c },
-      });
+      throw new BrokerError(
+        'provider_error',
+        'The provider did not return a refresh token (was offline_access granted?).',
+        {
+          detail: 'no refresh token in code response',
+          fields: { connection: state.c },
+        },
+      );
     }
     checkIdentity(record.settings.expectedIdentity, result.identity, state.c);
     const refreshToken = result.refreshToken;
     const saved = await this.#d.lock.withLock(state.c, async () => {
       const latest = (await this.#d.store.get(state.c)) ?? record;
-      const next = this.#withTokens(withoutTokens(latest), result, refreshToken, undefined, this.#now(), state.scopes);
+      const next = this.#withTokens(
+        withoutTokens(latest),
+        result,
+        refreshToken,
+        undefined,
+        this.#now(),
+        state.scopes,
+      );
       next.status = 'active';
       next.connectedAt = this.#now();
       if (result.identity) next.identity = result.identity;
@@ -303,7 +403,11 @@ export class Broker {
       return next;
     });
     this.#forget(state.c);
-    this.#d.log.info('connect.completed', { connection: state.c, provider: provider.name, outcome: 'connected' });
+    this.#d.log.info('connect.completed', {
+      connection: state.c,
+      provider: provider.name,
+      outcome: 'connected',
+    });
     const out: CallbackResult = { connection: saved.connection };
     if (saved.identity?.username) out.username = saved.identity.username;
     return out;
@@ -315,7 +419,11 @@ export class Broker {
    * The caller-facing read. Hot path: a fresh cached token, no store call. Otherwise one collapsed slow path
    * per connection and scope: read the store, refresh under the lock when due, serve.
    */
-  async getAccessToken(name: string, caller: Caller, scopes?: readonly string[]): Promise<AccessTokenResponse> {
+  async getAccessToken(
+    name: string,
+    caller: Caller,
+    scopes?: readonly string[],
+  ): Promise<AccessTokenResponse> {
     assertName(name);
     const key = scopes && scopes.length > 0 ? scopeKey(scopes) : '';
     const cacheKey = `${name}\n${key}`;
@@ -335,9 +443,13 @@ export class Broker {
     assertUsable(record);
     if (scopes && key !== '' && !isSubsetOfGranted(scopes, record.tokens?.grantedScopes ?? [])) {
       // Only scopes the account consented to; anything else would need a new sign-in.
-      throw new BrokerError('scope_not_granted', 'This connection was not granted those scopes. Reconnect with the wider scopes.', {
-        fields: { connection: name },
-      });
+      throw new BrokerError(
+        'scope_not_granted',
+        'This connection was not granted those scopes. Reconnect with the wider scopes.',
+        {
+          fields: { connection: name },
+        },
+      );
     }
     const current = pickEntry(record, key);
     const now = this.#now();
@@ -345,13 +457,20 @@ export class Broker {
       return this.#remember(record, key, current);
     }
     try {
-      const refreshed = await this.#refresh(name, key === '' ? undefined : scopes, { force: false, reason: current ? 'expiring' : 'no_access_token' });
+      const refreshed = await this.#refresh(name, key === '' ? undefined : scopes, {
+        force: false,
+        reason: current ? 'expiring' : 'no_access_token',
+      });
       const entry = pickEntry(refreshed, key);
       if (!entry) throw new BrokerError('provider_error', 'The provider returned no access token.');
       return this.#remember(refreshed, key, entry);
     } catch (err) {
       // A still-valid token is served even though its early refresh failed; an expired one never is.
-      if (current && tokenFreshness(current, this.#now(), this.#d.policy.marginMs) !== 'expired' && isTransient(err)) {
+      if (
+        current &&
+        tokenFreshness(current, this.#now(), this.#d.policy.marginMs) !== 'expired' &&
+        isTransient(err)
+      ) {
         this.#d.log.warn('token.served_stale', { connection: name, code: (err as BrokerError).code });
         return { entry: current, allowedCallers: record.settings.allowedCallers };
       }
@@ -361,7 +480,8 @@ export class Broker {
 
   #remember(record: ConnectionRecord, key: string, entry: AccessTokenEntry): CacheEntry {
     const value: CacheEntry = { entry, allowedCallers: record.settings.allowedCallers };
-    if (tokenFreshness(entry, this.#now(), this.#d.policy.marginMs) === 'fresh') this.#cache.set(`${record.connection}\n${key}`, value);
+    if (tokenFreshness(entry, this.#now(), this.#d.policy.marginMs) === 'fresh')
+      this.#cache.set(`${record.connection}\n${key}`, value);
     return value;
   }
 
@@ -384,7 +504,10 @@ export class Broker {
         if (!item) break;
         try {
           const before = this.#now();
-          const record = await this.#refresh(item.connection, undefined, { force: false, reason: item.reason });
+          const record = await this.#refresh(item.connection, undefined, {
+            force: false,
+            reason: item.reason,
+          });
           if ((record.refreshedAt ?? 0) >= before) result.refreshed++;
           else result.skipped++;
         } catch (err) {
@@ -400,12 +523,22 @@ export class Broker {
       }
     };
     await Promise.all(Array.from({ length: Math.min(this.#d.sweepConcurrency, due.length) }, worker));
-    this.#d.log.info('refresh.sweep', { count: result.listed, due: result.due, refreshed: result.refreshed, failed: result.failed, skipped: result.skipped });
+    this.#d.log.info('refresh.sweep', {
+      count: result.listed,
+      due: result.due,
+      refreshed: result.refreshed,
+      failed: result.failed,
+      skipped: result.skipped,
+    });
     return result;
   }
 
   /** Refreshes one connection (primary token, or the token for `scopes`) under the connection lock. */
-  #refresh(name: string, scopes: readonly string[] | undefined, opts: { force: boolean; reason: RefreshReason | 'manual' }): Promise<ConnectionRecord> {
+  #refresh(
+    name: string,
+    scopes: readonly string[] | undefined,
+    opts: { force: boolean; reason: RefreshReason | 'manual' },
+  ): Promise<ConnectionRecord> {
     const key = scopes ? scopeKey(scopes) : '';
     return this.#lockedOnce(`refresh:${name}\n${key}`, () =>
       this.#d.lock.withLock(name, async () => {
@@ -429,7 +562,12 @@ export class Broker {
     );
   }
 
-  async #callProvider(record: ConnectionRecord, scopes: readonly string[] | undefined, key: string, reason: string): Promise<ConnectionRecord> {
+  async #callProvider(
+    record: ConnectionRecord,
+    scopes: readonly string[] | undefined,
+    key: string,
+    reason: string,
+  ): Promise<ConnectionRecord> {
     const name = record.connection;
     const provider = this.#provider(record.settings.provider);
     const tokens = record.tokens;
@@ -442,7 +580,13 @@ export class Broker {
       // Persist the rotated refresh token before anyone is answered with the new access token.
       await this.#d.store.put(next);
       this.#forget(name);
-      this.#d.log.info('refresh.succeeded', { connection: name, provider: provider.name, reason, durationMs: now - started, outcome: result.refreshToken ? 'rotated' : 'kept' });
+      this.#d.log.info('refresh.succeeded', {
+        connection: name,
+        provider: provider.name,
+        reason,
+        durationMs: now - started,
+        outcome: result.refreshToken ? 'rotated' : 'kept',
+      });
       return next;
     } catch (err) {
       if (!(err instanceof ProviderFailure)) throw err;
@@ -450,15 +594,24 @@ export class Broker {
     }
   }
 
-  async #recordFailure(record: ConnectionRecord, err: ProviderFailure, reason: string, key: string): Promise<never> {
+  async #recordFailure(
+    record: ConnectionRecord,
+    err: ProviderFailure,
+    reason: string,
+    key: string,
+  ): Promise<never> {
     const name = record.connection;
     const now = this.#now();
     const kind = err.failure.kind;
     if (key !== '' && isScopeRefusal(err)) {
       // The provider refused only the extra resource; the connection itself is fine.
-      throw new BrokerError('scope_not_granted', 'The provider refused a token for those scopes; reconnect with consent for them.', {
-        fields: { connection: name, ...err.fields },
-      });
+      throw new BrokerError(
+        'scope_not_granted',
+        'The provider refused a token for those scopes; reconnect with consent for them.',
+        {
+          fields: { connection: name, ...err.fields },
+        },
+      );
     }
     if (kind === 'reauth') {
       // A concurrent refresh elsewhere may have rotated the token we just used: if the store moved on, the
@@ -466,10 +619,14 @@ export class Broker {
       const latest = await this.#d.store.get(name);
       if (latest && latest.tokens && latest.tokens.refreshToken !== record.tokens?.refreshToken) {
         this.#d.log.info('refresh.raced', { connection: name, reason });
-        throw new BrokerError('provider_unavailable', 'The connection was refreshed concurrently; try again.', { retryAfterSeconds: 1 });
+        throw new BrokerError(
+          'provider_unavailable',
+          'The connection was refreshed concurrently; try again.',
+          { retryAfterSeconds: 1 },
+        );
       }
     }
-    const next: ConnectionRecord = { ...(record), updatedAt: now, revision: record.revision + 1 };
+    const next: ConnectionRecord = { ...record, updatedAt: now, revision: record.revision + 1 };
     next.lastError = { code: err.code, at: now };
     if (err.failure.providerError) next.lastError.providerError = err.failure.providerError;
     if (err.failure.codes) next.lastError.providerCodes = err.failure.codes;
@@ -488,18 +645,26 @@ export class Broker {
     const event = kind === 'reauth' ? 'refresh.needs_reauth' : 'refresh.failed';
     this.#d.log.warn(event, { connection: name, reason, code: err.code, status: next.status, ...err.fields });
     if (kind === 'reauth') {
-      throw new BrokerError('connection_needs_reauth', 'The account must sign in again: open a new connect link.', {
-        detail: 'refresh token rejected',
-        fields: err.fields,
-        cause: err,
-      });
+      throw new BrokerError(
+        'connection_needs_reauth',
+        'The account must sign in again: open a new connect link.',
+        {
+          detail: 'refresh token rejected',
+          fields: err.fields,
+          cause: err,
+        },
+      );
     }
     if (kind === 'transient' || kind === 'protocol') {
-      throw new BrokerError('provider_unavailable', 'The provider is unavailable right now; try again shortly.', {
-        retryAfterSeconds: Math.max(1, Math.ceil(((next.nextAttemptAt ?? now) - now) / 1000)),
-        fields: err.fields,
-        cause: err,
-      });
+      throw new BrokerError(
+        'provider_unavailable',
+        'The provider is unavailable right now; try again shortly.',
+        {
+          retryAfterSeconds: Math.max(1, Math.ceil(((next.nextAttemptAt ?? now) - now) / 1000)),
+          fields: err.fields,
+          cause: err,
+        },
+      );
     }
     throw err;
   }
@@ -528,14 +693,24 @@ export class Broker {
       grantedScopes: previous?.grantedScopes ?? [],
       ...(previous?.primary ? { primary: previous.primary } : {}),
       ...(previous?.extra ? { extra: { ...previous.extra } } : {}),
-    } as NonNullable<ConnectionRecord['tokens']>;
+    };
     if (key === undefined) {
       tokens.primary = entry;
-      tokens.grantedScopes = mergeGranted([...tokens.grantedScopes, ...consented.filter((c) => !isOidc(c))], result.scope);
+      tokens.grantedScopes = mergeGranted(
+        [...tokens.grantedScopes, ...consented.filter((c) => !isOidc(c))],
+        result.scope,
+      );
     } else {
       tokens.extra = { ...tokens.extra, [key]: entry };
     }
-    const next: ConnectionRecord = { ...record, tokens, updatedAt: now, revision: record.revision + 1, failures: 0, status: record.status === 'pending' ? 'pending' : 'active' };
+    const next: ConnectionRecord = {
+      ...record,
+      tokens,
+      updatedAt: now,
+      revision: record.revision + 1,
+      failures: 0,
+      status: record.status === 'pending' ? 'pending' : 'active',
+    };
     if (key === undefined) next.refreshedAt = now;
     delete next.nextAttemptAt;
     delete next.lastError;
@@ -547,7 +722,11 @@ export class Broker {
   #provider(name: string): ProviderClient {
     const provider = this.#d.providers.get(name);
     if (!provider) {
-      throw new BrokerError('invalid_request', `Unknown provider "${name.slice(0, 32)}". Configure it first.`, { detail: 'unknown provider' });
+      throw new BrokerError(
+        'invalid_request',
+        `Unknown provider "${name.slice(0, 32)}". Configure it first.`,
+        { detail: 'unknown provider' },
+      );
     }
     return provider;
   }
@@ -566,7 +745,11 @@ export class Broker {
   #consumeState(state: string, exp: number): void {
     const now = this.#now();
     if (this.#usedStates.has(state)) {
-      throw new BrokerError('invalid_state', 'This sign-in response was already used. Open the connect link again.', { detail: 'state replayed' });
+      throw new BrokerError(
+        'invalid_state',
+        'This sign-in response was already used. Open the connect link again.',
+        { detail: 'state replayed' },
+      );
     }
     if (this.#usedStates.size >= USED_STATE_LIMIT) {
       for (const [k, until] of this.#usedStates) if (until <= now) this.#usedStates.delete(k);
@@ -586,7 +769,10 @@ export class Broker {
 
 function assertName(name: string): void {
   if (!CONNECTION_NAME_PATTERN.test(name)) {
-    throw new BrokerError('invalid_request', 'Connection names use lower-case letters, digits and inner hyphens (1–63 characters).');
+    throw new BrokerError(
+      'invalid_request',
+      'Connection names use lower-case letters, digits and inner hyphens (1–63 characters).',
+    );
   }
 }
 
@@ -595,25 +781,39 @@ function unknownConnection(): BrokerError {
 }
 
 function notConnected(): BrokerError {
-  return new BrokerError('connection_not_connected', 'No account has been connected yet: open a connect link first.');
+  return new BrokerError(
+    'connection_not_connected',
+    'No account has been connected yet: open a connect link first.',
+  );
 }
 
 function backoffError(record: ConnectionRecord, now: number): BrokerError {
   const wait = Math.max(1, Math.ceil(((record.nextAttemptAt ?? now) - now) / 1000));
-  return new BrokerError('provider_unavailable', 'The provider failed recently; the broker is backing off.', { retryAfterSeconds: wait, fields: { connection: record.connection } });
+  return new BrokerError('provider_unavailable', 'The provider failed recently; the broker is backing off.', {
+    retryAfterSeconds: wait,
+    fields: { connection: record.connection },
+  });
 }
 
 function assertUsable(record: ConnectionRecord): void {
   if (record.status === 'pending' || !record.tokens) throw notConnected();
   if (record.status === 'needs_reauth') {
-    throw new BrokerError('connection_needs_reauth', 'The account must sign in again: open a new connect link.', {
-      fields: { connection: record.connection, providerError: record.lastError?.providerError },
-    });
+    throw new BrokerError(
+      'connection_needs_reauth',
+      'The account must sign in again: open a new connect link.',
+      {
+        fields: { connection: record.connection, providerError: record.lastError?.providerError },
+      },
+    );
   }
   if (record.status === 'error') {
-    throw new BrokerError('connection_error', 'The last refresh failed because of the broker configuration; an administrator must fix it.', {
-      fields: { connection: record.connection, providerError: record.lastError?.providerError },
-    });
+    throw new BrokerError(
+      'connection_error',
+      'The last refresh failed because of the broker configuration; an administrator must fix it.',
+      {
+        fields: { connection: record.connection, providerError: record.lastError?.providerError },
+      },
+    );
   }
 }
 
@@ -647,13 +847,18 @@ function isScopeRefusal(err: ProviderFailure): boolean {
 }
 
 function isTransient(err: unknown): boolean {
-  return err instanceof BrokerError && (err.code === 'provider_unavailable' || err.code === 'lock_timeout' || err.code === 'store_unavailable');
+  return (
+    err instanceof BrokerError &&
+    (err.code === 'provider_unavailable' || err.code === 'lock_timeout' || err.code === 'store_unavailable')
+  );
 }
 
 function authorizeCaller(allowed: readonly string[] | undefined, caller: Caller, name: string): void {
   if (!allowed || allowed.length === 0) return;
   if (caller.appId && allowed.some((id) => id.toLowerCase() === caller.appId?.toLowerCase())) return;
-  throw new BrokerError('forbidden', 'This caller may not read this connection.', { fields: { connection: name, caller: caller.appId ?? caller.kind } });
+  throw new BrokerError('forbidden', 'This caller may not read this connection.', {
+    fields: { connection: name, caller: caller.appId ?? caller.kind },
+  });
 }
 
 function tokenResponse(name: string, entry: AccessTokenEntry, now: number): AccessTokenResponse {
@@ -667,19 +872,28 @@ function tokenResponse(name: string, entry: AccessTokenEntry, now: number): Acce
   };
 }
 
-function checkIdentity(expected: ConnectionSettings['expectedIdentity'], actual: ConnectedIdentity | undefined, connection: string): void {
+function checkIdentity(
+  expected: ConnectionSettings['expectedIdentity'],
+  actual: ConnectedIdentity | undefined,
+  connection: string,
+): void {
   if (!expected || (!expected.tenantId && !expected.objectId && !expected.username)) return;
-  const same = (a: string | undefined, b: string | undefined) => a !== undefined && b !== undefined && constantTimeEqual(a.toLowerCase(), b.toLowerCase());
+  const same = (a: string | undefined, b: string | undefined) =>
+    a !== undefined && b !== undefined && constantTimeEqual(a.toLowerCase(), b.toLowerCase());
   const ok =
     actual !== undefined &&
     (!expected.tenantId || same(expected.tenantId, actual.tenantId)) &&
     (!expected.objectId || same(expected.objectId, actual.objectId)) &&
     (!expected.username || same(expected.username, actual.username));
   if (!ok) {
-    throw new BrokerError('identity_mismatch', 'You signed in with a different account than this connection expects. Sign out at the provider and use the expected account.', {
-      detail: actual ? 'pinned identity differs' : 'no verified identity',
-      fields: { connection },
-    });
+    throw new BrokerError(
+      'identity_mismatch',
+      'You signed in with a different account than this connection expects. Sign out at the provider and use the expected account.',
+      {
+        detail: actual ? 'pinned identity differs' : 'no verified identity',
+        fields: { connection },
+      },
+    );
   }
 }
 

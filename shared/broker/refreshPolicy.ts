@@ -38,11 +38,13 @@ export function shouldRefresh(meta: RecordMetadata, now: number, policy: Refresh
   if (meta.status === 'pending') return { refresh: false, reason: 'not_connected' };
   if (meta.status === 'needs_reauth') return { refresh: false, reason: 'needs_reauth' };
   if (meta.status === 'error') return { refresh: false, reason: 'error_status' };
-  if (meta.nextAttemptAt !== undefined && now < meta.nextAttemptAt) return { refresh: false, reason: 'backoff' };
+  if (meta.nextAttemptAt !== undefined && now < meta.nextAttemptAt)
+    return { refresh: false, reason: 'backoff' };
   if (meta.accessExpiresAt === undefined) return { refresh: true, reason: 'no_access_token' };
   if (now >= meta.accessExpiresAt) return { refresh: true, reason: 'expired' };
   if (now >= meta.accessExpiresAt - policy.marginMs) return { refresh: true, reason: 'expiring' };
-  if (meta.refreshAt !== undefined && now >= meta.refreshAt) return { refresh: true, reason: 'refresh_in_passed' };
+  if (meta.refreshAt !== undefined && now >= meta.refreshAt)
+    return { refresh: true, reason: 'refresh_in_passed' };
   if (meta.refreshedAt === undefined || now - meta.refreshedAt >= policy.keepAliveMs) {
     return { refresh: true, reason: 'keep_alive' };
   }
@@ -62,7 +64,11 @@ export function tokenFreshness(entry: AccessTokenEntry, now: number, marginMs: n
 
 /** Delay before the next attempt after `failures` consecutive transient failures: exponential, jittered,
  * bounded, and never shorter than the provider's Retry-After. */
-export function backoffMs(failures: number, retryAfterSeconds: number | undefined, random: () => number = Math.random): number {
+export function backoffMs(
+  failures: number,
+  retryAfterSeconds: number | undefined,
+  random: () => number = Math.random,
+): number {
   const exp = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** Math.max(0, failures - 1));
   const jittered = Math.round(exp * (0.5 + random() / 2));
   return Math.max(jittered, (retryAfterSeconds ?? 0) * 1000);

@@ -53,7 +53,8 @@ export function connectionView(record: ConnectionRecord): ConnectionView {
     ['accessTokenExpiresAt', iso(record.tokens?.primary?.expiresAt)],
     ['nextAttemptAt', iso(record.nextAttemptAt)],
   ];
-  for (const [key, value] of optional) if (value !== undefined) (view as unknown as Record<string, string>)[key] = value;
+  for (const [key, value] of optional)
+    if (value !== undefined) (view as unknown as Record<string, string>)[key] = value;
   if (record.lastError) {
     view.lastError = { code: record.lastError.code, at: new Date(record.lastError.at).toISOString() };
     if (record.lastError.providerError) view.lastError.providerError = record.lastError.providerError;
@@ -78,7 +79,8 @@ export function summaryView(meta: RecordMetadata): ConnectionSummary {
     status: meta.status,
     failures: meta.failures,
   };
-  if (meta.accessExpiresAt !== undefined) view.accessTokenExpiresAt = new Date(meta.accessExpiresAt).toISOString();
+  if (meta.accessExpiresAt !== undefined)
+    view.accessTokenExpiresAt = new Date(meta.accessExpiresAt).toISOString();
   if (meta.refreshedAt !== undefined) view.refreshedAt = new Date(meta.refreshedAt).toISOString();
   return view;
 }

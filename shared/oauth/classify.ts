@@ -28,7 +28,12 @@ export interface FailureInput {
   network?: boolean;
 }
 
-const REAUTH_ERRORS = new Set(['invalid_grant', 'interaction_required', 'consent_required', 'login_required']);
+const REAUTH_ERRORS = new Set([
+  'invalid_grant',
+  'interaction_required',
+  'consent_required',
+  'login_required',
+]);
 const CONFIG_ERRORS = new Set([
   'invalid_client',
   'unauthorized_client',
@@ -62,7 +67,8 @@ export function classifyFailure(input: FailureInput): FailureClass {
   if (body) {
     if (typeof body.error === 'string') out.providerError = body.error.slice(0, 64);
     if (typeof body.suberror === 'string') out.suberror = body.suberror.slice(0, 64);
-    if (Array.isArray(body.error_codes)) out.codes = body.error_codes.filter((c): c is number => typeof c === 'number').slice(0, 8);
+    if (Array.isArray(body.error_codes))
+      out.codes = body.error_codes.filter((c): c is number => typeof c === 'number').slice(0, 8);
     if (typeof body.trace_id === 'string') out.traceId = body.trace_id.slice(0, 64);
     if (typeof body.correlation_id === 'string') out.correlationId = body.correlation_id.slice(0, 64);
   }

@@ -17,7 +17,10 @@ export interface AssertionSource {
 
 const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 
-export function buildClientAuth(credential: ClientCredential, assertionSource?: AssertionSource): oauth.ClientAuth {
+export function buildClientAuth(
+  credential: ClientCredential,
+  assertionSource?: AssertionSource,
+): oauth.ClientAuth {
   switch (credential.kind) {
     case 'secret':
       return credential.method === 'client_secret_basic'
@@ -43,7 +46,7 @@ function certificateAuth(privateKeyPem: string, certificatePem: string): oauth.C
   return async (as, client, body, headers) => {
     if (!auth) {
       // Microsoft's current guidance: PS256 with the certificate's SHA-256 thumbprint in `x5t#S256`.
-      const key = await keyObject.toCryptoKey({ name: 'RSA-PSS', hash: 'SHA-256' }, false, ['sign']);
+      const key = keyObject.toCryptoKey({ name: 'RSA-PSS', hash: 'SHA-256' }, false, ['sign']);
       auth = oauth.PrivateKeyJwt(key, {
         [oauth.modifyAssertion]: (header, payload) => {
           header['x5t#S256'] = x5tS256;

@@ -5,7 +5,13 @@
  * the provider's JWKS. Microsoft specifics (tenant paths, `{tenantid}` issuer template, one resource per token
  * request, `refresh_in`) live here too, in small named functions.
  */
-import { createRemoteJWKSet, customFetch as joseCustomFetch, decodeJwt, jwtVerify, type JWTPayload } from 'jose';
+import {
+  createRemoteJWKSet,
+  customFetch as joseCustomFetch,
+  decodeJwt,
+  jwtVerify,
+  type JWTPayload,
+} from 'jose';
 import * as oauth from 'oauth4webapi';
 import type { ProviderConfig } from '../config.ts';
 import { BrokerError, type ErrorCode } from '../errors.ts';
@@ -123,7 +129,9 @@ export function microsoftEndpoints(authorityHost: string, tenant: string): Endpo
     token: `${base}/oauth2/v2.0/token`,
     jwks: `${base}/discovery/v2.0/keys`,
     // GUID tenants have a fixed issuer; names (`common`, a domain) resolve to a GUID only in the token.
-    issuer: MS_GUID.test(tenant) ? `${authorityHost}/${tenant.toLowerCase()}/v2.0` : `${authorityHost}/{tenantid}/v2.0`,
+    issuer: MS_GUID.test(tenant)
+      ? `${authorityHost}/${tenant.toLowerCase()}/v2.0`
+      : `${authorityHost}/{tenantid}/v2.0`,
   };
 }
 
@@ -153,7 +161,7 @@ export function createProviderClient(config: ProviderConfig, deps: ProviderDeps)
   };
   const jwks = endpoints.jwks
     ? createRemoteJWKSet(new URL(endpoints.jwks), {
-        [joseCustomFetch]: deps.fetch as never,
+        [joseCustomFetch]: deps.fetch,
         timeoutDuration: deps.timeoutMs,
         cooldownDuration: 30_000,
         cacheMaxAge: 24 * 3600_000,
@@ -192,8 +200,13 @@ export function createProviderClient(config: ProviderConfig, deps: ProviderDeps)
     return resolveIssuer(endpoints.issuer, tid) ?? endpoints.issuer;
   }
 
-  async function verifyIdToken(idToken: string, issuer: string, nonce: string | undefined): Promise<JWTPayload> {
-    if (!jwks) throw new BrokerError('provider_error', 'The provider sent an id_token the broker cannot verify.');
+  async function verifyIdToken(
+    idToken: string,
+    issuer: string,
+    nonce: string | undefined,
+  ): Promise<JWTPayload> {
+    if (!jwks)
+      throw new BrokerError('provider_error', 'The provider sent an id_token the broker cannot verify.');
     const { payload } = await jwtVerify(idToken, jwks, {
       issuer,
       audience: config.clientId,
@@ -208,7 +221,11 @@ export function createProviderClient(config: ProviderConfig, deps: ProviderDeps)
     return payload;
   }
 
-  function toResult(res: oauth.TokenEndpointResponse, claims: JWTPayload | undefined, requested: readonly string[]): TokenResult {
+  function toResult(
+    res: oauth.TokenEndpointResponse,
+    claims: JWTPayload | undefined,
+    requested: readonly string[],
+  ): TokenResult {
     const expiresIn = typeof res.expires_in === 'number' && res.expires_in > 0 ? res.expires_in : 3600;
     const result: TokenResult = {
       accessToken: res.access_token,
@@ -221,7 +238,8 @@ export function createProviderClient(config: ProviderConfig, deps: ProviderDeps)
     if (typeof refreshInSeconds === 'number' && refreshInSeconds > 0 && refreshInSeconds < expiresIn) {
       result.refreshInSeconds = refreshInSeconds;
     }
-    if (typeof res.refresh_token === 'string' && res.refresh_token.length > 0) result.refreshToken = res.refresh_token;
+    if (typeof res.refresh_token === 'string' && res.refresh_token.length > 0)
+      result.refreshToken = res.refresh_token;
     if (claims) result.identity = identityFrom(claims);
     return result;
   }
@@ -236,7 +254,9 @@ export function createProviderClient(config: ProviderConfig, deps: ProviderDeps)
 
   function tokenScopes(scopes: readonly string[]): string {
     // Microsoft: one resource per token request, plus offline_access so a (rotated) refresh token comes back.
-    const resourceScopes = microsoft ? primaryResourceScopes(scopes) : scopes.filter((s) => !OIDC_SCOPES.has(s));
+    const resourceScopes = microsoft
+      ? primaryResourceScopes(scopes)
+      : scopes.filter((s) => !OIDC_SCOPES.has(s));
     return [...resourceScopes, ...(microsoft ? ['offline_access'] : [])].join(' ');
   }
 
@@ -245,7 +265,11 @@ export function createProviderClient(config: ProviderConfig, deps: ProviderDeps)
     kind: config.kind,
 
     loginScopes(scopes) {
-      const extra = microsoft ? ['openid', 'profile', 'offline_access'] : config.kind === 'oauth2' && endpoints.issuer ? ['openid'] : [];
+      const extra = microsoft
+        ? ['openid', 'profile', 'offline_access']
+        : config.kind === 'oauth2' && endpoints.issuer
+          ? ['openid']
+          : [];
       const base = scopes.length > 0 ? scopes : config.defaultScopes;
       return [...new Set([...extra, ...base])];
     },
@@ -272,7 +296,10 @@ export function createProviderClient(config: ProviderConfig, deps: ProviderDeps)
     async redeemCode(params) {
       // RFC 9207 mix-up defence: when the provider names itself in the response, it must be our provider.
       const iss = params.callbackParams.get('iss');
-      const expectedIss = iss && endpoints.issuer ? resolveIssuer(endpoints.issuer, tenantFromIssuer(iss, endpoints.issuer)) : undefined;
+      const expectedIss =
+        iss && endpoints.issuer
+          ? resolveIssuer(endpoints.issuer, tenantFromIssuer(iss, endpoints.issuer))
+          : undefined;
       if (iss && endpoints.issuer && iss !== expectedIss) {
         throw new BrokerError('invalid_state', 'The sign-in response came from an unexpected issuer.', {
           detail: 'authorization response iss mismatch',
@@ -316,7 +343,9 @@ export function createProviderClient(config: ProviderConfig, deps: ProviderDeps)
           requireIdToken: wantsIdToken,
         });
         const claims =
-          wantsIdToken && result.id_token && issuer ? await verifyIdToken(result.id_token, issuer, params.nonce) : undefined;
+          wantsIdToken && result.id_token && issuer
+            ? await verifyIdToken(result.id_token, issuer, params.nonce)
+            : undefined;
         return toResult(result, claims, params.scopes);
       });
     },
@@ -326,10 +355,16 @@ export function createProviderClient(config: ProviderConfig, deps: ProviderDeps)
         const additionalParameters = new URLSearchParams(extraToken);
         const scope = tokenScopes(scopes);
         if (scope.length > 0) additionalParameters.set('scope', scope);
-        const response = await oauth.refreshTokenGrantRequest(as(endpoints.issuer), client, clientAuth, refreshToken, {
-          ...requestOptions,
-          additionalParameters,
-        });
+        const response = await oauth.refreshTokenGrantRequest(
+          as(endpoints.issuer),
+          client,
+          clientAuth,
+          refreshToken,
+          {
+            ...requestOptions,
+            additionalParameters,
+          },
+        );
         const issuer = await issuerFor(response);
         const result = await oauth.processRefreshTokenResponse(as(issuer), client, response);
         return toResult(result, undefined, scopes);
@@ -377,7 +412,7 @@ export function toProviderFailure(err: unknown, stage: 'code' | 'refresh'): Brok
     input.httpStatus = err.status;
     input.body = { error: err.cause[0]?.parameters.error ?? 'invalid_client' };
   } else if (err instanceof oauth.OperationProcessingError) {
-    const cause = err.cause as unknown;
+    const cause = err.cause;
     if (cause instanceof Response || isResponseLike(cause)) {
       input.httpStatus = cause.status;
       input.retryAfterHeader = cause.headers.get('retry-after');
@@ -387,15 +422,26 @@ export function toProviderFailure(err: unknown, stage: 'code' | 'refresh'): Brok
   }
   const failure = classifyFailure(input);
   // A conforming-but-wrong 2xx (bad JSON, failed claim checks) is a protocol error, not a transient one.
-  if (err instanceof oauth.OperationProcessingError && input.httpStatus !== undefined && input.httpStatus < 300) {
+  if (
+    err instanceof oauth.OperationProcessingError &&
+    input.httpStatus !== undefined &&
+    input.httpStatus < 300
+  ) {
     failure.kind = 'protocol';
   }
-  if (err instanceof oauth.OperationProcessingError && input.httpStatus === undefined) failure.kind = 'protocol';
+  if (err instanceof oauth.OperationProcessingError && input.httpStatus === undefined)
+    failure.kind = 'protocol';
   return new ProviderFailure(failure, stage, err);
 }
 
 function isResponseLike(v: unknown): v is Response {
-  return typeof v === 'object' && v !== null && 'status' in v && 'headers' in v && typeof (v as Response).headers.get === 'function';
+  return (
+    typeof v === 'object' &&
+    v !== null &&
+    'status' in v &&
+    'headers' in v &&
+    typeof (v as Response).headers.get === 'function'
+  );
 }
 
 function isNetworkError(err: unknown): boolean {

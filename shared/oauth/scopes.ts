@@ -37,7 +37,9 @@ export function distinctResources(scopes: readonly string[]): string[] {
 export function isSubsetOfGranted(requested: readonly string[], granted: readonly string[]): boolean {
   const norm = (s: string) => (s.includes('/') ? s : `${GRAPH}/${s}`).toLowerCase();
   const grantedSet = new Set(granted.map(norm));
-  return requested.filter((s) => !OIDC_SCOPES.has(s)).every((s) => grantedSet.has(norm(s)) || s.endsWith('/.default'));
+  return requested
+    .filter((s) => !OIDC_SCOPES.has(s))
+    .every((s) => grantedSet.has(norm(s)) || s.endsWith('/.default'));
 }
 
 export function parseScopeParam(value: string): string[] {

@@ -11,7 +11,10 @@ export interface TransportOptions {
   timeoutMs: number;
 }
 
-export function createTransport({ timeoutMs }: TransportOptions): { fetch: FetchLike; close(): Promise<void> } {
+export function createTransport({ timeoutMs }: TransportOptions): {
+  fetch: FetchLike;
+  close(): Promise<void>;
+} {
   const agent = new Agent({
     keepAliveTimeout: 30_000,
     keepAliveMaxTimeout: 120_000,

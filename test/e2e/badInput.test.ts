@@ -12,7 +12,10 @@ before(async () => {
   keyring = new Keyring([{ kid: keyIdOf(h.brokerKey), key: h.brokerKey }]);
   await h.createConnection('alpha');
   await h.connect('alpha');
-  await h.createConnection('pinned', { scopes: ['https://graph.microsoft.com/Mail.Send'], expectedIdentity: { username: 'megan@demo.example' } });
+  await h.createConnection('pinned', {
+    scopes: ['https://graph.microsoft.com/Mail.Send'],
+    expectedIdentity: { username: 'megan@demo.example' },
+  });
 });
 after(async () => {
   await h.assertNoSecretsInLogs();
@@ -40,30 +43,165 @@ describe('bad input: a 4xx problem with a stable code, and nothing stored change
   const cases: [string, () => Promise<Response>, number, string][] = [
     ['unknown connection', () => h.api('GET', 'connections/nope/token'), 404, 'unknown_connection'],
     ['invalid connection name', () => h.api('GET', 'connections/Bad_Name/token'), 400, 'invalid_request'],
-    ['connection name too long', () => h.api('GET', `connections/${'a'.repeat(64)}/token`), 400, 'invalid_request'],
+    [
+      'connection name too long',
+      () => h.api('GET', `connections/${'a'.repeat(64)}/token`),
+      400,
+      'invalid_request',
+    ],
     ['unknown query parameter', () => h.api('GET', 'connections/alpha/token?foo=1'), 400, 'invalid_request'],
-    ['duplicated query parameter', () => h.api('GET', 'connections/alpha/token?scope=a&scope=b'), 400, 'invalid_request'],
-    ['scope not granted', () => h.api('GET', 'connections/alpha/token?scope=https://ads.microsoft.com/msads.manage'), 403, 'scope_not_granted'],
-    ['PUT with an unknown field', () => h.api('PUT', 'manage/connections/alpha', { body: { scopes: [], colour: 'red' } }), 400, 'invalid_request'],
-    ['PUT with a wrong type', () => h.api('PUT', 'manage/connections/alpha', { body: { scopes: 'Mail.Send' } }), 400, 'invalid_request'],
-    ['PUT with invalid JSON', () => h.api('PUT', 'manage/connections/alpha', { body: '{"scopes":' }), 400, 'invalid_request'],
-    ['PUT with a wrong content type', () => h.api('PUT', 'manage/connections/alpha', { body: '{}', headers: { 'content-type': 'text/plain' } }), 415, 'unsupported_media_type'],
-    ['PUT with an oversized body', () => h.api('PUT', 'manage/connections/alpha', { body: { scopes: [], description: 'x'.repeat(70_000) } }), 413, 'payload_too_large'],
-    ['PUT with an unknown provider', () => h.api('PUT', 'manage/connections/alpha', { body: { provider: 'nope', scopes: [] } }), 400, 'invalid_request'],
-    ['PUT with a malformed pinned tenant', () => h.api('PUT', 'manage/connections/alpha', { body: { scopes: [], expectedIdentity: { tenantId: 'x' } } }), 400, 'invalid_request'],
-    ['unknown manage action', () => h.api('POST', 'manage/connections/alpha/frobnicate'), 400, 'invalid_request'],
-    ['import without a refresh token', () => h.api('POST', 'manage/connections/alpha/import', { body: {} }), 400, 'invalid_request'],
-    ['import of a rejected refresh token', () => h.api('POST', 'manage/connections/alpha/import', { body: { refreshToken: 'not-a-valid-refresh-token' } }), 400, 'invalid_request'],
-    ['refresh with a body', () => h.api('POST', 'manage/connections/alpha/refresh', { body: { force: true } }), 400, 'invalid_request'],
-    ['link for an unknown connection', () => h.api('POST', 'manage/connections/nope/link'), 404, 'unknown_connection'],
-    ['delete an unknown connection', () => h.api('DELETE', 'manage/connections/nope'), 404, 'unknown_connection'],
-    ['connect without a link', () => fetch(`${h.apiUrl}/connect/alpha`, { headers: json, redirect: 'manual' }), 400, 'invalid_request'],
-    ['connect with a tampered link', () => fetch(`${h.apiUrl}/connect/alpha?link=${'A'.repeat(40)}.${'B'.repeat(20)}.${'C'.repeat(43)}`, { headers: json, redirect: 'manual' }), 403, 'invalid_link'],
-    ['connect with an expired link', () => fetch(`${h.apiUrl}/connect/alpha?link=${signToken(keyring, 'connect-link', { c: 'alpha', exp: Date.now() - 1000, n: 'x' })}`, { headers: json, redirect: 'manual' }), 403, 'invalid_link'],
-    ['connect with another connection’s link', () => fetch(`${h.apiUrl}/connect/pinned?link=${signToken(keyring, 'connect-link', { c: 'alpha', exp: Date.now() + 60_000, n: 'x' })}`, { headers: json, redirect: 'manual' }), 403, 'invalid_link'],
-    ['callback without the cookie', () => fetch(`${h.apiUrl}/callback?code=abcdefgh&state=abcdefgh`, { headers: json }), 400, 'invalid_state'],
-    ['callback with an unknown parameter', () => fetch(`${h.apiUrl}/callback?code=abcdefgh&state=abcdefgh&x=1`, { headers: json }), 400, 'invalid_request'],
-    ['callback without code or error', () => fetch(`${h.apiUrl}/callback?state=abcdefgh`, { headers: json }), 400, 'invalid_request'],
+    [
+      'duplicated query parameter',
+      () => h.api('GET', 'connections/alpha/token?scope=a&scope=b'),
+      400,
+      'invalid_request',
+    ],
+    [
+      'scope not granted',
+      () => h.api('GET', 'connections/alpha/token?scope=https://ads.microsoft.com/msads.manage'),
+      403,
+      'scope_not_granted',
+    ],
+    [
+      'PUT with an unknown field',
+      () => h.api('PUT', 'manage/connections/alpha', { body: { scopes: [], colour: 'red' } }),
+      400,
+      'invalid_request',
+    ],
+    [
+      'PUT with a wrong type',
+      () => h.api('PUT', 'manage/connections/alpha', { body: { scopes: 'Mail.Send' } }),
+      400,
+      'invalid_request',
+    ],
+    [
+      'PUT with invalid JSON',
+      () => h.api('PUT', 'manage/connections/alpha', { body: '{"scopes":' }),
+      400,
+      'invalid_request',
+    ],
+    [
+      'PUT with a wrong content type',
+      () =>
+        h.api('PUT', 'manage/connections/alpha', { body: '{}', headers: { 'content-type': 'text/plain' } }),
+      415,
+      'unsupported_media_type',
+    ],
+    [
+      'PUT with an oversized body',
+      () =>
+        h.api('PUT', 'manage/connections/alpha', { body: { scopes: [], description: 'x'.repeat(70_000) } }),
+      413,
+      'payload_too_large',
+    ],
+    [
+      'PUT with an unknown provider',
+      () => h.api('PUT', 'manage/connections/alpha', { body: { provider: 'nope', scopes: [] } }),
+      400,
+      'invalid_request',
+    ],
+    [
+      'PUT with a malformed pinned tenant',
+      () =>
+        h.api('PUT', 'manage/connections/alpha', {
+          body: { scopes: [], expectedIdentity: { tenantId: 'x' } },
+        }),
+      400,
+      'invalid_request',
+    ],
+    [
+      'unknown manage action',
+      () => h.api('POST', 'manage/connections/alpha/frobnicate'),
+      400,
+      'invalid_request',
+    ],
+    [
+      'import without a refresh token',
+      () => h.api('POST', 'manage/connections/alpha/import', { body: {} }),
+      400,
+      'invalid_request',
+    ],
+    [
+      'import of a rejected refresh token',
+      () =>
+        h.api('POST', 'manage/connections/alpha/import', {
+          body: { refreshToken: 'not-a-valid-refresh-token' },
+        }),
+      400,
+      'invalid_request',
+    ],
+    [
+      'refresh with a body',
+      () => h.api('POST', 'manage/connections/alpha/refresh', { body: { force: true } }),
+      400,
+      'invalid_request',
+    ],
+    [
+      'link for an unknown connection',
+      () => h.api('POST', 'manage/connections/nope/link'),
+      404,
+      'unknown_connection',
+    ],
+    [
+      'delete an unknown connection',
+      () => h.api('DELETE', 'manage/connections/nope'),
+      404,
+      'unknown_connection',
+    ],
+    [
+      'connect without a link',
+      () => fetch(`${h.apiUrl}/connect/alpha`, { headers: json, redirect: 'manual' }),
+      400,
+      'invalid_request',
+    ],
+    [
+      'connect with a tampered link',
+      () =>
+        fetch(`${h.apiUrl}/connect/alpha?link=${'A'.repeat(40)}.${'B'.repeat(20)}.${'C'.repeat(43)}`, {
+          headers: json,
+          redirect: 'manual',
+        }),
+      403,
+      'invalid_link',
+    ],
+    [
+      'connect with an expired link',
+      () =>
+        fetch(
+          `${h.apiUrl}/connect/alpha?link=${signToken(keyring, 'connect-link', { c: 'alpha', exp: Date.now() - 1000, n: 'x' })}`,
+          { headers: json, redirect: 'manual' },
+        ),
+      403,
+      'invalid_link',
+    ],
+    [
+      'connect with another connection’s link',
+      () =>
+        fetch(
+          `${h.apiUrl}/connect/pinned?link=${signToken(keyring, 'connect-link', { c: 'alpha', exp: Date.now() + 60_000, n: 'x' })}`,
+          { headers: json, redirect: 'manual' },
+        ),
+      403,
+      'invalid_link',
+    ],
+    [
+      'callback without the cookie',
+      () => fetch(`${h.apiUrl}/callback?code=abcdefgh&state=abcdefgh`, { headers: json }),
+      400,
+      'invalid_state',
+    ],
+    [
+      'callback with an unknown parameter',
+      () => fetch(`${h.apiUrl}/callback?code=abcdefgh&state=abcdefgh&x=1`, { headers: json }),
+      400,
+      'invalid_request',
+    ],
+    [
+      'callback without code or error',
+      () => fetch(`${h.apiUrl}/callback?state=abcdefgh`, { headers: json }),
+      400,
+      'invalid_request',
+    ],
   ];
   for (const [title, call, status, code] of cases) {
     it(title, async () => {
@@ -88,7 +226,10 @@ describe('bad input: a 4xx problem with a stable code, and nothing stored change
   });
 
   it('a browser sees a readable page with the same status for a bad link', async () => {
-    const res = await fetch(`${h.apiUrl}/connect/alpha?link=${signToken(keyring, 'connect-link', { c: 'alpha', exp: Date.now() - 1000, n: 'x' })}`, { headers: { accept: 'text/html' }, redirect: 'manual' });
+    const res = await fetch(
+      `${h.apiUrl}/connect/alpha?link=${signToken(keyring, 'connect-link', { c: 'alpha', exp: Date.now() - 1000, n: 'x' })}`,
+      { headers: { accept: 'text/html' }, redirect: 'manual' },
+    );
     assert.equal(res.status, 403);
     assert.equal(res.headers.get('x-broker-error'), 'invalid_link');
     assert.equal(res.headers.get('referrer-policy'), 'no-referrer');
@@ -100,7 +241,11 @@ describe('bad input: a 4xx problem with a stable code, and nothing stored change
     // wrong state: a real cookie from a connect, but the state of another attempt
     const a = await fetch(await h.newLink('alpha'), { redirect: 'manual' });
     const cookie = a.headers.getSetCookie()[0]?.split(';')[0] ?? '';
-    await expectProblem(await fetch(`${h.apiUrl}/callback?code=abcdefgh&state=not-the-state`, { headers: { cookie, ...json } }), 400, 'invalid_state');
+    await expectProblem(
+      await fetch(`${h.apiUrl}/callback?code=abcdefgh&state=not-the-state`, { headers: { cookie, ...json } }),
+      400,
+      'invalid_state',
+    );
     // provider error: the person denied consent
     const denied = await h.connect('alpha', { decision: 'deny' });
     assert.equal(denied.callback.status, 400);

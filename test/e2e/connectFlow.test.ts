@@ -18,13 +18,16 @@ after(async () => {
 async function token(name: string) {
   const res = await h.api('GET', `connections/${name}/token`);
   const body = (await res.json()) as Record<string, unknown>;
-  if (typeof body.access_token === 'string') h.secrets.add(`${name} access token (served)`, body.access_token);
+  if (typeof body.access_token === 'string')
+    h.secrets.add(`${name} access token (served)`, body.access_token);
   return { res, body };
 }
 
 describe('connect → callback → token → refresh, through the dev host', () => {
   it('PUT creates a pending connection and the link starts the flow with a sealed __Host- cookie', async () => {
-    const put = await h.api('PUT', 'manage/connections/alpha', { body: { scopes: ['https://graph.microsoft.com/Mail.Send'] } });
+    const put = await h.api('PUT', 'manage/connections/alpha', {
+      body: { scopes: ['https://graph.microsoft.com/Mail.Send'] },
+    });
     assert.equal(put.status, 201);
     const view = (await put.json()) as Record<string, unknown>;
     assert.equal(view.status, 'pending');
@@ -36,9 +39,17 @@ describe('connect → callback → token → refresh, through the dev host', () 
     assert.equal(authorize.origin + authorize.pathname, `${h.idp.origin}/common/oauth2/v2.0/authorize`);
     assert.equal(authorize.searchParams.get('code_challenge_method'), 'S256');
     assert.equal(authorize.searchParams.get('redirect_uri'), `${h.baseUrl}/api/callback`);
-    assert.deepEqual(authorize.searchParams.get('scope')?.split(' ').sort(), ['https://graph.microsoft.com/Mail.Send', 'offline_access', 'openid', 'profile']);
+    assert.deepEqual(authorize.searchParams.get('scope')?.split(' ').sort(), [
+      'https://graph.microsoft.com/Mail.Send',
+      'offline_access',
+      'openid',
+      'profile',
+    ]);
     const [cookie] = res.headers.getSetCookie();
-    assert.match(cookie ?? '', /^__Host-token-broker-login=[^;]+; max-age=600; path=\/; secure; samesite=lax; httponly$/);
+    assert.match(
+      cookie ?? '',
+      /^__Host-token-broker-login=[^;]+; max-age=600; path=\/; secure; samesite=lax; httponly$/,
+    );
   });
 
   it('signs in at the IdP, and the callback stores the connection and shows the result page', async () => {
@@ -63,7 +74,14 @@ describe('connect → callback → token → refresh, through the dev host', () 
     const { res, body } = await token('alpha');
     assert.equal(res.status, 200);
     assert.equal(res.headers.get('cache-control'), 'no-store');
-    assert.deepEqual(Object.keys(body).sort(), ['access_token', 'connection', 'expires_at', 'expires_in', 'scope', 'token_type']);
+    assert.deepEqual(Object.keys(body).sort(), [
+      'access_token',
+      'connection',
+      'expires_at',
+      'expires_in',
+      'scope',
+      'token_type',
+    ]);
     assert.equal(body.token_type, 'Bearer');
     assert.equal(h.idp.stats.refreshGrants, 0);
   });
@@ -82,11 +100,19 @@ describe('connect → callback → token → refresh, through the dev host', () 
   it('the timer (POST /admin/functions/refresh) refreshes due connections only', async () => {
     await h.createConnection('gamma');
     await h.connect('gamma');
-    const beforeRecords = { alpha: await h.record('alpha'), beta: await h.record('beta'), gamma: await h.record('gamma') };
+    const beforeRecords = {
+      alpha: await h.record('alpha'),
+      beta: await h.record('beta'),
+      gamma: await h.record('gamma'),
+    };
     h.idp.stats.reset();
     const res = await fetch(`${h.baseUrl}/admin/functions/refresh`, {
       method: 'POST',
-      headers: { 'x-functions-key': h.functionKey, 'x-devhost-wait': 'true', 'content-type': 'application/json' },
+      headers: {
+        'x-functions-key': h.functionKey,
+        'x-devhost-wait': 'true',
+        'content-type': 'application/json',
+      },
       body: '{}',
     });
     assert.equal(res.status, 202);
@@ -107,8 +133,13 @@ describe('connect → callback → token → refresh, through the dev host', () 
   });
 
   it('lists connections without tokens and deletes one', async () => {
-    const list = (await (await h.api('GET', 'manage/connections')).json()) as { connections: { connection: string }[] };
-    assert.deepEqual(list.connections.map((c) => c.connection), ['alpha', 'beta', 'gamma']);
+    const list = (await (await h.api('GET', 'manage/connections')).json()) as {
+      connections: { connection: string }[];
+    };
+    assert.deepEqual(
+      list.connections.map((c) => c.connection),
+      ['alpha', 'beta', 'gamma'],
+    );
     assert.equal((await h.api('DELETE', 'manage/connections/gamma')).status, 204);
     assert.equal((await h.api('GET', 'manage/connections/gamma')).status, 404);
   });

@@ -36,7 +36,10 @@ before(async () => {
     accessTokenTtlSeconds: 304,
     clients: [{ clientId: CLIENT_ID, clientSecret, redirectUris: [`${publicBaseUrl}/api/callback`] }],
   });
-  store = createTokenStore({ kind: 'keyvault', vaultUrl: kv.vaultUrl }, { credential: kv.credential, secretClientOptions: kv.secretClientOptions() });
+  store = createTokenStore(
+    { kind: 'keyvault', vaultUrl: kv.vaultUrl },
+    { credential: kv.credential, secretClientOptions: kv.secretClientOptions() },
+  );
   const env = {
     KEY_VAULT_URL: kv.vaultUrl,
     KEY_VAULT_DISABLE_CHALLENGE_RESOURCE_VERIFICATION: 'true',
@@ -46,7 +49,10 @@ before(async () => {
   };
   const brokerKey = randomBytes(32);
   const shared = { sharedIdp: { idp, clientSecret }, env, store, publicBaseUrl, brokerKey };
-  [a, b] = await Promise.all([startBrokerHost({ ...shared, port: portA }), startBrokerHost({ ...shared, port: portB })]);
+  [a, b] = await Promise.all([
+    startBrokerHost({ ...shared, port: portA }),
+    startBrokerHost({ ...shared, port: portB }),
+  ]);
 });
 
 after(async () => {
@@ -64,7 +70,9 @@ describe('two instances sharing Key Vault and blob leases', () => {
     await a.createConnection('shared-mailbox');
     const out = await a.connect('shared-mailbox');
     assert.equal(out.callback.status, 200);
-    const view = (await (await b.api('GET', 'manage/connections/shared-mailbox')).json()) as { status: string };
+    const view = (await (await b.api('GET', 'manage/connections/shared-mailbox')).json()) as {
+      status: string;
+    };
     assert.equal(view.status, 'active');
   });
 
@@ -101,7 +109,8 @@ describe('two instances sharing Key Vault and blob leases', () => {
   it('a fresh token is served from memory with no Key Vault call', async () => {
     await a.api('GET', 'connections/shared-mailbox/token');
     kv.resetCounters();
-    for (let i = 0; i < 20; i++) assert.equal((await a.api('GET', 'connections/shared-mailbox/token')).status, 200);
+    for (let i = 0; i < 20; i++)
+      assert.equal((await a.api('GET', 'connections/shared-mailbox/token')).status, 200);
     assert.equal(kv.counters().total, 0);
   });
 });

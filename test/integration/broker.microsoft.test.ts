@@ -74,7 +74,9 @@ describe('broker against the demo IdP (Microsoft-shaped)', () => {
   it('collapses concurrent stale reads into exactly one refresh at the IdP', async () => {
     h.idp.stats.reset();
     h.clock.now += 2 * HOUR;
-    const all = await Promise.all(Array.from({ length: 200 }, () => h.broker.getAccessToken('sales-mailbox', caller)));
+    const all = await Promise.all(
+      Array.from({ length: 200 }, () => h.broker.getAccessToken('sales-mailbox', caller)),
+    );
     assert.equal(h.idp.stats.refreshGrants, 1);
     assert.equal(new Set(all.map((t) => t.access_token)).size, 1);
   });
@@ -82,7 +84,10 @@ describe('broker against the demo IdP (Microsoft-shaped)', () => {
   it('marks needs_reauth after revocation (invalid_grant) and keeps the record', async () => {
     await h.idp.revokeUser('adele@demo.example');
     h.clock.now += 2 * HOUR;
-    await assert.rejects(h.broker.getAccessToken('sales-mailbox', caller), (e) => code(e) === 'connection_needs_reauth');
+    await assert.rejects(
+      h.broker.getAccessToken('sales-mailbox', caller),
+      (e) => code(e) === 'connection_needs_reauth',
+    );
     const r = await h.store.get('sales-mailbox');
     assert.equal(r?.status, 'needs_reauth');
     assert.equal(r?.lastError?.providerError, 'invalid_grant');
@@ -109,12 +114,19 @@ describe('broker against the demo IdP (Microsoft-shaped)', () => {
     assert.equal(view.status, 'active');
     const r = await h.store.get('imported');
     assert.notEqual(r?.tokens?.refreshToken, donorRt);
-    await assert.rejects(h.broker.importRefreshToken('imported', 'not-a-real-refresh-token-123'), (e) => code(e) === 'invalid_request');
+    await assert.rejects(
+      h.broker.importRefreshToken('imported', 'not-a-real-refresh-token-123'),
+      (e) => code(e) === 'invalid_request',
+    );
     assert.equal((await h.store.get('imported'))?.tokens?.refreshToken, r?.tokens?.refreshToken);
   });
 
   it('refuses an account other than the pinned one and stores nothing', async () => {
-    await h.broker.upsertConnection('pinned', { provider: 'microsoft', scopes: [GRAPH], expectedIdentity: { username: 'megan@demo.example' } });
+    await h.broker.upsertConnection('pinned', {
+      provider: 'microsoft',
+      scopes: [GRAPH],
+      expectedIdentity: { username: 'megan@demo.example' },
+    });
     const { params, cookie } = await h.connect(h.broker, 'pinned', { username: 'adele@demo.example' });
     await assert.rejects(h.broker.completeCallback(params, cookie), (e) => code(e) === 'identity_mismatch');
     assert.equal((await h.store.get('pinned'))?.status, 'pending');

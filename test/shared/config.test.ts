@@ -39,7 +39,11 @@ describe('parseConfig', () => {
       MICROSOFT_AUTHORITY_HOST: 'https://login.partner.microsoftonline.cn',
     });
     const cred = c.providers.microsoft?.credential;
-    assert.deepEqual(cred, { kind: 'managed_identity', clientId: 'mi-client', audience: 'api://AzureADTokenExchangeChina' });
+    assert.deepEqual(cred, {
+      kind: 'managed_identity',
+      clientId: 'mi-client',
+      audience: 'api://AzureADTokenExchangeChina',
+    });
   });
 
   it('selects Key Vault and the blob lease when KEY_VAULT_URL is set, and then requires BROKER_KEYS', () => {
@@ -53,7 +57,11 @@ describe('parseConfig', () => {
     assert.equal(c.lock.kind, 'blob');
     assert.equal(c.keys?.length, 2);
     assert.throws(
-      () => parseConfig({ KEY_VAULT_URL: 'https://kv.vault.azure.net/', AzureWebJobsStorage__blobServiceUri: 'https://st.blob.core.windows.net' }),
+      () =>
+        parseConfig({
+          KEY_VAULT_URL: 'https://kv.vault.azure.net/',
+          AzureWebJobsStorage__blobServiceUri: 'https://st.blob.core.windows.net',
+        }),
       (err: unknown) => err instanceof ConfigError && err.variables.includes('BROKER_KEYS'),
     );
   });
@@ -62,30 +70,52 @@ describe('parseConfig', () => {
     const secretish = 'not-a-number-SECRET-12345';
     assert.throws(
       () => parseConfig({ BROKER_REFRESH_MARGIN_SECONDS: secretish }),
-      (err: unknown) => err instanceof ConfigError && err.message.includes('BROKER_REFRESH_MARGIN_SECONDS') && !err.message.includes(secretish),
+      (err: unknown) =>
+        err instanceof ConfigError &&
+        err.message.includes('BROKER_REFRESH_MARGIN_SECONDS') &&
+        !err.message.includes(secretish),
     );
     const weakKey = 'c2hvcnQ';
     assert.throws(
       () => parseConfig({ BROKER_KEYS: weakKey }),
-      (err: unknown) => err instanceof ConfigError && err.variables.includes('BROKER_KEYS') && !err.message.includes(weakKey),
+      (err: unknown) =>
+        err instanceof ConfigError && err.variables.includes('BROKER_KEYS') && !err.message.includes(weakKey),
     );
   });
 
   it('rejects plain http outside localhost unless the insecure flag is set', () => {
     assert.throws(() => parseConfig({ BROKER_PUBLIC_BASE_URL: 'http://broker.example.com' }), ConfigError);
-    assert.throws(() => parseConfig({ MICROSOFT_CLIENT_ID: 'a', MICROSOFT_AUTHORITY_HOST: 'http://127.0.0.1:9' }), ConfigError);
-    const ok = parseConfig({ MICROSOFT_CLIENT_ID: 'a', MICROSOFT_AUTHORITY_HOST: 'http://127.0.0.1:9', BROKER_ALLOW_INSECURE_HTTP: 'true' });
+    assert.throws(
+      () => parseConfig({ MICROSOFT_CLIENT_ID: 'a', MICROSOFT_AUTHORITY_HOST: 'http://127.0.0.1:9' }),
+      ConfigError,
+    );
+    const ok = parseConfig({
+      MICROSOFT_CLIENT_ID: 'a',
+      MICROSOFT_AUTHORITY_HOST: 'http://127.0.0.1:9',
+      BROKER_ALLOW_INSECURE_HTTP: 'true',
+    });
     assert.equal(ok.allowInsecureHttp, true);
   });
 
   it('parses generic providers whose secret lives in a named variable', () => {
     const c = parseConfig({
       BROKER_PROVIDERS: JSON.stringify({
-        acme: { kind: 'oauth2', authorizationUrl: 'https://id.acme.test/authorize', tokenUrl: 'https://id.acme.test/token', clientId: 'x', clientSecretSetting: 'ACME_SECRET', clientAuthMethod: 'client_secret_basic' },
+        acme: {
+          kind: 'oauth2',
+          authorizationUrl: 'https://id.acme.test/authorize',
+          tokenUrl: 'https://id.acme.test/token',
+          clientId: 'x',
+          clientSecretSetting: 'ACME_SECRET',
+          clientAuthMethod: 'client_secret_basic',
+        },
       }),
       ACME_SECRET: 'shh',
     });
-    assert.deepEqual(c.providers.acme?.credential, { kind: 'secret', secret: 'shh', method: 'client_secret_basic' });
+    assert.deepEqual(c.providers.acme?.credential, {
+      kind: 'secret',
+      secret: 'shh',
+      method: 'client_secret_basic',
+    });
     assert.throws(
       () => parseConfig({ BROKER_PROVIDERS: JSON.stringify({ acme: { kind: 'oauth2', bogus: 1 } }) }),
       (err: unknown) => err instanceof ConfigError && err.variables.includes('BROKER_PROVIDERS'),
@@ -99,9 +129,19 @@ describe('parseConfig', () => {
   });
 
   it('requires audience and tenant for entra caller auth and accepts v1 and v2 issuers', () => {
-    assert.throws(() => parseConfig({ BROKER_AUTH_MODE: 'entra' }), (e: unknown) => e instanceof ConfigError && e.variables.includes('BROKER_AUTH_AUDIENCE'));
-    const c = parseConfig({ BROKER_AUTH_MODE: 'entra', BROKER_AUTH_AUDIENCE: 'api://broker', BROKER_AUTH_TENANT_ID: 'tid' });
-    assert.deepEqual(c.auth.issuers, ['https://login.microsoftonline.com/tid/v2.0', 'https://sts.windows.net/tid/']);
+    assert.throws(
+      () => parseConfig({ BROKER_AUTH_MODE: 'entra' }),
+      (e: unknown) => e instanceof ConfigError && e.variables.includes('BROKER_AUTH_AUDIENCE'),
+    );
+    const c = parseConfig({
+      BROKER_AUTH_MODE: 'entra',
+      BROKER_AUTH_AUDIENCE: 'api://broker',
+      BROKER_AUTH_TENANT_ID: 'tid',
+    });
+    assert.deepEqual(c.auth.issuers, [
+      'https://login.microsoftonline.com/tid/v2.0',
+      'https://sts.windows.net/tid/',
+    ]);
     assert.equal(c.auth.jwksUrl, 'https://login.microsoftonline.com/tid/discovery/v2.0/keys');
   });
 });
@@ -109,12 +149,23 @@ describe('parseConfig', () => {
 describe('parseConfig and Azure app settings', () => {
   it('names an unresolved Key Vault reference instead of using its text as a secret', () => {
     assert.throws(
-      () => parseConfig({ MICROSOFT_CLIENT_ID: 'a', MICROSOFT_CLIENT_SECRET: '@Microsoft.KeyVault(SecretUri=https://kv.vault.azure.net/secrets/x/)' }),
-      (err: unknown) => err instanceof ConfigError && err.variables.includes('MICROSOFT_CLIENT_SECRET') && err.message.includes('Key Vault reference'),
+      () =>
+        parseConfig({
+          MICROSOFT_CLIENT_ID: 'a',
+          MICROSOFT_CLIENT_SECRET: '@Microsoft.KeyVault(SecretUri=https://kv.vault.azure.net/secrets/x/)',
+        }),
+      (err: unknown) =>
+        err instanceof ConfigError &&
+        err.variables.includes('MICROSOFT_CLIENT_SECRET') &&
+        err.message.includes('Key Vault reference'),
     );
   });
   it('accepts MICROSOFT_CREDENTIAL=auto and derives the credential kind', () => {
-    const c = parseConfig({ MICROSOFT_CLIENT_ID: 'a', MICROSOFT_CREDENTIAL: 'auto', MICROSOFT_CLIENT_SECRET: 'x' });
+    const c = parseConfig({
+      MICROSOFT_CLIENT_ID: 'a',
+      MICROSOFT_CREDENTIAL: 'auto',
+      MICROSOFT_CLIENT_SECRET: 'x',
+    });
     assert.equal(c.providers.microsoft?.credential.kind, 'secret');
   });
 });

@@ -35,7 +35,11 @@ describe('sealed state', () => {
     const ring = new Keyring([mk()]);
     const sealed = seal(ring, 'state-cookie', { v: 'verifier-value' }, 'cookie-a');
     assert.ok(!sealed.includes('verifier'));
-    assert.ok(!Buffer.from(sealed.split('.')[2] ?? '', 'base64url').toString().includes('verifier'));
+    assert.ok(
+      !Buffer.from(sealed.split('.')[2] ?? '', 'base64url')
+        .toString()
+        .includes('verifier'),
+    );
     assert.deepEqual(unseal(ring, 'state-cookie', sealed, 'cookie-a'), { v: 'verifier-value' });
     assert.equal(unseal(ring, 'state-cookie', sealed, 'cookie-b'), undefined);
     assert.equal(unseal(new Keyring([mk()]), 'state-cookie', sealed, 'cookie-a'), undefined);

@@ -22,7 +22,9 @@ export async function freePort(): Promise<number> {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => {
       const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+      server.close(() =>
+        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
+      );
     });
   });
 }
@@ -66,7 +68,11 @@ export interface BrokerHost {
   store: TokenStore;
   secrets: SecretScanner;
   /** Calls the API with the function key (unless `key: null`). */
-  api(method: string, path: string, init?: { body?: unknown; key?: string | null; headers?: Record<string, string> }): Promise<Response>;
+  api(
+    method: string,
+    path: string,
+    init?: { body?: unknown; key?: string | null; headers?: Record<string, string> },
+  ): Promise<Response>;
   createConnection(name: string, body?: Record<string, unknown>): Promise<void>;
   newLink(name: string): Promise<string>;
   connect(name: string, drive?: DriveOptions): Promise<ConnectOutcome>;
@@ -94,7 +100,9 @@ export async function startBrokerHost(opts: BrokerHostOptions = {}): Promise<Bro
     idp = await startDemoIdp({
       quiet: true,
       ...opts.idp,
-      clients: [{ clientId: CLIENT_ID, clientSecret, redirectUris: [redirectUri], name: 'Token broker (e2e)' }],
+      clients: [
+        { clientId: CLIENT_ID, clientSecret, redirectUris: [redirectUri], name: 'Token broker (e2e)' },
+      ],
     });
     ownIdp = true;
   }
@@ -152,7 +160,10 @@ export async function startBrokerHost(opts: BrokerHostOptions = {}): Promise<Bro
     secrets,
     api,
     newLink,
-    async createConnection(name, body = { provider: 'microsoft', scopes: ['https://graph.microsoft.com/Mail.Send'] }) {
+    async createConnection(
+      name,
+      body = { provider: 'microsoft', scopes: ['https://graph.microsoft.com/Mail.Send'] },
+    ) {
       const res = await api('PUT', `manage/connections/${name}`, { body });
       if (res.status !== 201 && res.status !== 200) throw new Error(`PUT: ${res.status} ${await res.text()}`);
     },
@@ -164,9 +175,16 @@ export async function startBrokerHost(opts: BrokerHostOptions = {}): Promise<Bro
       if (start.status !== 302) throw new Error(`connect: ${start.status} ${await start.text()}`);
       const cookie = connectCookies[0]?.split(';')[0] ?? '';
       secrets.add('state cookie', cookie.split('=').slice(1).join('='));
-      const result = await driveAuthorization(authorizeUrl, { username: 'adele@demo.example', password: 'demo', ...drive });
+      const result = await driveAuthorization(authorizeUrl, {
+        username: 'adele@demo.example',
+        password: 'demo',
+        ...drive,
+      });
       secrets.add('authorization code', result.params.get('code'));
-      const callback = await fetch(result.url, { headers: { cookie, accept: 'text/html' }, redirect: 'manual' });
+      const callback = await fetch(result.url, {
+        headers: { cookie, accept: 'text/html' },
+        redirect: 'manual',
+      });
       return { callback, callbackBody: await callback.text(), drive: result, connectCookies, authorizeUrl };
     },
     record: (name) => store.get(name),
@@ -175,7 +193,8 @@ export async function startBrokerHost(opts: BrokerHostOptions = {}): Promise<Bro
         const r = await store.get(meta.connection);
         secrets.add(`${meta.connection} refresh token`, r?.tokens?.refreshToken);
         secrets.add(`${meta.connection} access token`, r?.tokens?.primary?.accessToken);
-        for (const [k, e] of Object.entries(r?.tokens?.extra ?? {})) secrets.add(`${meta.connection} ${k} token`, e.accessToken);
+        for (const [k, e] of Object.entries(r?.tokens?.extra ?? {}))
+          secrets.add(`${meta.connection} ${k} token`, e.accessToken);
       }
       secrets.assertAbsent(host.logs() + extraText, 'dev host logs');
     },

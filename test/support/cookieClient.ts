@@ -59,7 +59,11 @@ export class CookieClient {
   }
 
   /** Follows redirects (GET after 30x) until a non-redirect answer; returns it and its final URL. */
-  async follow(url: string, init: RequestInit = {}, maxHops = 10): Promise<{ response: Response; url: string }> {
+  async follow(
+    url: string,
+    init: RequestInit = {},
+    maxHops = 10,
+  ): Promise<{ response: Response; url: string }> {
     let current = url;
     let currentInit = init;
     for (let i = 0; i < maxHops; i++) {
@@ -78,7 +82,11 @@ export class CookieClient {
 }
 
 /** Finds the first <form> in an HTML page and returns its absolute action and hidden inputs. */
-export function readForm(html: string, pageUrl: string, index = 0): { action: string; method: string; fields: Record<string, string> } {
+export function readForm(
+  html: string,
+  pageUrl: string,
+  index = 0,
+): { action: string; method: string; fields: Record<string, string> } {
   const forms = [...html.matchAll(/<form\b([^>]*)>([\s\S]*?)<\/form>/gi)];
   const form = forms[index];
   if (!form) throw new Error('no form on the page');
@@ -97,5 +105,10 @@ export function readForm(html: string, pageUrl: string, index = 0): { action: st
 }
 
 function decodeEntities(s: string): string {
-  return s.replace(/&amp;/g, '&').replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&lt;/g, '<').replace(/&gt;/g, '>');
+  return s
+    .replace(/&amp;/g, '&')
+    .replace(/&quot;/g, '"')
+    .replace(/&#39;/g, "'")
+    .replace(/&lt;/g, '<')
+    .replace(/&gt;/g, '>');
 }

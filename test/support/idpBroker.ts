@@ -31,14 +31,27 @@ export interface IdpBrokerHarness {
   /** A broker instance; call again for a "second instance" sharing store and keys. */
   newBroker(): Broker;
   broker: Broker;
-  connect(broker: Broker, name: string, drive?: DriveOptions): Promise<{ params: URLSearchParams; cookie: string }>;
+  connect(
+    broker: Broker,
+    name: string,
+    drive?: DriveOptions,
+  ): Promise<{ params: URLSearchParams; cookie: string }>;
   close(): Promise<void>;
 }
 
-export async function startIdpBroker(opts: { tenant?: string; accessTokenTtlSeconds?: number } = {}): Promise<IdpBrokerHarness> {
+export async function startIdpBroker(
+  opts: { tenant?: string; accessTokenTtlSeconds?: number } = {},
+): Promise<IdpBrokerHarness> {
   const clientSecret = randomBytes(24).toString('base64url');
   const idp = await startDemoIdp({
-    clients: [{ clientId: CLIENT_ID, clientSecret, redirectUris: [`${PUBLIC_BASE_URL}/api/callback`], name: 'Broker IT' }],
+    clients: [
+      {
+        clientId: CLIENT_ID,
+        clientSecret,
+        redirectUris: [`${PUBLIC_BASE_URL}/api/callback`],
+        name: 'Broker IT',
+      },
+    ],
     accessTokenTtlSeconds: opts.accessTokenTtlSeconds ?? 3600,
     quiet: true,
   });
@@ -89,7 +102,11 @@ export async function startIdpBroker(opts: { tenant?: string; accessTokenTtlSeco
     secrets.add('connect link', link);
     const start = await b.beginConnect(name, link);
     secrets.add('state cookie', start.cookie.value);
-    const result = await driveAuthorization(start.redirectUrl, { username: 'adele@demo.example', password: 'demo', ...drive });
+    const result = await driveAuthorization(start.redirectUrl, {
+      username: 'adele@demo.example',
+      password: 'demo',
+      ...drive,
+    });
     secrets.add('authorization code', result.params.get('code'));
     return { params: result.params, cookie: start.cookie.value };
   }

@@ -47,7 +47,8 @@ export class ScriptedProvider implements ProviderClient {
       expiresInSeconds: answer.ok.ttlSeconds ?? 3600,
       scope: answer.ok.scope ?? scopes.join(' '),
     };
-    if (!answer.ok.noRefreshToken) result.refreshToken = answer.ok.refreshToken ?? `rt-${n}-${'y'.repeat(24)}`;
+    if (!answer.ok.noRefreshToken)
+      result.refreshToken = answer.ok.refreshToken ?? `rt-${n}-${'y'.repeat(24)}`;
     if (answer.ok.refreshInSeconds !== undefined) result.refreshInSeconds = answer.ok.refreshInSeconds;
     return result;
   }

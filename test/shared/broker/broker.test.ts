@@ -39,7 +39,12 @@ async function seed(over: Partial<ConnectionRecord> = {}, accessTtlMs = HOUR): P
     tokens: {
       refreshToken: 'rt-seed-zzzzzzzzzzzzzzzzzzzzzzzz',
       grantedScopes: ['https://graph.microsoft.com/Mail.Send'],
-      primary: { accessToken: 'at-seed-zzzzzzzzzzzzzzzzzzzzzz', tokenType: 'Bearer', expiresAt: clock + accessTtlMs, scope: 'https://graph.microsoft.com/Mail.Send' },
+      primary: {
+        accessToken: 'at-seed-zzzzzzzzzzzzzzzzzzzzzz',
+        tokenType: 'Bearer',
+        expiresAt: clock + accessTtlMs,
+        scope: 'https://graph.microsoft.com/Mail.Send',
+      },
     },
     createdAt: clock,
     updatedAt: clock,
@@ -61,7 +66,7 @@ after(async () => {
   await rm(dir, { recursive: true, force: true });
   secrets.assertAbsent(logs.join('\n'), 'broker logs');
 });
-beforeEach(async () => {
+beforeEach(() => {
   clock = Date.UTC(2026, 10, 27, 12);
   store = createFileStore({ dataDir: join(dir, randomBytes(4).toString('hex')) });
   provider = new ScriptedProvider();
@@ -115,26 +120,39 @@ describe('Broker.getAccessToken', () => {
     await seed({}, 0);
     provider.queue.push({ ok: { noRefreshToken: true } });
     await broker.getAccessToken('sales-mailbox', caller);
-    assert.equal((await store.get('sales-mailbox'))?.tokens?.refreshToken, 'rt-seed-zzzzzzzzzzzzzzzzzzzzzzzz');
+    assert.equal(
+      (await store.get('sales-mailbox'))?.tokens?.refreshToken,
+      'rt-seed-zzzzzzzzzzzzzzzzzzzzzzzz',
+    );
   });
 
   it('collapses 200 concurrent stale requests into one refresh', async () => {
     await seed({}, 0);
     provider.queue.push({ delayMs: 30, then: { ok: {} } });
-    const results = await Promise.all(Array.from({ length: 200 }, () => broker.getAccessToken('sales-mailbox', caller)));
+    const results = await Promise.all(
+      Array.from({ length: 200 }, () => broker.getAccessToken('sales-mailbox', caller)),
+    );
     assert.equal(provider.calls.length, 1);
     assert.equal(new Set(results.map((r) => r.access_token)).size, 1);
   });
 
   it('marks needs_reauth on invalid_grant, keeps the record, and answers 409 afterwards', async () => {
     await seed({}, 0);
-    provider.queue.push({ fail: { httpStatus: 400, body: { error: 'invalid_grant', error_codes: [50173] } } });
-    await assert.rejects(broker.getAccessToken('sales-mailbox', caller), (e) => code(e) === 'connection_needs_reauth');
+    provider.queue.push({
+      fail: { httpStatus: 400, body: { error: 'invalid_grant', error_codes: [50173] } },
+    });
+    await assert.rejects(
+      broker.getAccessToken('sales-mailbox', caller),
+      (e) => code(e) === 'connection_needs_reauth',
+    );
     const stored = await store.get('sales-mailbox');
     assert.equal(stored?.status, 'needs_reauth');
     assert.equal(stored?.tokens?.refreshToken, 'rt-seed-zzzzzzzzzzzzzzzzzzzzzzzz');
     assert.deepEqual(stored?.lastError?.providerCodes, [50173]);
-    await assert.rejects(broker.getAccessToken('sales-mailbox', caller), (e) => code(e) === 'connection_needs_reauth');
+    await assert.rejects(
+      broker.getAccessToken('sales-mailbox', caller),
+      (e) => code(e) === 'connection_needs_reauth',
+    );
     assert.equal(provider.calls.length, 1);
   });
 
@@ -149,7 +167,11 @@ describe('Broker.getAccessToken', () => {
     await new Promise((r) => setTimeout(r, 2));
     const current = await store.get('sales-mailbox');
     assert.ok(current?.tokens);
-    await store.put({ ...current, tokens: { ...current.tokens, refreshToken: 'rt-other-instance-xxxxxxxxxxx' }, revision: current.revision + 1 });
+    await store.put({
+      ...current,
+      tokens: { ...current.tokens, refreshToken: 'rt-other-instance-xxxxxxxxxxx' },
+      revision: current.revision + 1,
+    });
     await assert.rejects(pending, (e) => code(e) === 'provider_unavailable');
     assert.equal((await store.get('sales-mailbox'))?.status, 'active');
   });
@@ -168,9 +190,15 @@ describe('Broker.getAccessToken', () => {
   it('never serves an expired token: 503 with Retry-After while the provider is down', async () => {
     await seed({}, -1);
     provider.queue.push({ fail: { httpStatus: 429, retryAfterHeader: '30' } });
-    await assert.rejects(broker.getAccessToken('sales-mailbox', caller), (e) => code(e) === 'provider_unavailable' && (e as BrokerError).retryAfterSeconds === 30);
+    await assert.rejects(
+      broker.getAccessToken('sales-mailbox', caller),
+      (e) => code(e) === 'provider_unavailable' && (e as BrokerError).retryAfterSeconds === 30,
+    );
     // Still inside the backoff window: no provider call, same answer.
-    await assert.rejects(broker.getAccessToken('sales-mailbox', caller), (e) => code(e) === 'provider_unavailable');
+    await assert.rejects(
+      broker.getAccessToken('sales-mailbox', caller),
+      (e) => code(e) === 'provider_unavailable',
+    );
     assert.equal(provider.calls.length, 1);
     clock += 31_000;
     const ok = await broker.getAccessToken('sales-mailbox', caller);
@@ -179,35 +207,73 @@ describe('Broker.getAccessToken', () => {
 
   it('sets status error on invalid_client', async () => {
     await seed({}, 0);
-    provider.queue.push({ fail: { httpStatus: 401, body: { error: 'invalid_client', error_codes: [7000222] } } });
-    await assert.rejects(broker.getAccessToken('sales-mailbox', caller), (e) => code(e) === 'provider_misconfigured');
+    provider.queue.push({
+      fail: { httpStatus: 401, body: { error: 'invalid_client', error_codes: [7000222] } },
+    });
+    await assert.rejects(
+      broker.getAccessToken('sales-mailbox', caller),
+      (e) => code(e) === 'provider_misconfigured',
+    );
     assert.equal((await store.get('sales-mailbox'))?.status, 'error');
-    await assert.rejects(broker.getAccessToken('sales-mailbox', caller), (e) => code(e) === 'connection_error');
+    await assert.rejects(
+      broker.getAccessToken('sales-mailbox', caller),
+      (e) => code(e) === 'connection_error',
+    );
   });
 
   it('rejects unknown and invalid names, unconnected connections and disallowed callers', async () => {
     await assert.rejects(broker.getAccessToken('nope', caller), (e) => code(e) === 'unknown_connection');
     await assert.rejects(broker.getAccessToken('Bad_Name', caller), (e) => code(e) === 'invalid_request');
     await broker.upsertConnection('fresh-one', { provider: 'microsoft', scopes: [] });
-    await assert.rejects(broker.getAccessToken('fresh-one', caller), (e) => code(e) === 'connection_not_connected');
-    await seed({ settings: { provider: 'microsoft', scopes: ['https://graph.microsoft.com/Mail.Send'], allowedCallers: ['app-a'] } });
+    await assert.rejects(
+      broker.getAccessToken('fresh-one', caller),
+      (e) => code(e) === 'connection_not_connected',
+    );
+    await seed({
+      settings: {
+        provider: 'microsoft',
+        scopes: ['https://graph.microsoft.com/Mail.Send'],
+        allowedCallers: ['app-a'],
+      },
+    });
     await assert.rejects(broker.getAccessToken('sales-mailbox', caller), (e) => code(e) === 'forbidden');
-    await assert.rejects(broker.getAccessToken('sales-mailbox', { kind: 'entra', appId: 'app-b' }), (e) => code(e) === 'forbidden');
+    await assert.rejects(
+      broker.getAccessToken('sales-mailbox', { kind: 'entra', appId: 'app-b' }),
+      (e) => code(e) === 'forbidden',
+    );
     const ok = await broker.getAccessToken('sales-mailbox', { kind: 'entra', appId: 'APP-A' });
     assert.equal(ok.connection, 'sales-mailbox');
   });
 
   it('gets a token for another consented resource and caches it separately; refuses unconsented ones', async () => {
-    await seed({ tokens: { refreshToken: 'rt-seed-zzzzzzzzzzzzzzzzzzzzzzzz', grantedScopes: ['https://graph.microsoft.com/Mail.Send', 'https://ads.microsoft.com/msads.manage'], primary: { accessToken: 'at-seed-zzzzzzzzzzzzzzzzzzzzzz', tokenType: 'Bearer', expiresAt: clock + HOUR, scope: 'x' } } });
-    const ads = await broker.getAccessToken('sales-mailbox', caller, ['https://ads.microsoft.com/msads.manage']);
+    await seed({
+      tokens: {
+        refreshToken: 'rt-seed-zzzzzzzzzzzzzzzzzzzzzzzz',
+        grantedScopes: ['https://graph.microsoft.com/Mail.Send', 'https://ads.microsoft.com/msads.manage'],
+        primary: {
+          accessToken: 'at-seed-zzzzzzzzzzzzzzzzzzzzzz',
+          tokenType: 'Bearer',
+          expiresAt: clock + HOUR,
+          scope: 'x',
+        },
+      },
+    });
+    const ads = await broker.getAccessToken('sales-mailbox', caller, [
+      'https://ads.microsoft.com/msads.manage',
+    ]);
     assert.deepEqual(provider.calls[0]?.scopes, ['https://ads.microsoft.com/msads.manage']);
-    const again = await broker.getAccessToken('sales-mailbox', caller, ['https://ads.microsoft.com/msads.manage']);
+    const again = await broker.getAccessToken('sales-mailbox', caller, [
+      'https://ads.microsoft.com/msads.manage',
+    ]);
     assert.equal(again.access_token, ads.access_token);
     const primary = await broker.getAccessToken('sales-mailbox', caller);
     assert.equal(primary.access_token, 'at-seed-zzzzzzzzzzzzzzzzzzzzzz');
     assert.equal(provider.calls.length, 1);
     assert.equal((await store.get('sales-mailbox'))?.tokens?.refreshToken, 'rt-1-yyyyyyyyyyyyyyyyyyyyyyyy');
-    await assert.rejects(broker.getAccessToken('sales-mailbox', caller, ['https://outlook.office.com/SMTP.Send']), (e) => code(e) === 'scope_not_granted');
+    await assert.rejects(
+      broker.getAccessToken('sales-mailbox', caller, ['https://outlook.office.com/SMTP.Send']),
+      (e) => code(e) === 'scope_not_granted',
+    );
   });
 });
 
@@ -240,7 +306,10 @@ describe('Broker.refreshDue', () => {
 
 describe('Broker connect links and callback guards', () => {
   it('issues a link that opens the flow, and rejects tampered, expired and other-connection links', async () => {
-    await broker.upsertConnection('sales-mailbox', { provider: 'microsoft', scopes: ['https://graph.microsoft.com/Mail.Send'] });
+    await broker.upsertConnection('sales-mailbox', {
+      provider: 'microsoft',
+      scopes: ['https://graph.microsoft.com/Mail.Send'],
+    });
     await broker.upsertConnection('other', { provider: 'microsoft', scopes: [] });
     const { url } = await broker.createLink('sales-mailbox');
     const link = new URL(url).searchParams.get('link') ?? '';
@@ -248,7 +317,10 @@ describe('Broker connect links and callback guards', () => {
     assert.equal(new URL(start.redirectUrl).origin, 'https://idp.test');
     assert.equal(start.cookie.name, '__Host-token-broker-login');
     await assert.rejects(broker.beginConnect('other', link), (e) => code(e) === 'invalid_link');
-    await assert.rejects(broker.beginConnect('sales-mailbox', `${link.slice(0, -3)}AAA`), (e) => code(e) === 'invalid_link');
+    await assert.rejects(
+      broker.beginConnect('sales-mailbox', `${link.slice(0, -3)}AAA`),
+      (e) => code(e) === 'invalid_link',
+    );
     const expired = signToken(keyring, 'connect-link', { c: 'sales-mailbox', exp: clock - 1, n: 'x' });
     await assert.rejects(broker.beginConnect('sales-mailbox', expired), (e) => code(e) === 'invalid_link');
   });
@@ -260,15 +332,30 @@ describe('Broker connect links and callback guards', () => {
     const state = new URL(start.redirectUrl).searchParams.get('state') ?? '';
     const q = (s: string) => new URLSearchParams({ code: 'c0de-value-123456', state: s });
     await assert.rejects(broker.completeCallback(q(state), undefined), (e) => code(e) === 'invalid_state');
-    await assert.rejects(broker.completeCallback(q('other-state-value'), start.cookie.value), (e) => code(e) === 'invalid_state');
+    await assert.rejects(
+      broker.completeCallback(q('other-state-value'), start.cookie.value),
+      (e) => code(e) === 'invalid_state',
+    );
     // First use reaches the provider (scripted to refuse code redemption), the replay is refused before it.
-    await assert.rejects(broker.completeCallback(q(state), start.cookie.value), (e) => code(e) === 'provider_error');
-    await assert.rejects(broker.completeCallback(q(state), start.cookie.value), (e) => code(e) === 'invalid_state');
+    await assert.rejects(
+      broker.completeCallback(q(state), start.cookie.value),
+      (e) => code(e) === 'provider_error',
+    );
+    await assert.rejects(
+      broker.completeCallback(q(state), start.cookie.value),
+      (e) => code(e) === 'invalid_state',
+    );
     clock += 11 * 60_000;
-    const later = await broker.beginConnect('sales-mailbox', signToken(keyring, 'connect-link', { c: 'sales-mailbox', exp: clock + 1000, n: 'y' }));
+    const later = await broker.beginConnect(
+      'sales-mailbox',
+      signToken(keyring, 'connect-link', { c: 'sales-mailbox', exp: clock + 1000, n: 'y' }),
+    );
     const s2 = new URL(later.redirectUrl).searchParams.get('state') ?? '';
     clock += 11 * 60_000;
-    await assert.rejects(broker.completeCallback(q(s2), later.cookie.value), (e) => code(e) === 'invalid_state');
+    await assert.rejects(
+      broker.completeCallback(q(s2), later.cookie.value),
+      (e) => code(e) === 'invalid_state',
+    );
     assert.equal((await store.get('sales-mailbox'))?.status, 'pending');
   });
 });
