@@ -140,41 +140,40 @@ export class Broker {
     const scopes =
       settings.scopes.length > 0 ? settings.scopes : provider.loginScopes([]).filter((s) => !isOidc(s));
     const normalised: ConnectionSettings = { ...settings, scopes };
-    return this.#lockedOnce(`upsert:${name}`, () =>
-      this.#d.lock.withLock(name, async () => {
-        const existing = await this.#d.store.get(name);
-        const now = this.#now();
-        let record: ConnectionRecord;
-        if (!existing) {
-          record = {
-            v: 1,
-            connection: name,
-            settings: normalised,
-            status: 'pending',
-            createdAt: now,
-            updatedAt: now,
-            failures: 0,
-            revision: 1,
-          };
-        } else {
-          record = { ...existing, settings: normalised, updatedAt: now, revision: existing.revision + 1 };
-          if (existing.settings.provider !== normalised.provider) {
-            // Tokens from another provider are meaningless now: back to pending until someone connects.
-            delete record.tokens;
-            delete record.identity;
-            record.status = 'pending';
-          }
-        }
-        await this.#d.store.put(record);
-        this.#forget(name);
-        this.#d.log.info('connection.saved', {
+    // Not collapsed with #lockedOnce: two different PUTs must both apply, in lock order.
+    return this.#d.lock.withLock(name, async () => {
+      const existing = await this.#d.store.get(name);
+      const now = this.#now();
+      let record: ConnectionRecord;
+      if (!existing) {
+        record = {
+          v: 1,
           connection: name,
-          provider: normalised.provider,
-          outcome: existing ? 'updated' : 'created',
-        });
-        return { created: !existing, view: connectionView(record) };
-      }),
-    );
+          settings: normalised,
+          status: 'pending',
+          createdAt: now,
+          updatedAt: now,
+          failures: 0,
+          revision: 1,
+        };
+      } else {
+        record = { ...existing, settings: normalised, updatedAt: now, revision: existing.revision + 1 };
+        if (existing.settings.provider !== normalised.provider) {
+          // Tokens from another provider are meaningless now: back to pending until someone connects.
+          delete record.tokens;
+          delete record.identity;
+          record.status = 'pending';
+        }
+      }
+      await this.#d.store.put(record);
+      this.#forget(name);
+      this.#d.log.info('connection.saved', {
+        connection: name,
+        provider: normalised.provider,
+        outcome: existing ? 'updated' : 'created',
+      });
+      return { created: !existing, view: connectionView(record) };
+    });
   }
 
   async getConnection(name: string): Promise<ConnectionView> {
