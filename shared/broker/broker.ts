@@ -137,8 +137,7 @@ export class Broker {
   ): Promise<{ created: boolean; view: ConnectionView }> {
     assertName(name);
     const provider = this.#provider(settings.provider);
-    const scopes =
-      settings.scopes.length > 0 ? settings.scopes : provider.loginScopes([]).filter((s) => !isOidc(s));
+    const scopes = settings.scopes.length > 0 ? settings.scopes : [...provider.defaultScopes];
     const normalised: ConnectionSettings = { ...settings, scopes };
     // Not collapsed with #lockedOnce: two different PUTs must both apply, in lock order.
     return this.#d.lock.withLock(name, async () => {

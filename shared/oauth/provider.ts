@@ -9,6 +9,7 @@ import {
   createRemoteJWKSet,
   customFetch as joseCustomFetch,
   decodeJwt,
+  errors as joseErrors,
   jwtVerify,
   type JWTPayload,
 } from 'jose';
@@ -53,6 +54,8 @@ export interface RedeemParams {
 export interface ProviderClient {
   readonly name: string;
   readonly kind: 'microsoft' | 'oauth2';
+  /** Scopes a connection gets when the admin names none. */
+  readonly defaultScopes: readonly string[];
   /** Scopes to ask for at sign-in: the connection's scopes plus what refresh and identity checks need. */
   loginScopes(scopes: readonly string[]): string[];
   authorizationUrl(params: AuthorizationParams): URL;
@@ -263,6 +266,7 @@ export function createProviderClient(config: ProviderConfig, deps: ProviderDeps)
   return {
     name: config.name,
     kind: config.kind,
+    defaultScopes: [...config.defaultScopes],
 
     loginScopes(scopes) {
       const extra = microsoft
@@ -431,6 +435,15 @@ export function toProviderFailure(err: unknown, stage: 'code' | 'refresh'): Brok
   }
   if (err instanceof oauth.OperationProcessingError && input.httpStatus === undefined)
     failure.kind = 'protocol';
+  // A forged or broken id_token (signature, unknown kid, claims) is not fixed by retrying; only a key set that
+  // could not be fetched (timeout, non-200: ERR_JOSE_GENERIC) is.
+  if (
+    err instanceof joseErrors.JOSEError &&
+    !(err instanceof joseErrors.JWKSTimeout) &&
+    err.code !== 'ERR_JOSE_GENERIC'
+  ) {
+    failure.kind = 'protocol';
+  }
   return new ProviderFailure(failure, stage, err);
 }
 

@@ -14,6 +14,7 @@ export type Answer =
 export class ScriptedProvider implements ProviderClient {
   readonly name = 'microsoft';
   readonly kind = 'microsoft' as const;
+  readonly defaultScopes = ['https://graph.microsoft.com/Mail.Send'];
   readonly calls: { refreshToken: string; scopes: readonly string[] }[] = [];
   readonly queue: Answer[] = [];
   #n = 0;
