@@ -38,7 +38,12 @@ export function pageHandler(
       if (!prefersHtml(request)) return problem;
       const code = isBrokerError(err) ? err.code : 'internal_error';
       const status = isBrokerError(err) ? err.status : 500;
-      return pageResponse(status, errorPageContent(code), { 'x-broker-error': code }, options.errorCookies);
+      return pageResponse(
+        status,
+        errorPageContent(code, context.invocationId),
+        { 'x-broker-error': code },
+        options.errorCookies,
+      );
     }
   };
 }
