@@ -615,7 +615,10 @@ export class Broker {
       // A concurrent refresh elsewhere may have rotated the token we just used: if the store moved on, the
       // rejection says nothing about the connection.
       const latest = await this.#d.store.get(name);
-      if (latest && latest.tokens && latest.tokens.refreshToken !== record.tokens?.refreshToken) {
+      if (
+        latest?.tokens &&
+        !constantTimeEqual(latest.tokens.refreshToken, record.tokens?.refreshToken ?? '')
+      ) {
         this.#d.log.info('refresh.raced', { connection: name, reason });
         throw new BrokerError(
           'provider_unavailable',

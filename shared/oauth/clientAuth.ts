@@ -42,31 +42,38 @@ function certificateAuth(privateKeyPem: string, certificatePem: string): oauth.C
   if (keyObject.asymmetricKeyType !== 'rsa') throw new Error('certificate key must be RSA');
   const der = new X509Certificate(certificatePem).raw;
   const x5tS256 = createHash('sha256').update(der).digest('base64url');
-  let auth: oauth.ClientAuth | undefined;
-  return async (as, client, body, headers) => {
-    if (!auth) {
-      // Microsoft's current guidance: PS256 with the certificate's SHA-256 thumbprint in `x5t#S256`.
-      const key = keyObject.toCryptoKey({ name: 'RSA-PSS', hash: 'SHA-256' }, false, ['sign']);
-      auth = oauth.PrivateKeyJwt(key, {
-        [oauth.modifyAssertion]: (header, payload) => {
-          header['x5t#S256'] = x5tS256;
-          // Entra expects the token endpoint as audience, not the (templated) issuer.
-          if (as.token_endpoint) payload.aud = as.token_endpoint;
-        },
-      });
-    }
-    await auth(as, client, body, headers);
-  };
+  // Microsoft's current guidance: PS256 with the certificate's SHA-256 thumbprint in `x5t#S256`.
+  const key = keyObject.toCryptoKey({ name: 'RSA-PSS', hash: 'SHA-256' }, false, ['sign']);
+  return (as, client, body, headers) =>
+    // Built per call so the audience is always the endpoint this request goes to.
+    oauth.PrivateKeyJwt(key, {
+      [oauth.modifyAssertion]: (header, payload) => {
+        header.typ = 'JWT';
+        header['x5t#S256'] = x5tS256;
+        // Entra expects the token endpoint as audience, not the (templated) issuer.
+        if (as.token_endpoint) payload.aud = as.token_endpoint;
+      },
+    })(as, client, body, headers);
 }
+
+/** Renew this long before expiry: a stale assertion fails with AADSTS700024 (invalid_client). */
+export const ASSERTION_RENEW_BEFORE_MS = 10 * 60_000;
 
 function federatedAuth(source: AssertionSource): oauth.ClientAuth {
   let cached: { token: string; expiresOnTimestamp: number } | undefined;
+  let pending: Promise<{ token: string; expiresOnTimestamp: number }> | undefined;
+  const current = async () => {
+    if (cached && cached.expiresOnTimestamp - Date.now() >= ASSERTION_RENEW_BEFORE_MS) return cached;
+    // One renewal at a time; a failed one is not cached, so the next request tries again.
+    pending ??= source.getAssertion().finally(() => (pending = undefined));
+    cached = await pending;
+    return cached;
+  };
   return async (_as, client, body) => {
-    // Renew well before expiry: a stale assertion fails with AADSTS700024 (invalid_client).
-    if (!cached || cached.expiresOnTimestamp - Date.now() < 10 * 60_000) cached = await source.getAssertion();
+    const assertion = await current();
     body.set('client_id', client.client_id);
     body.set('client_assertion_type', JWT_BEARER);
-    body.set('client_assertion', cached.token);
+    body.set('client_assertion', assertion.token);
   };
 }
 

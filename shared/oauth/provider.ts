@@ -15,6 +15,7 @@ import {
 } from 'jose';
 import * as oauth from 'oauth4webapi';
 import type { ProviderConfig } from '../config.ts';
+import { constantTimeEqual } from '../crypto.ts';
 import { BrokerError, type ErrorCode } from '../errors.ts';
 import type { ConnectedIdentity } from '../store/types.ts';
 import { type AssertionSource, buildClientAuth } from './clientAuth.ts';
@@ -216,7 +217,10 @@ export function createProviderClient(config: ProviderConfig, deps: ProviderDeps)
       clockTolerance: 120,
       algorithms: ['RS256', 'PS256', 'ES256'],
     });
-    if (nonce !== undefined && payload.nonce !== nonce) {
+    if (
+      nonce !== undefined &&
+      (typeof payload.nonce !== 'string' || !constantTimeEqual(payload.nonce, nonce))
+    ) {
       throw new BrokerError('invalid_state', 'The sign-in response did not match this browser session.', {
         detail: 'id_token nonce mismatch',
       });
