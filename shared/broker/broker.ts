@@ -95,6 +95,8 @@ interface CacheEntry {
 
 interface LinkPayload {
   c: string;
+  /** The connection's createdAt: a link dies with the connection it was made for, even if the name returns. */
+  t: number;
   exp: number;
   n: string;
 }
@@ -194,10 +196,11 @@ export class Broker {
 
   /** A one-connection, expiring, HMAC-signed link the account owner opens to connect. */
   async createLink(name: string, ttlSeconds?: number): Promise<{ url: string; expiresAt: string }> {
-    await this.#mustGet(name);
+    const record = await this.#mustGet(name);
     const exp = this.#now() + (ttlSeconds ?? this.#d.linkTtlSeconds) * 1000;
     const token = signToken(this.#d.keyring, 'connect-link', {
       c: name,
+      t: record.createdAt,
       exp,
       n: randomToken(9),
     } satisfies LinkPayload);
@@ -285,6 +288,15 @@ export class Broker {
       );
     }
     const record = await this.#mustGet(name);
+    if (payload.t !== record.createdAt) {
+      throw new BrokerError(
+        'invalid_link',
+        'This connect link is not valid. Ask your administrator for a new one.',
+        {
+          detail: 'link for an earlier connection of this name',
+        },
+      );
+    }
     const provider = this.#provider(record.settings.provider);
     const scopes = provider.loginScopes(record.settings.scopes);
     const verifier = oauth.generateRandomCodeVerifier();
@@ -431,13 +443,19 @@ export class Broker {
       authorizeCaller(cached.allowedCallers, caller, name);
       return tokenResponse(name, cached.entry, now);
     }
-    const served = await this.#lockedOnce(`token:${cacheKey}`, () => this.#slowToken(name, key, scopes));
-    authorizeCaller(served.allowedCallers, caller, name);
+    // Authorise before anything that could refresh: a caller outside allowedCallers triggers no provider call.
+    const record = await this.#lockedOnce(`read:${name}`, () => this.#mustGet(name));
+    authorizeCaller(record.settings.allowedCallers, caller, name);
+    const served = await this.#lockedOnce(`token:${cacheKey}`, () => this.#slowToken(record, key, scopes));
     return tokenResponse(name, served.entry, this.#now());
   }
 
-  async #slowToken(name: string, key: string, scopes: readonly string[] | undefined): Promise<CacheEntry> {
-    const record = await this.#mustGet(name);
+  async #slowToken(
+    record: ConnectionRecord,
+    key: string,
+    scopes: readonly string[] | undefined,
+  ): Promise<CacheEntry> {
+    const name = record.connection;
     assertUsable(record);
     if (scopes && key !== '' && !isSubsetOfGranted(scopes, record.tokens?.grantedScopes ?? [])) {
       // Only scopes the account consented to; anything else would need a new sign-in.

@@ -245,6 +245,25 @@ describe('Broker.getAccessToken', () => {
     assert.equal(ok.connection, 'sales-mailbox');
   });
 
+  it('checks allowedCallers before a due token is refreshed', async () => {
+    await seed(
+      {
+        settings: {
+          provider: 'microsoft',
+          scopes: ['https://graph.microsoft.com/Mail.Send'],
+          allowedCallers: ['app-a'],
+        },
+      },
+      0,
+    );
+    await assert.rejects(
+      broker.getAccessToken('sales-mailbox', { kind: 'entra', appId: 'app-b' }),
+      (e) => code(e) === 'forbidden',
+    );
+    assert.equal(provider.calls.length, 0);
+    assert.equal((await store.get('sales-mailbox'))?.revision, 1);
+  });
+
   it('gets a token for another consented resource and caches it separately; refuses unconsented ones', async () => {
     await seed({
       tokens: {
@@ -325,6 +344,16 @@ describe('Broker connect links and callback guards', () => {
     await assert.rejects(broker.beginConnect('sales-mailbox', expired), (e) => code(e) === 'invalid_link');
   });
 
+  it('a link dies with its connection, even when the name is created again', async () => {
+    await broker.upsertConnection('sales-mailbox', { provider: 'microsoft', scopes: [] });
+    const { url } = await broker.createLink('sales-mailbox');
+    const link = new URL(url).searchParams.get('link') ?? '';
+    await broker.deleteConnection('sales-mailbox');
+    clock += 1;
+    await broker.upsertConnection('sales-mailbox', { provider: 'microsoft', scopes: [] });
+    await assert.rejects(broker.beginConnect('sales-mailbox', link), (e) => code(e) === 'invalid_link');
+  });
+
   it('refuses a callback without the cookie, with a wrong state, or replayed', async () => {
     await broker.upsertConnection('sales-mailbox', { provider: 'microsoft', scopes: [] });
     const { url } = await broker.createLink('sales-mailbox');
@@ -346,9 +375,10 @@ describe('Broker connect links and callback guards', () => {
       (e) => code(e) === 'invalid_state',
     );
     clock += 11 * 60_000;
+    const relink = await broker.createLink('sales-mailbox');
     const later = await broker.beginConnect(
       'sales-mailbox',
-      signToken(keyring, 'connect-link', { c: 'sales-mailbox', exp: clock + 1000, n: 'y' }),
+      new URL(relink.url).searchParams.get('link') ?? '',
     );
     const s2 = new URL(later.redirectUrl).searchParams.get('state') ?? '';
     clock += 11 * 60_000;
