@@ -34,14 +34,18 @@ param microsoftClientId string = ''
 @description('Entra tenant for sign-in: common, organizations, consumers, a tenant id or a domain.')
 param microsoftTenant string = 'common'
 
-@description('Client credential: auto (secret if one is given, else the managed identity as federated credential), secret, managed_identity or none.')
+@description('Client credential: auto (certificate if named, else secret if one is given, else the managed identity as federated credential), secret, certificate, managed_identity or none.')
 @allowed([
   'auto'
   'secret'
+  'certificate'
   'managed_identity'
   'none'
 ])
 param microsoftCredential string = 'auto'
+
+@description('Name of a Key Vault certificate (PEM content type, with its private key) used for private_key_jwt. Empty = none. Import it after the first provision: az keyvault certificate import.')
+param microsoftCertificateName string = ''
 
 @description('Client secret of the Entra app; stored in Key Vault, never as an app setting value. Empty = none.')
 @secure()
@@ -91,12 +95,17 @@ var serviceName = 'api'
 var functionAppName = '${abbrs.webSitesFunctions}broker-${resourceToken}'
 var deploymentContainerName = 'app-package-${take(functionAppName, 32)}-${take(toLower(uniqueString(functionAppName, resourceToken)), 7)}'
 var hasClientSecret = !empty(microsoftClientSecret)
+var hasCertificate = !empty(microsoftCertificateName)
 // Spelled out per value so the result type is the module's allowed set (Bicep does not narrow `!= 'auto'`).
 var effectiveCredential = microsoftCredential == 'secret'
   ? 'secret'
-  : microsoftCredential == 'managed_identity'
-      ? 'managed_identity'
-      : microsoftCredential == 'none' ? 'none' : (hasClientSecret ? 'secret' : 'managed_identity')
+  : microsoftCredential == 'certificate'
+      ? 'certificate'
+      : microsoftCredential == 'managed_identity'
+          ? 'managed_identity'
+          : microsoftCredential == 'none'
+              ? 'none'
+              : (hasCertificate ? 'certificate' : (hasClientSecret ? 'secret' : 'managed_identity'))
 
 // Audience a managed-identity-backed federated credential uses in this cloud (Entra docs, workload identity).
 var federatedAudience = environment().name == 'AzureUSGovernment'
@@ -192,6 +201,8 @@ module functionApp 'modules/functionapp.bicep' = {
     keyVaultUri: keyVault.outputs.vaultUri
     brokerKeysSecretUri: keyVault.outputs.brokerKeysSecretUri
     microsoftClientSecretUri: hasClientSecret ? keyVault.outputs.microsoftClientSecretUri : ''
+    // A Key Vault certificate's private key + chain are readable as the secret of the same name.
+    microsoftCertificateSecretUri: hasCertificate ? '${keyVault.outputs.vaultUri}secrets/${microsoftCertificateName}' : ''
     microsoftClientId: microsoftClientId
     microsoftTenant: microsoftTenant
     microsoftCredential: effectiveCredential

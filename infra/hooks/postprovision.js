@@ -20,6 +20,7 @@ const REQUIRED_OUTPUTS = [
 function credentialInUse(v) {
   const chosen = v.MICROSOFT_CREDENTIAL || 'auto';
   if (chosen !== 'auto') return chosen;
+  if (v.MICROSOFT_CERTIFICATE_NAME) return 'certificate';
   return v.MICROSOFT_CLIENT_SECRET ? 'secret' : 'managed_identity';
 }
 
@@ -73,6 +74,12 @@ function nextSteps(v) {
     lines.push(
       '  2. The client secret is stored in Key Vault (secret microsoft-client-secret) and reaches the app as a',
       '     Key Vault reference. To change it: azd env set MICROSOFT_CLIENT_SECRET <secret>, then azd provision.',
+    );
+  } else if (credential === 'certificate') {
+    lines.push(
+      `  2. Import the certificate (PEM with its private key) into the vault as "${v.MICROSOFT_CERTIFICATE_NAME || '<name>'}":`,
+      `       az keyvault certificate import --vault-name ${v.AZURE_KEY_VAULT_NAME} -n ${v.MICROSOFT_CERTIFICATE_NAME || '<name>'} -f cert-and-key.pem`,
+      '     and upload the public certificate to the app registration (Certificates & secrets > Certificates).',
     );
   } else {
     lines.push(

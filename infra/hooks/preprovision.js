@@ -37,6 +37,11 @@ function main() {
       "MICROSOFT_CREDENTIAL=secret needs MICROSOFT_CLIENT_SECRET ('azd env set MICROSOFT_CLIENT_SECRET <secret>')",
     );
   }
+  if (credential === 'certificate' && valueOf('MICROSOFT_CERTIFICATE_NAME', values) === '') {
+    problems.push(
+      "MICROSOFT_CREDENTIAL=certificate needs MICROSOFT_CERTIFICATE_NAME, the name of a Key Vault certificate ('azd env set MICROSOFT_CERTIFICATE_NAME <name>')",
+    );
+  }
   if (valueOf('BROKER_AUTH_MODE', values) === 'entra' && valueOf('BROKER_AUTH_AUDIENCE', values) === '') {
     problems.push(
       "BROKER_AUTH_MODE=entra needs BROKER_AUTH_AUDIENCE ('azd env set BROKER_AUTH_AUDIENCE api://<app-id>')",

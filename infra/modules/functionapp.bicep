@@ -63,13 +63,17 @@ param microsoftClientId string = ''
 @description('Entra tenant for sign-in: common, organizations, consumers, a tenant id or a domain.')
 param microsoftTenant string = 'common'
 
-@description('How the broker authenticates to Entra: secret, managed_identity (federated credential) or none.')
+@description('How the broker authenticates to Entra: secret, certificate, managed_identity (federated credential) or none.')
 @allowed([
   'secret'
+  'certificate'
   'managed_identity'
   'none'
 ])
 param microsoftCredential string
+
+@description('Versionless secret URI of the Key Vault certificate used for private_key_jwt; empty when not used.')
+param microsoftCertificateSecretUri string = ''
 
 @description('Who may call token and manage endpoints: function keys only, or also Entra bearer tokens.')
 @allowed([
@@ -191,6 +195,12 @@ var clientSecretSettings = empty(microsoftClientSecretUri)
       MICROSOFT_CLIENT_SECRET: '@Microsoft.KeyVault(SecretUri=${microsoftClientSecretUri})'
     }
 
+var certificateSettings = empty(microsoftCertificateSecretUri)
+  ? {}
+  : {
+      MICROSOFT_CLIENT_CERTIFICATE: '@Microsoft.KeyVault(SecretUri=${microsoftCertificateSecretUri})'
+    }
+
 var federatedCredentialSettings = microsoftCredential == 'managed_identity'
   ? {
       MICROSOFT_FEDERATED_IDENTITY_CLIENT_ID: identityClientId
@@ -209,7 +219,7 @@ var entraAuthSettings = brokerAuthMode == 'entra'
 resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
   parent: site
   name: 'appsettings'
-  properties: union(platformSettings, brokerSettings, clientSecretSettings, federatedCredentialSettings, entraAuthSettings)
+  properties: union(platformSettings, brokerSettings, clientSecretSettings, certificateSettings, federatedCredentialSettings, entraAuthSettings)
 }
 
 output name string = site.name
