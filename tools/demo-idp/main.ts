@@ -5,7 +5,8 @@
  *
  * Options: --host (loopback, default 127.0.0.1), --redirect-uri (repeatable), --auth-method
  * (client_secret_post | client_secret_basic | none), --client-name, --role (repeatable), --access-token-ttl <s>,
- * --refresh-in <s>, --quiet. The secret may come from DEMO_IDP_CLIENT_SECRET instead of the command line.
+ * --refresh-in <s>, --rotated-refresh-token-reuse (revoke-family | allow), --quiet. The secret may come from
+ * DEMO_IDP_CLIENT_SECRET instead of the command line.
  * Prints exactly one ready line, `demo-idp: listening on <origin>`, then request log lines (no secrets).
  */
 import { parseArgs } from 'node:util';
@@ -38,6 +39,7 @@ const { values } = parseArgs({
     role: { type: 'string', multiple: true },
     'access-token-ttl': { type: 'string' },
     'refresh-in': { type: 'string' },
+    'rotated-refresh-token-reuse': { type: 'string', default: 'revoke-family' },
     quiet: { type: 'boolean', default: false },
   },
   strict: true,
@@ -55,12 +57,16 @@ const port = Number(values.port);
 if (!Number.isInteger(port) || port < 0 || port > 65535) fail('--port must be a port number');
 const accessTokenTtlSeconds = seconds('access-token-ttl', values['access-token-ttl']);
 const refreshInSeconds = seconds('refresh-in', values['refresh-in']);
+const reuse = values['rotated-refresh-token-reuse'];
+if (reuse !== 'revoke-family' && reuse !== 'allow')
+  fail('--rotated-refresh-token-reuse must be revoke-family or allow');
 
 try {
   const idp = await startDemoIdp({
     port,
     host: values.host,
     quiet: values.quiet,
+    rotatedRefreshTokenReuse: reuse,
     ...(accessTokenTtlSeconds !== undefined ? { accessTokenTtlSeconds } : {}),
     ...(refreshInSeconds !== undefined ? { refreshInSeconds } : {}),
     clients: [

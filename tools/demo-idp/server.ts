@@ -48,9 +48,16 @@ import { errorPage, indexPage, newNonce, pageSecurityHeaders } from './pages.ts'
 import { createTenantProvider, type Runtime } from './provider.ts';
 import { DEFAULT_RESOURCES, ResourceRegistry, type ResourceDefinition } from './resources.ts';
 import { rewriteAuthorizeParams, rewriteTokenRequest, type ClientAuthKind } from './rewrite.ts';
-import { MemoryStore } from './store.ts';
+import { MemoryStore, type RotatedRefreshTokenReuse } from './store.ts';
 
-export type { DemoClientConfig, DemoUserConfig, DemoUser, TenantInfo, ResourceDefinition };
+export type {
+  DemoClientConfig,
+  DemoUserConfig,
+  DemoUser,
+  TenantInfo,
+  ResourceDefinition,
+  RotatedRefreshTokenReuse,
+};
 export { DEMO_TENANT, OTHER_TENANT };
 
 export interface StartDemoIdpOptions {
@@ -65,6 +72,12 @@ export interface StartDemoIdpOptions {
   refreshInSeconds?: number;
   /** Refresh-token idle lifetime (each rotation restarts it, like Microsoft's 90-day inactivity window). */
   refreshTokenTtlSeconds?: number;
+  /**
+   * What presenting a refresh token that was already rotated does. `revoke-family` (default, oidc-provider):
+   * invalid_grant (AADSTS70000) and the whole grant is revoked — stricter than Microsoft. `allow` (Microsoft): the
+   * superseded token keeps working until its own idle expiry, and each use returns another new token.
+   */
+  rotatedRefreshTokenReuse?: RotatedRefreshTokenReuse;
   authorizationCodeTtlSeconds?: number;
   /** Replaces the default demo users (adele@ and megan@demo.example, alex@other.example; password `demo`). */
   users?: DemoUserConfig[];
@@ -254,6 +267,9 @@ export async function startDemoIdp(opts: StartDemoIdpOptions): Promise<DemoIdp> 
   for (const c of opts.clients) clients.set(c.clientId, registerClient(c));
   const resources = new ResourceRegistry([...DEFAULT_RESOURCES, ...(opts.resources ?? [])]);
   const accessTokenTtlSeconds = opts.accessTokenTtlSeconds ?? 3600;
+  const rotatedRefreshTokenReuse = opts.rotatedRefreshTokenReuse ?? 'revoke-family';
+  if (rotatedRefreshTokenReuse !== 'revoke-family' && rotatedRefreshTokenReuse !== 'allow')
+    throw new Error("demo-idp: rotatedRefreshTokenReuse must be 'revoke-family' or 'allow'");
 
   const stats: DemoIdpStats = {
     tokenRequests: 0,
@@ -315,7 +331,7 @@ export async function startDemoIdp(opts: StartDemoIdpOptions): Promise<DemoIdp> 
     users,
     clients,
     resources,
-    store: new MemoryStore(),
+    store: new MemoryStore(Date.now, { rotatedRefreshTokenReuse }),
     signingJwk: signingKey(),
     cookieKeys: [randomBytes(32).toString('base64url')],
     accessTokenTtlSeconds,

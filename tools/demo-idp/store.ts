@@ -14,6 +14,18 @@ import type { Adapter, AdapterPayload } from 'oidc-provider';
 const RETAIN_EXPIRED_MS = 24 * 3600 * 1000;
 const RETAINED_MODELS = new Set(['RefreshToken', 'AuthorizationCode']);
 
+/** What presenting a rotated (superseded) refresh token does; see `StartDemoIdpOptions.rotatedRefreshTokenReuse`. */
+export type RotatedRefreshTokenReuse = 'revoke-family' | 'allow';
+
+export interface MemoryStoreOptions {
+  /**
+   * `revoke-family` (default): rotation consumes the old refresh token, and oidc-provider treats a later reuse as
+   * theft (invalid_grant, whole grant revoked). `allow` (Microsoft): rotation leaves the old token untouched, so
+   * it keeps working until its own expiry.
+   */
+  rotatedRefreshTokenReuse?: RotatedRefreshTokenReuse;
+}
+
 interface Entry {
   payload: AdapterPayload;
   /** Epoch milliseconds; Infinity when the model has no expiry. */
@@ -27,9 +39,11 @@ export class MemoryStore {
   /** `${ns}:${uid}` → session id (oidc-provider looks sessions up by uid). */
   readonly #sessionUids = new Map<string, string>();
   readonly #now: () => number;
+  readonly #keepRotated: boolean;
 
-  constructor(now: () => number = Date.now) {
+  constructor(now: () => number = Date.now, options: MemoryStoreOptions = {}) {
     this.#now = now;
+    this.#keepRotated = (options.rotatedRefreshTokenReuse ?? 'revoke-family') === 'allow';
   }
 
   /** An oidc-provider adapter factory for one tenant namespace. */
@@ -115,6 +129,8 @@ export class MemoryStore {
       },
       findByUserCode: () => Promise.resolve(undefined),
       consume: (id) => {
+        // oidc-provider consumes a refresh token only when it rotates it; an unconsumed token stays redeemable.
+        if (model === 'RefreshToken' && this.#keepRotated) return Promise.resolve();
         const entry = this.#items.get(keyOf(id));
         if (entry) entry.payload.consumed = Math.floor(this.#now() / 1000);
         return Promise.resolve();
