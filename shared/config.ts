@@ -104,7 +104,7 @@ const envSchema = z.object({
   BROKER_LINK_TTL_SECONDS: intFrom(60, 7 * 24 * 3600).default(900),
   BROKER_REFRESH_MARGIN_SECONDS: intFrom(30, 3600).default(300),
   BROKER_KEEPALIVE_DAYS: intFrom(1, 80).default(7),
-  BROKER_SWEEP_CONCURRENCY: intFrom(1, 64).default(8),
+  BROKER_SWEEP_CONCURRENCY: intFrom(1, 64).default(32),
   BROKER_REFRESH_SCHEDULE: z
     .string()
     .trim()

@@ -2,18 +2,17 @@
  * @module runtime
  * The composition root: builds the broker once per process from the frozen configuration. Functions call
  * {@link getRuntime}; tests build their own {@link Broker} with the same adapters.
+ *
+ * Everything heavy (Azure SDKs, undici, jose, oauth4webapi) is imported here with `import()`, so the bundle's
+ * start-up chunk stays small: the host indexes the functions and answers `health` without loading them, and
+ * the first broker call pays the load once (measured in docs/perf.md, "Cold load").
  */
 import { join } from 'node:path';
-import { createAuthenticator, type Authenticator } from './auth/callers.ts';
-import { Broker } from './broker/broker.ts';
+import type { Authenticator } from './auth/callers.ts';
+import type { Broker } from './broker/broker.ts';
 import { type Config, getConfig, keyIdOf } from './config.ts';
-import { Keyring } from './crypto.ts';
-import { loadOrCreateKeyFile } from './keyFile.ts';
-import { createConnectionLock } from './lock/index.ts';
 import { createLogger, type Logger } from './log.ts';
-import { createProviderClient, type ProviderClient } from './oauth/provider.ts';
-import { createTransport } from './oauth/transport.ts';
-import { createTokenStore } from './store/index.ts';
+import type { ProviderClient } from './oauth/provider.ts';
 
 export interface Runtime {
   config: Readonly<Config>;
@@ -34,6 +33,25 @@ export function getRuntime(): Promise<Runtime> {
 }
 
 export async function buildRuntime(config: Readonly<Config>, log: Logger = createLogger()): Promise<Runtime> {
+  const [
+    { createAuthenticator },
+    { Broker },
+    { Keyring },
+    { loadOrCreateKeyFile },
+    { createConnectionLock },
+    { createProviderClient },
+    { createTransport },
+    { createTokenStore },
+  ] = await Promise.all([
+    import('./auth/callers.ts'),
+    import('./broker/broker.ts'),
+    import('./crypto.ts'),
+    import('./keyFile.ts'),
+    import('./lock/index.ts'),
+    import('./oauth/provider.ts'),
+    import('./oauth/transport.ts'),
+    import('./store/index.ts'),
+  ]);
   const transport = createTransport({ timeoutMs: config.httpTimeoutMs });
   const providers = new Map<string, ProviderClient>();
   for (const provider of Object.values(config.providers)) {
@@ -49,7 +67,9 @@ export async function buildRuntime(config: Readonly<Config>, log: Logger = creat
   }
   const keys =
     config.keys ??
-    (config.store.kind === 'file' ? [await localKey(join(config.store.dataDir, 'broker.keys'))] : undefined);
+    (config.store.kind === 'file'
+      ? [await localKey(loadOrCreateKeyFile, join(config.store.dataDir, 'broker.keys'))]
+      : undefined);
   if (!keys) throw new Error('BROKER_KEYS is required outside the embedded default');
   if (config.allowInsecureHttp)
     log.warn('config.warning', {
@@ -74,7 +94,7 @@ export async function buildRuntime(config: Readonly<Config>, log: Logger = creat
   };
 }
 
-async function localKey(path: string) {
-  const key = await loadOrCreateKeyFile(path);
+async function localKey(load: (path: string) => Promise<Buffer>, path: string) {
+  const key = await load(path);
   return { kid: keyIdOf(key), key };
 }

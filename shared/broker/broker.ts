@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import * as oauth from 'oauth4webapi';
-import { BrokerError } from '../errors.ts';
+import { BrokerError, ensureError } from '../errors.ts';
 import {
   constantTimeEqual,
   type Keyring,
@@ -38,8 +38,7 @@ import {
 } from './refreshPolicy.ts';
 import { type ConnectionSummary, type ConnectionView, connectionView, summaryView } from './views.ts';
 
-export const STATE_COOKIE_NAME = '__Host-token-broker-login';
-export const STATE_COOKIE_MAX_AGE_SECONDS = 600;
+import { STATE_COOKIE_MAX_AGE_SECONDS, STATE_COOKIE_NAME } from './stateCookie.ts';
 
 export interface BrokerDeps {
   store: TokenStore;
@@ -503,21 +502,48 @@ export class Broker {
 
   // ---------------------------------------------------------------- refresh
 
-  /** The timer sweep: refresh every connection that is due, judged from metadata only, with bounded concurrency. */
+  /**
+   * The timer sweep: refresh every connection that is due, judged from metadata only, with bounded concurrency.
+   * Workers start on the first page of the listing instead of waiting for the whole vault to be listed, so the
+   * Key Vault budget is not left idle while 10,000 connections page in (docs/perf.md, "Sweep at scale").
+   */
   async refreshDue(): Promise<SweepResult> {
-    const now = this.#now();
-    const list = await this.#d.store.listMetadata();
+    const result: SweepResult = { listed: 0, due: 0, refreshed: 0, failed: 0, skipped: 0 };
     const due: { connection: string; reason: RefreshReason }[] = [];
-    for (const meta of list) {
-      const decision = shouldRefresh(meta, now, this.#d.policy);
-      if (decision.refresh) due.push({ connection: meta.connection, reason: decision.reason });
-    }
-    const result: SweepResult = { listed: list.length, due: due.length, refreshed: 0, failed: 0, skipped: 0 };
     let next = 0;
+    let listing = true;
+    const idle: (() => void)[] = [];
+    const wake = () => {
+      for (const resume of idle.splice(0)) resume();
+    };
+    const store = this.#d.store;
+    const pages = store.listMetadataPages?.() ?? onePage(store.listMetadata());
+    const lister = (async () => {
+      try {
+        for await (const page of pages) {
+          const now = this.#now();
+          for (const meta of page) {
+            result.listed++;
+            const decision = shouldRefresh(meta, now, this.#d.policy);
+            if (decision.refresh) due.push({ connection: meta.connection, reason: decision.reason });
+          }
+          result.due = due.length;
+          wake();
+        }
+      } finally {
+        listing = false;
+        wake();
+      }
+    })();
     const worker = async () => {
-      while (next < due.length) {
-        const item = due[next++];
-        if (!item) break;
+      for (;;) {
+        const item = due[next];
+        if (!item) {
+          if (!listing) return;
+          await new Promise<void>((resume) => idle.push(resume));
+          continue;
+        }
+        next++;
         try {
           const before = this.#now();
           const record = await this.#refresh(item.connection, undefined, {
@@ -538,14 +564,25 @@ export class Broker {
         }
       }
     };
-    await Promise.all(Array.from({ length: Math.min(this.#d.sweepConcurrency, due.length) }, worker));
-    this.#d.log.info('refresh.sweep', {
+    // Workers finish what was listed even when the listing fails part-way; the failure is reported after.
+    const listed = lister.then(
+      () => undefined,
+      (err: unknown) => ensureError(err),
+    );
+    await Promise.all([listed, ...Array.from({ length: this.#d.sweepConcurrency }, worker)]);
+    const fields = {
       count: result.listed,
       due: result.due,
       refreshed: result.refreshed,
       failed: result.failed,
       skipped: result.skipped,
-    });
+    };
+    const listingError = await listed;
+    if (listingError !== undefined) {
+      this.#d.log.warn('refresh.sweep', { ...fields, outcome: 'listing_failed' });
+      throw listingError;
+    }
+    this.#d.log.info('refresh.sweep', fields);
     return result;
   }
 
@@ -834,6 +871,10 @@ function assertUsable(record: ConnectionRecord): void {
       },
     );
   }
+}
+
+async function* onePage<T>(list: Promise<T[]>): AsyncGenerator<T[]> {
+  yield await list;
 }
 
 function withoutTokens(record: ConnectionRecord): ConnectionRecord {

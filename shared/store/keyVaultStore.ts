@@ -38,6 +38,7 @@ import {
   type TokenStore,
 } from './types.ts';
 import { assertConnectionName, serializeRecord } from './validate.ts';
+import { createVaultPacerPolicy, type VaultPacerOptions } from './vaultPacer.ts';
 
 /** Key Vault accepts at most 25 items per page. */
 const PAGE_SIZE = 25;
@@ -87,6 +88,8 @@ export interface KeyVaultStoreOptions {
   timeoutMs?: number;
   /** Delete/recover poller interval. Default 1 s (the SDK's 2 s is slower than the service usually is). */
   pollIntervalMs?: number;
+  /** Client-side pacing under the vault's transaction budget (see store/vaultPacer.ts). */
+  pacer?: VaultPacerOptions;
   logger?: Logger;
 }
 
@@ -114,15 +117,24 @@ export class KeyVaultTokenStore implements TokenStore {
       (options.clientId
         ? new ManagedIdentityCredential({ clientId: options.clientId })
         : new DefaultAzureCredential());
+    const retry = { ...DEFAULT_STORE_RETRY, ...options.retry };
     const clientOptions: SecretClientOptions = {
       ...options.secretClientOptions,
       retryOptions: { ...options.secretClientOptions?.retryOptions, maxRetries: 0 },
+      additionalPolicies: [
+        ...(options.secretClientOptions?.additionalPolicies ?? []),
+        createVaultPacerPolicy({
+          initialPauseMs: retry.baseDelayMs,
+          maxPauseMs: retry.maxDelayMs,
+          ...options.pacer,
+        }),
+      ],
     };
     if (options.disableChallengeResourceVerification)
       clientOptions.disableChallengeResourceVerification = true;
     // One client per store: each new client pays an extra 401 challenge round trip.
     this.#client = new SecretClient(options.vaultUrl, credential, clientOptions);
-    this.#retry = { ...DEFAULT_STORE_RETRY, ...options.retry };
+    this.#retry = retry;
     this.#timeoutMs = options.timeoutMs ?? 10_000;
     this.#pollIntervalMs = options.pollIntervalMs ?? 1000;
     this.#log = options.logger ?? createLogger({ store: 'keyvault' });
@@ -178,24 +190,64 @@ export class KeyVaultTokenStore implements TokenStore {
       );
       const out: RecordMetadata[] = [];
       for (const properties of found) {
-        if (!properties.name.toLowerCase().startsWith(SECRET_PREFIX)) continue;
-        const expected = properties.name.slice(SECRET_PREFIX.length).toLowerCase();
-        const meta = metadataFromTags(properties.tags);
-        if (meta?.connection === expected) {
-          out.push(meta);
-        } else {
-          this.#log.warn('store.record_unreadable', {
-            store: 'keyvault',
-            connection: CONNECTION_NAME_PATTERN.test(expected) ? expected : undefined,
-            code: 'bad_tags',
-            detail: 'a conn- secret lacks valid connection tags; not listed',
-          });
-        }
+        const meta = this.#metadataOf(properties);
+        if (meta) out.push(meta);
       }
       return out.sort((a, b) => a.connection.localeCompare(b.connection));
     } catch (err) {
       throw toBrokerError('list', err);
     }
+  }
+
+  /**
+   * Metadata page by page as Key Vault answers, so the sweep can refresh while the listing still pages. A
+   * transient failure restarts the listing under the same retry rule as every call (the SDK keeps no
+   * continuation token); connections already yielded are not yielded again.
+   */
+  async *listMetadataPages(): AsyncGenerator<RecordMetadata[]> {
+    const seen = new Set<string>();
+    for (let n = 1; ; n++) {
+      const controller = new AbortController();
+      let timer = setTimeout(() => controller.abort(), this.#timeoutMs);
+      try {
+        const pages = this.#client
+          .listPropertiesOfSecrets({ abortSignal: controller.signal })
+          .byPage({ maxPageSize: PAGE_SIZE });
+        for await (const page of pages) {
+          clearTimeout(timer);
+          const out: RecordMetadata[] = [];
+          for (const properties of page) {
+            const meta = this.#metadataOf(properties);
+            if (meta && !seen.has(meta.connection)) {
+              seen.add(meta.connection);
+              out.push(meta);
+            }
+          }
+          if (out.length > 0) yield out;
+          timer = setTimeout(() => controller.abort(), this.#timeoutMs);
+        }
+        return;
+      } catch (err) {
+        await this.#waitBeforeRetry('list', undefined, n, err, (e) => toBrokerError('list', e));
+      } finally {
+        clearTimeout(timer);
+      }
+    }
+  }
+
+  /** The sweep's view of one secret, from its tags only; undefined (and a warning) for foreign or bad ones. */
+  #metadataOf(properties: SecretProperties): RecordMetadata | undefined {
+    if (!properties.name.toLowerCase().startsWith(SECRET_PREFIX)) return undefined;
+    const expected = properties.name.slice(SECRET_PREFIX.length).toLowerCase();
+    const meta = metadataFromTags(properties.tags);
+    if (meta?.connection === expected) return meta;
+    this.#log.warn('store.record_unreadable', {
+      store: 'keyvault',
+      connection: CONNECTION_NAME_PATTERN.test(expected) ? expected : undefined,
+      code: 'bad_tags',
+      detail: 'a conn- secret lacks valid connection tags; not listed',
+    });
+    return undefined;
   }
 
   async delete(connection: string): Promise<boolean> {
@@ -308,35 +360,47 @@ export class KeyVaultTokenStore implements TokenStore {
     connection: string | undefined,
     attempt: (abortSignal: AbortSignal) => Promise<T>,
   ): Promise<T> {
-    const { maxAttempts, baseDelayMs, maxDelayMs, maxRetryAfterMs } = this.#retry;
     for (let n = 1; ; n++) {
       try {
         return await attempt(AbortSignal.timeout(this.#timeoutMs));
       } catch (err) {
-        const failure = failureOf(err);
-        if (!failure.transient) throw err;
-        const backoff = Math.min(maxDelayMs, baseDelayMs * 2 ** (n - 1)) * (0.5 + Math.random() * 0.5);
-        const wait = failure.retryAfterMs ?? backoff;
-        const retryAfterSeconds = Math.max(1, Math.ceil(wait / 1000));
-        if (n >= maxAttempts || wait > maxRetryAfterMs) {
-          throw new BrokerError('store_unavailable', 'Key Vault is unavailable; try again later.', {
-            detail: `${op} failed after ${n} attempt(s): ${failure.summary}`,
-            retryAfterSeconds,
-            fields: { store: 'keyvault', connection, httpStatus: failure.status, attempt: n },
-          });
-        }
-        this.#log.warn('store.retry', {
-          store: 'keyvault',
-          connection,
-          reason: op,
-          httpStatus: failure.status,
-          code: failure.inner ?? failure.code,
-          attempt: n,
-          durationMs: Math.round(wait),
-        });
-        await new Promise((resolve) => setTimeout(resolve, wait));
+        await this.#waitBeforeRetry(op, connection, n, err, (e) => e);
       }
     }
+  }
+
+  /** After failed attempt `n`: rethrows what is not transient (through `mapPermanent`), gives up with
+   * `store_unavailable` when the budget is spent, else logs and waits out the backoff or Retry-After. */
+  async #waitBeforeRetry(
+    op: string,
+    connection: string | undefined,
+    n: number,
+    err: unknown,
+    mapPermanent: (err: unknown) => unknown,
+  ): Promise<void> {
+    const { maxAttempts, baseDelayMs, maxDelayMs, maxRetryAfterMs } = this.#retry;
+    const failure = failureOf(err);
+    if (!failure.transient) throw mapPermanent(err);
+    const backoff = Math.min(maxDelayMs, baseDelayMs * 2 ** (n - 1)) * (0.5 + Math.random() * 0.5);
+    const wait = failure.retryAfterMs ?? backoff;
+    const retryAfterSeconds = Math.max(1, Math.ceil(wait / 1000));
+    if (n >= maxAttempts || wait > maxRetryAfterMs) {
+      throw new BrokerError('store_unavailable', 'Key Vault is unavailable; try again later.', {
+        detail: `${op} failed after ${n} attempt(s): ${failure.summary}`,
+        retryAfterSeconds,
+        fields: { store: 'keyvault', connection, httpStatus: failure.status, attempt: n },
+      });
+    }
+    this.#log.warn('store.retry', {
+      store: 'keyvault',
+      connection,
+      reason: op,
+      httpStatus: failure.status,
+      code: failure.inner ?? failure.code,
+      attempt: n,
+      durationMs: Math.round(wait),
+    });
+    await new Promise((resolve) => setTimeout(resolve, wait));
   }
 }
 

@@ -119,6 +119,9 @@ export interface TokenStore {
   put(record: ConnectionRecord): Promise<void>;
   /** Metadata of every record, without reading secret values where the backend allows it. */
   listMetadata(): Promise<RecordMetadata[]>;
+  /** The same, page by page as the backend answers, so a sweep can start before the listing ends. Optional:
+   * stores without paging (the file store) are listed with {@link listMetadata}. */
+  listMetadataPages?(): AsyncIterable<RecordMetadata[]>;
   /** Removes the record (Key Vault: soft delete). Returns false when there was none. */
   delete(connection: string): Promise<boolean>;
   /** Stored versions of the record, newest first, without reading secret values where the backend allows it.

@@ -26,6 +26,33 @@ const logs: string[] = [];
 const secrets = new SecretScanner();
 const caller = { kind: 'function_key' as const };
 
+/** A store that forwards to `inner` (whose #private fields need the real receiver). */
+function delegateTo(inner: TokenStore): TokenStore {
+  return {
+    kind: inner.kind,
+    get: (c) => inner.get(c),
+    put: (r) => inner.put(r),
+    listMetadata: () => inner.listMetadata(),
+    delete: (c) => inner.delete(c),
+  };
+}
+
+function brokerDeps(): ConstructorParameters<typeof Broker>[0] {
+  return {
+    store,
+    lock: createMemoryLock(),
+    providers: new Map([['microsoft', provider]]),
+    keyring,
+    log: createLogger({}, (_l, line) => logs.push(line)),
+    publicBaseUrl: 'https://broker.example.com',
+    linkTtlSeconds: 900,
+    policy: { marginMs: 5 * 60_000, keepAliveMs: 7 * 24 * HOUR },
+    sweepConcurrency: 4,
+    now: () => clock,
+    random: () => 1,
+  };
+}
+
 function code(err: unknown): string {
   return err instanceof BrokerError ? err.code : `not a BrokerError: ${String(err)}`;
 }
@@ -72,19 +99,7 @@ beforeEach(() => {
   provider = new ScriptedProvider();
   const key = randomBytes(32);
   keyring = new Keyring([{ kid: keyIdOf(key), key }]);
-  broker = new Broker({
-    store,
-    lock: createMemoryLock(),
-    providers: new Map([['microsoft', provider]]),
-    keyring,
-    log: createLogger({}, (_l, line) => logs.push(line)),
-    publicBaseUrl: 'https://broker.example.com',
-    linkTtlSeconds: 900,
-    policy: { marginMs: 5 * 60_000, keepAliveMs: 7 * 24 * HOUR },
-    sweepConcurrency: 4,
-    now: () => clock,
-    random: () => 1,
-  });
+  broker = new Broker(brokerDeps());
 });
 
 describe('Broker.getAccessToken', () => {
@@ -309,6 +324,43 @@ describe('Broker.refreshDue', () => {
     assert.equal((await store.get('broken'))?.status, 'needs_reauth');
     const second = await broker.refreshDue();
     assert.equal(second.due, 0);
+  });
+
+  it('starts refreshing on the first page of a paged listing, before the listing ends', async () => {
+    await seed({ connection: 'first' }, 0);
+    await seed({ connection: 'second' }, 0);
+    const metas = await store.listMetadata();
+    const paged: TokenStore = {
+      ...delegateTo(store),
+      async *listMetadataPages() {
+        yield metas.filter((m) => m.connection === 'first');
+        // The second page only arrives once the first connection's refresh reached the provider.
+        for (let waited = 0; provider.calls.length === 0; waited += 5) {
+          if (waited > 2000) throw new Error('sweep waited for the whole listing');
+          await new Promise((r) => setTimeout(r, 5));
+        }
+        yield metas.filter((m) => m.connection === 'second');
+      },
+    };
+    const sweeping = new Broker({ ...brokerDeps(), store: paged });
+    const res = await sweeping.refreshDue();
+    assert.deepEqual(res, { listed: 2, due: 2, refreshed: 2, failed: 0, skipped: 0 });
+  });
+
+  it('finishes what was listed, then reports a listing that failed part-way', async () => {
+    await seed({ connection: 'listed' }, 0);
+    const metas = await store.listMetadata();
+    const failing: TokenStore = {
+      ...delegateTo(store),
+      async *listMetadataPages() {
+        yield await Promise.resolve(metas);
+        throw new BrokerError('store_unavailable', 'Key Vault is unavailable; try again later.');
+      },
+    };
+    const sweeping = new Broker({ ...brokerDeps(), store: failing });
+    await assert.rejects(sweeping.refreshDue(), (e) => code(e) === 'store_unavailable');
+    assert.equal(provider.calls.length, 1);
+    assert.equal((await store.get('listed'))?.revision, 2);
   });
 
   it('counts failures and records backoff without losing the refresh token', async () => {

@@ -141,6 +141,23 @@ void describe('Key Vault store specifics', () => {
     assert.equal(kv.counters().list, 3);
   });
 
+  void test('listMetadataPages yields pages as Key Vault answers, tags only, restarting after a transient failure', async () => {
+    const { store } = storeFor(kv);
+    const prefix = unique('paged');
+    const records = Array.from({ length: 27 }, (_, i) => sampleRecord(`${prefix}-${i}`));
+    await Promise.all(records.map((r) => store.put(r)));
+    kv.resetCounters();
+    kv.failNext(1, { status: 503 }, ['list']);
+    const seen: string[] = [];
+    for await (const page of store.listMetadataPages()) {
+      assert.ok(page.length > 0 && page.length <= 25);
+      seen.push(...page.map((m) => m.connection).filter((c) => c.startsWith(prefix)));
+    }
+    assert.equal(seen.length, 27);
+    assert.equal(new Set(seen).size, 27, 'no connection yielded twice');
+    assert.equal(kv.counters().get, 0, 'no secret value read');
+  });
+
   void test('history comes from the version list: no secret value is read', async () => {
     const { store } = storeFor(kv);
     const connection = unique('versions');
