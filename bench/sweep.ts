@@ -9,14 +9,13 @@
  * against the measured budget. Later runs on the same records use a broker clock moved forward by whole hours,
  * which makes every connection due again without reseeding.
  *
- *   node bench/sweep.ts --out result.json [--sizes 1000,10000] [--configs default,c32,c32-paced,c32-pipelined]
+ *   node bench/sweep.ts --out result.json [--sizes 1000,10000] [--configs legacy,default]
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { SecretClient } from '@azure/keyvault-secrets';
 import { Broker, type SweepResult as SweepResultCounts } from '../shared/broker/broker.ts';
 import { parseConfig } from '../shared/config.ts';
 import { Keyring } from '../shared/crypto.ts';
@@ -24,14 +23,12 @@ import { createConnectionLock } from '../shared/lock/index.ts';
 import { createLogger, type Logger } from '../shared/log.ts';
 import { createProviderClient } from '../shared/oauth/provider.ts';
 import { createTransport } from '../shared/oauth/transport.ts';
-import { createTokenStore, staticTokenCredential } from '../shared/store/index.ts';
+import { createTokenStore } from '../shared/store/index.ts';
 import type { ConnectionRecord, TokenStore } from '../shared/store/types.ts';
 import { kvControl, startKvProcess } from './lib/kvProcess.ts';
 import { machineInfo } from './lib/machine.ts';
-import { pipelinedSweep } from './lib/pipelinedSweep.ts';
 import { isMain, REPO_ROOT, runWorker, spawnReady } from './lib/proc.ts';
 import { round } from './lib/stats.ts';
-import { createVaultPacer } from './lib/vaultPacer.ts';
 
 export const KV_LATENCY = { fixedMs: 20, randomMs: 20 };
 export const IDP_LATENCY_MS = 30;
@@ -43,44 +40,26 @@ export interface SweepConfig {
   id: string;
   label: string;
   concurrency: number;
-  /** Prototype: the vault pacer (bench/lib/vaultPacer.ts) on every Key Vault request. */
-  paced: boolean;
-  /** Prototype: refresh while listing (bench/lib/pipelinedSweep.ts) instead of `Broker.refreshDue()`. */
-  pipelined: boolean;
+  /** Emulates the previous release: list every secret first, then refresh (the store's paged listing hidden). */
+  listFirst: boolean;
 }
 
 export const CONFIGS: Record<string, SweepConfig> = {
+  legacy: {
+    id: 'legacy',
+    label: 'previous default: list everything first, then refresh; concurrency 8',
+    concurrency: 8,
+    listFirst: true,
+  },
   default: {
     id: 'default',
-    label: 'product as is: refreshDue(), BROKER_SWEEP_CONCURRENCY=8 (default)',
-    concurrency: 8,
-    paced: false,
-    pipelined: false,
-  },
-  c32: {
-    id: 'c32',
-    label: 'refreshDue(), BROKER_SWEEP_CONCURRENCY=32',
+    label: 'product: refreshDue() defaults (refresh while listing, concurrency 32, vault pacer)',
     concurrency: 32,
-    paced: false,
-    pipelined: false,
-  },
-  'c32-paced': {
-    id: 'c32-paced',
-    label: 'refreshDue(), concurrency 32 + vault pacer (prototype)',
-    concurrency: 32,
-    paced: true,
-    pipelined: false,
-  },
-  'c32-pipelined': {
-    id: 'c32-pipelined',
-    label: 'prototype: refresh while listing, concurrency 32 + vault pacer',
-    concurrency: 32,
-    paced: true,
-    pipelined: true,
+    listFirst: false,
   },
 };
 
-export const DEFAULT_CONFIGS = ['default', 'c32', 'c32-pipelined'];
+export const DEFAULT_CONFIGS = ['legacy', 'default'];
 
 export interface SweepRun {
   size: number;
@@ -300,13 +279,9 @@ async function runWorkerCase(input: WorkerInput): Promise<SweepRun> {
   const storeLog = createLogger({ store: 'keyvault' }, (_level, line) => {
     if (line.startsWith('store.retry ')) storeRetries++;
   });
-  const pacer = input.config.paced ? createVaultPacer() : undefined;
   const store = createTokenStore(config.store, {
     logger: storeLog,
-    secretClientOptions: {
-      tlsOptions: { ca },
-      ...(pacer ? { additionalPolicies: [pacer.policy] } : {}),
-    },
+    secretClientOptions: { tlsOptions: { ca } },
   });
   const transport = createTransport({ timeoutMs: config.httpTimeoutMs });
   const providerConfig = config.providers.microsoft;
@@ -342,38 +317,28 @@ async function runWorkerCase(input: WorkerInput): Promise<SweepRun> {
   const sampler = setInterval(() => {
     peakRss = Math.max(peakRss, process.memoryUsage().rss);
   }, 50);
-  // listMetadata's duration, measured by timing the first store call the sweep makes.
+  // Listing duration: from the sweep's start to the last page the store hands over.
   let listMs = 0;
-  const listMetadata = store.listMetadata.bind(store);
-  store.listMetadata = async () => {
-    const t = performance.now();
-    try {
-      return await listMetadata();
-    } finally {
-      listMs = performance.now() - t;
-    }
-  };
   const started = performance.now();
-  let result: SweepResultCounts;
-  if (input.config.pipelined) {
-    const client = new SecretClient(input.vaultUrl, staticTokenCredential(input.kvToken), {
-      tlsOptions: { ca },
-      disableChallengeResourceVerification: true,
-      retryOptions: { maxRetries: 0 },
-      ...(pacer ? { additionalPolicies: [pacer.policy] } : {}),
-    });
-    const piped = await pipelinedSweep({
-      broker,
-      client,
-      policy: { marginMs: config.refreshMarginMs, keepAliveMs: config.keepAliveMs },
-      concurrency: input.config.concurrency,
-      now,
-    });
-    listMs = piped.listMs;
-    result = piped;
+  if (input.config.listFirst) {
+    const listMetadata = store.listMetadata.bind(store);
+    Object.defineProperty(store, 'listMetadataPages', { value: undefined });
+    store.listMetadata = async () => {
+      try {
+        return await listMetadata();
+      } finally {
+        listMs = performance.now() - started;
+      }
+    };
   } else {
-    result = await broker.refreshDue();
+    const pages = store.listMetadataPages?.bind(store);
+    if (!pages) throw new Error('the Key Vault store lists page by page');
+    store.listMetadataPages = async function* timedPages() {
+      yield* pages();
+      listMs = performance.now() - started;
+    };
   }
+  const result: SweepResultCounts = await broker.refreshDue();
   const wallMs = performance.now() - started;
   clearInterval(sampler);
   peakRss = Math.max(peakRss, process.memoryUsage().rss);
@@ -408,13 +373,6 @@ async function runWorkerCase(input: WorkerInput): Promise<SweepRun> {
     peakRssMiB: Math.round(peakRss / 1024 / 1024),
     baseRssMiB: Math.round(baseRss / 1024 / 1024),
   };
-  if (pacer) {
-    run.pacer = {
-      waitedMs: Math.round(pacer.stats.waitedMs),
-      throttled: pacer.stats.throttled,
-      pauses: pacer.stats.pauses,
-    };
-  }
   return run;
 }
 
