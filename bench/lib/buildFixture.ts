@@ -75,11 +75,12 @@ export interface BundleComposition {
 
 export async function bundleComposition(): Promise<BundleComposition> {
   const functionsDir = join(REPO_ROOT, 'functions');
+  const entryPoints = readdirSync(functionsDir)
+    .filter((f) => f.endsWith('.ts'))
+    .map((f) => `functions/${f}`);
   const result = await build({
     ...PRODUCTION_OPTIONS,
-    entryPoints: readdirSync(functionsDir)
-      .filter((f) => f.endsWith('.ts'))
-      .map((f) => join(functionsDir, f)),
+    entryPoints: entryPoints.map((f) => join(REPO_ROOT, f)),
     outdir: join(REPO_ROOT, 'dist'),
     outbase: REPO_ROOT,
     write: false,
@@ -100,7 +101,10 @@ export async function bundleComposition(): Promise<BundleComposition> {
     seen.add(file);
     for (const imp of outputs[file].imports) if (imp.kind === 'import-statement') visit(imp.path);
   };
-  for (const [file, output] of Object.entries(outputs)) if (output.entryPoint) visit(file);
+  // esbuild also marks the targets of dynamic import() as entry points; start only from the app's own entries.
+  for (const [file, output] of Object.entries(outputs)) {
+    if (output.entryPoint && entryPoints.some((e) => e.endsWith(output.entryPoint as string))) visit(file);
+  }
   return {
     packages: [...bytes].map(([name, n]) => ({ name, bytes: n })).sort((a, b) => b.bytes - a.bytes),
     loadedAtStartBytes: [...seen].reduce((n, f) => n + (outputs[f]?.bytes ?? 0), 0),
