@@ -1,6 +1,6 @@
 import { app, type HttpRequest } from '@azure/functions';
 import { z } from 'zod';
-import { STATE_COOKIE_NAME } from '../shared/broker/broker.ts';
+import { STATE_COOKIE_NAME } from '../shared/broker/stateCookie.ts';
 import { pageHandler } from '../shared/functionKit.ts';
 import { parseQuery, readCookie } from '../shared/http.ts';
 import { connectedPage, pageResponse } from '../shared/pages.ts';

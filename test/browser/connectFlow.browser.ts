@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import type { Browser, BrowserContext } from 'playwright-core';
 import { keyIdOf } from '../../shared/config.ts';
 import { Keyring, signToken } from '../../shared/crypto.ts';
-import { STATE_COOKIE_NAME } from '../../shared/broker/broker.ts';
+import { STATE_COOKIE_NAME } from '../../shared/broker/stateCookie.ts';
 import { startDemoIdp, type DemoIdp } from '../../tools/demo-idp/server.ts';
 import { type BrokerHost, CLIENT_ID, freePort, startBrokerHost } from '../support/brokerHost.ts';
 import {

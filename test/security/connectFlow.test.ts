@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { after, before, describe, it } from 'node:test';
-import { STATE_COOKIE_NAME } from '../../shared/broker/broker.ts';
+import { STATE_COOKIE_NAME } from '../../shared/broker/stateCookie.ts';
 import { keyIdOf } from '../../shared/config.ts';
 import { Keyring, seal, signToken, unseal } from '../../shared/crypto.ts';
 import { driveAuthorization, type DriveResult } from '../../tools/demo-idp/driver.ts';

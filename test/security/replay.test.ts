@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { STATE_COOKIE_MAX_AGE_SECONDS } from '../../shared/broker/broker.ts';
+import { STATE_COOKIE_MAX_AGE_SECONDS } from '../../shared/broker/stateCookie.ts';
 import { BrokerError } from '../../shared/errors.ts';
 import { type IdpBrokerHarness, startIdpBroker } from '../support/idpBroker.ts';
 
