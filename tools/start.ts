@@ -7,10 +7,10 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { freePort } from './net.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const DEMO_CONNECTION = 'demo-mailbox';
@@ -41,20 +41,6 @@ function portSetting(name: string, value: string | number | undefined, fallback:
   if (!Number.isInteger(port) || port < 0 || port > 65535)
     fail(`${name} must be a port number (0 = any free port).`);
   return port;
-}
-
-/** A free loopback port, for DEVHOST_PORT=0: the redirect URI must name the real port before the host starts. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
-      );
-    });
-  });
 }
 
 function runBuild(): Promise<void> {

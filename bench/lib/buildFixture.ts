@@ -9,24 +9,12 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { build, type BuildOptions } from 'esbuild';
+import { PRODUCTION_BUILD_OPTIONS } from '../../tools/buildOptions.ts';
 import { REPO_ROOT } from './proc.ts';
 
 const execFileAsync = promisify(execFile);
 
-/** tools/build.ts's options, minus entry points and output paths. */
-const PRODUCTION_OPTIONS: BuildOptions = {
-  bundle: true,
-  splitting: true,
-  format: 'esm',
-  platform: 'node',
-  target: 'node22',
-  sourcemap: 'linked',
-  logLevel: 'warning',
-  external: ['@azure/functions-core'],
-  banner: {
-    js: "import { createRequire as __brokerCreateRequire } from 'node:module'; const require = __brokerCreateRequire(import.meta.url);",
-  },
-};
+const PRODUCTION_OPTIONS: BuildOptions = PRODUCTION_BUILD_OPTIONS;
 
 const FIXTURE = join(REPO_ROOT, 'bench', 'fixtures', 'hello-app');
 
@@ -42,8 +30,6 @@ export async function buildHelloApp(outDir: string): Promise<void> {
       .map((f) => join(functionsDir, f)),
     outdir: join(outDir, 'dist'),
     outbase: FIXTURE,
-    entryNames: '[dir]/[name]',
-    chunkNames: 'chunks/[name]-[hash]',
   });
 }
 

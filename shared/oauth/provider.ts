@@ -65,30 +65,39 @@ export interface ProviderClient {
   refresh(refreshToken: string, scopes: readonly string[]): Promise<TokenResult>;
 }
 
+/** What a caller is told for each kind of provider failure. A refused sign-in code is not a broken connection. */
+const FAILURE_ANSWERS: Record<
+  'reauth_code' | 'reauth_refresh' | 'config' | 'transient' | 'protocol',
+  { code: ErrorCode; message: string }
+> = {
+  reauth_code: {
+    code: 'provider_error',
+    message: 'The provider refused the sign-in code; start the connect flow again.',
+  },
+  reauth_refresh: {
+    code: 'connection_needs_reauth',
+    message: 'The account must sign in again: the provider rejected the refresh token.',
+  },
+  config: {
+    code: 'provider_misconfigured',
+    message: 'The provider rejected the broker configuration (client id, credential or scopes).',
+  },
+  transient: {
+    code: 'provider_unavailable',
+    message: 'The provider is unavailable right now; try again shortly.',
+  },
+  protocol: {
+    code: 'provider_error',
+    message: 'The provider answered with something the broker could not use.',
+  },
+};
+
 /** A provider call failed; `failure` says whether the user, the admin or time can fix it. */
 export class ProviderFailure extends BrokerError {
   readonly failure: FailureClass;
   constructor(failure: FailureClass, stage: 'code' | 'refresh', cause?: unknown) {
-    const code: ErrorCode =
-      failure.kind === 'reauth'
-        ? stage === 'code'
-          ? 'provider_error'
-          : 'connection_needs_reauth'
-        : failure.kind === 'config'
-          ? 'provider_misconfigured'
-          : failure.kind === 'transient'
-            ? 'provider_unavailable'
-            : 'provider_error';
-    const message =
-      failure.kind === 'reauth'
-        ? stage === 'code'
-          ? 'The provider refused the sign-in code; start the connect flow again.'
-          : 'The account must sign in again: the provider rejected the refresh token.'
-        : failure.kind === 'config'
-          ? 'The provider rejected the broker configuration (client id, credential or scopes).'
-          : failure.kind === 'transient'
-            ? 'The provider is unavailable right now; try again shortly.'
-            : 'The provider answered with something the broker could not use.';
+    const { code, message } =
+      FAILURE_ANSWERS[failure.kind === 'reauth' ? (`reauth_${stage}` as const) : failure.kind];
     const options: ConstructorParameters<typeof BrokerError>[2] = {
       detail: `${stage} ${failure.kind}`,
       fields: {

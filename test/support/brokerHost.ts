@@ -4,7 +4,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createFileStore } from '../../shared/store/fileStore.ts';
@@ -13,21 +12,11 @@ import { driveAuthorization, type DriveOptions, type DriveResult } from '../../t
 import { type DemoIdp, type StartDemoIdpOptions, startDemoIdp } from '../../tools/demo-idp/server.ts';
 import { type DevHostHandle, spawnDevHost } from './devhost.ts';
 import { SecretScanner } from './secrets.ts';
+import { freePort } from '../../tools/net.ts';
 
 export const CLIENT_ID = 'broker-e2e-client';
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
-      );
-    });
-  });
-}
+export { freePort };
 
 export interface BrokerHostOptions {
   idp?: Partial<Omit<StartDemoIdpOptions, 'clients'>>;
