@@ -39,6 +39,9 @@ const TAG_BYTES = 16;
 const RECORD_FILE = /^([a-z0-9-]+)\.json\.enc$/;
 const HISTORY_FILE = /^(\d{15})-([0-9a-f]{32})\.json\.enc$/;
 const LIST_CONCURRENCY = 16;
+/** `.<connection>.<16 hex>.tmp`, as written by `#write`. */
+const TEMP_FILE = /^\.[a-z0-9-]{1,63}\.[0-9a-f]{16}\.tmp$/;
+const STALE_TEMP_MS = 10 * 60_000;
 
 export interface FileStoreOptions {
   dataDir: string;
@@ -90,7 +93,9 @@ export class FileTokenStore implements TokenStore {
   }
 
   async listMetadata(): Promise<RecordMetadata[]> {
-    const names = (await this.#listDir(this.#connectionsDir))
+    const files = await this.#listDir(this.#connectionsDir);
+    await this.#removeStaleTemps(files);
+    const names = files
       .map((file) => RECORD_FILE.exec(file)?.[1])
       .filter((name): name is string => name !== undefined && CONNECTION_NAME_PATTERN.test(name));
     const out: RecordMetadata[] = [];
@@ -146,6 +151,25 @@ export class FileTokenStore implements TokenStore {
       versions.push(entry);
     }
     return versions;
+  }
+
+  /**
+   * A process killed between writing a temp file and renaming it leaves the temp behind. It is never read as a
+   * record; the sweep's listing removes those older than any write could take, so they do not pile up.
+   */
+  async #removeStaleTemps(files: string[]): Promise<void> {
+    const cutoff = Date.now() - STALE_TEMP_MS;
+    let removed = 0;
+    for (const file of files) {
+      if (!TEMP_FILE.test(file)) continue;
+      const path = join(this.#connectionsDir, file);
+      try {
+        if ((await stat(path)).mtimeMs < cutoff && (await unlinkIfExists(path))) removed++;
+      } catch {
+        // Gone already, or not ours to judge: leave it for the next sweep.
+      }
+    }
+    if (removed > 0) this.#log.info('store.temp_removed', { store: 'file', count: removed });
   }
 
   #currentPath(connection: string): string {

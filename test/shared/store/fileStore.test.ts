@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
-import { copyFile, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdtemp, readFile, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -58,6 +58,23 @@ runTokenStoreContract(async () => {
 });
 
 void describe('file store specifics', () => {
+  void test('temp files a killed writer left behind are removed by the listing once stale', async () => {
+    const dataDir = await tempDir();
+    const store = createFileStore({ dataDir });
+    await store.put(sampleRecord('temps'));
+    const dir = join(dataDir, 'connections');
+    const stale = join(dir, '.temps.0123456789abcdef.tmp');
+    const fresh = join(dir, '.temps.fedcba9876543210.tmp');
+    await writeFile(stale, 'partial');
+    await writeFile(fresh, 'in flight');
+    const hourAgo = new Date(Date.now() - 3600_000);
+    await utimes(stale, hourAgo, hourAgo);
+    assert.equal((await store.listMetadata()).length, 1);
+    const left = await readdir(dir);
+    assert.ok(!left.includes('.temps.0123456789abcdef.tmp'), 'stale temp removed');
+    assert.ok(left.includes('.temps.fedcba9876543210.tmp'), 'a temp that may still be in flight is kept');
+  });
+
   void test('records are encrypted at rest: no token value appears in any file', async () => {
     const dataDir = await tempDir();
     const store = createFileStore({ dataDir });
