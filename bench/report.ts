@@ -347,7 +347,7 @@ function strictRotationSection(): string {
       'a kill after the IdP rotated the token but before the write only leaves the previous, still valid token in ' +
       'the store. The test prints how many of the rotations in flight were lost that way (roughly two in five in ' +
       'development runs) and how many orphaned temp files killed writes left behind (a few; they are never read as ' +
-      'records, but nothing removes them either).',
+      "records, and the file store's listing removes them once they are ten minutes old).",
     '',
     '**Limitation under strict rotation.** With providers that revoke the whole token family when a rotated token ' +
       "is reused (rotation with reuse detection as in RFC 9700 §4.14; the demo IdP's default `'revoke-family'`, " +
