@@ -120,6 +120,8 @@ export class Broker {
   /** Single-use state values, kept for the cookie lifetime. Per instance: a replay to another instance still
    * fails at the provider, which accepts a code once. */
   readonly #usedStates = new Map<string, number>();
+  /** Refresh failures already logged where they were recorded. */
+  readonly #logged = new WeakSet<Error>();
 
   constructor(deps: BrokerDeps) {
     this.#d = deps;
@@ -554,6 +556,7 @@ export class Broker {
           else result.skipped++;
         } catch (err) {
           result.failed++;
+          if (err instanceof Error && this.#logged.has(err)) continue;
           const code = err instanceof BrokerError ? err.code : 'internal_error';
           this.#d.log.warn(code === 'connection_needs_reauth' ? 'refresh.needs_reauth' : 'refresh.failed', {
             connection: item.connection,
@@ -700,8 +703,9 @@ export class Broker {
     this.#forget(name);
     const event = kind === 'reauth' ? 'refresh.needs_reauth' : 'refresh.failed';
     this.#d.log.warn(event, { connection: name, reason, code: err.code, status: next.status, ...err.fields });
+    let answer: BrokerError = err;
     if (kind === 'reauth') {
-      throw new BrokerError(
+      answer = new BrokerError(
         'connection_needs_reauth',
         'The account must sign in again: open a new connect link.',
         {
@@ -710,9 +714,8 @@ export class Broker {
           cause: err,
         },
       );
-    }
-    if (kind === 'transient' || kind === 'protocol') {
-      throw new BrokerError(
+    } else if (kind === 'transient' || kind === 'protocol') {
+      answer = new BrokerError(
         'provider_unavailable',
         'The provider is unavailable right now; try again shortly.',
         {
@@ -722,7 +725,9 @@ export class Broker {
         },
       );
     }
-    throw err;
+    // Already logged with its reason here; the sweep must not log it a second time (the alert counts lines).
+    this.#logged.add(answer);
+    throw answer;
   }
 
   /** `consented`: scopes the account agreed to at sign-in. Microsoft's token response lists only the scopes

@@ -363,6 +363,19 @@ describe('Broker.refreshDue', () => {
     assert.equal((await store.get('listed'))?.revision, 2);
   });
 
+  it('logs one refresh.needs_reauth line per connection that needs re-consent (the alert counts lines)', async () => {
+    await seed({ connection: 'revoked' }, 0);
+    provider.queue.push({
+      fail: { httpStatus: 400, body: { error: 'invalid_grant', error_codes: [50173] } },
+    });
+    const before = logs.length;
+    const res = await broker.refreshDue();
+    assert.equal(res.failed, 1);
+    const lines = logs.slice(before).filter((l) => l.startsWith('refresh.needs_reauth'));
+    assert.equal(lines.length, 1);
+    assert.match(lines[0] ?? '', /connection=revoked .*providerCodes=50173/);
+  });
+
   it('counts failures and records backoff without losing the refresh token', async () => {
     await seed({ connection: 'flaky' }, 0);
     provider.queue.push({ fail: { network: true } });
