@@ -7,18 +7,11 @@
  *
  *   node bench/stampede.ts --out result.json [--rounds 3]
  */
-import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { Agent, fetch as undiciFetch } from 'undici';
-import { createTokenStore } from '../shared/store/index.ts';
-import { startAzurite } from '../test/support/azurite.ts';
-import { CLIENT_ID, freePort, startBrokerHost } from '../test/support/brokerHost.ts';
-import { startKeyVaultDouble } from '../test/support/keyVaultDouble.ts';
-import { startDemoIdp } from '../tools/demo-idp/server.ts';
+import { startTwoInstances } from '../test/support/twoInstances.ts';
 import { machineInfo } from './lib/machine.ts';
 import { isMain } from './lib/proc.ts';
 import { median, percentile, round } from './lib/stats.ts';
@@ -46,36 +39,11 @@ export interface StampedeResult {
 }
 
 export async function runStampedeBenchmark(roundCount = 3): Promise<StampedeResult> {
-  const tmp = await mkdtemp(join(tmpdir(), 'bench-stampede-'));
-  const kv = await startKeyVaultDouble();
-  const azurite = await startAzurite();
-  const caFile = join(tmp, 'kv-ca.pem');
-  await writeFile(caFile, kv.ca);
-  const [portA, portB] = [await freePort(), await freePort()];
-  const publicBaseUrl = `http://localhost:${portA}`;
-  const clientSecret = randomBytes(24).toString('base64url');
-  const idp = await startDemoIdp({
-    quiet: true,
+  const instances = await startTwoInstances({
     accessTokenTtlSeconds: TOKEN_TTL_SECONDS,
     rotatedRefreshTokenReuse: 'allow',
-    clients: [{ clientId: CLIENT_ID, clientSecret, redirectUris: [`${publicBaseUrl}/api/callback`] }],
   });
-  const store = createTokenStore(
-    { kind: 'keyvault', vaultUrl: kv.vaultUrl },
-    { credential: kv.credential, secretClientOptions: kv.secretClientOptions() },
-  );
-  const env = {
-    KEY_VAULT_URL: kv.vaultUrl,
-    KEY_VAULT_DISABLE_CHALLENGE_RESOURCE_VERIFICATION: 'true',
-    KEY_VAULT_TEST_BEARER_TOKEN: kv.token,
-    NODE_EXTRA_CA_CERTS: caFile,
-    AzureWebJobsStorage: azurite.connectionString,
-  };
-  const shared = { sharedIdp: { idp, clientSecret }, env, store, publicBaseUrl, brokerKey: randomBytes(32) };
-  const [a, b] = await Promise.all([
-    startBrokerHost({ ...shared, port: portA }),
-    startBrokerHost({ ...shared, port: portB }),
-  ]);
+  const { kv, idp, store, a, b } = instances;
   // One connection per request, like 500 independent callers (round 1 pays the TCP set-up, later rounds reuse them).
   const agent = new Agent({ connections: REQUESTS, pipelining: 1 });
   try {
@@ -146,11 +114,7 @@ export async function runStampedeBenchmark(roundCount = 3): Promise<StampedeResu
     };
   } finally {
     await agent.close();
-    await Promise.all([a.close(), b.close()]);
-    await idp.close();
-    await azurite.stop();
-    await kv.close();
-    await rm(tmp, { recursive: true, force: true });
+    await instances.close();
   }
 }
 

@@ -4,7 +4,6 @@
  * lock, providers, keys, clock, logger) is injected, so tests, the embedded defaults and Azure use the same
  * code through the same seams.
  */
-import { randomUUID } from 'node:crypto';
 import * as oauth from 'oauth4webapi';
 import { BrokerError, ensureError } from '../errors.ts';
 import {
@@ -22,7 +21,6 @@ import { ProviderFailure, type ProviderClient, type TokenResult } from '../oauth
 import { isSubsetOfGranted, scopeKey } from '../oauth/scopes.ts';
 import {
   type AccessTokenEntry,
-  CONNECTION_NAME_PATTERN,
   type ConnectionRecord,
   type ConnectionSettings,
   type ConnectedIdentity,
@@ -36,6 +34,7 @@ import {
   shouldRefresh,
   tokenFreshness,
 } from './refreshPolicy.ts';
+import { assertConnectionName } from '../store/validate.ts';
 import { type ConnectionSummary, type ConnectionView, connectionView, summaryView } from './views.ts';
 
 import { STATE_COOKIE_MAX_AGE_SECONDS, STATE_COOKIE_NAME } from './stateCookie.ts';
@@ -138,7 +137,7 @@ export class Broker {
     name: string,
     settings: ConnectionSettings,
   ): Promise<{ created: boolean; view: ConnectionView }> {
-    assertName(name);
+    assertConnectionName(name);
     const provider = this.#provider(settings.provider);
     const scopes = settings.scopes.length > 0 ? settings.scopes : [...provider.defaultScopes];
     const normalised: ConnectionSettings = { ...settings, scopes };
@@ -188,7 +187,7 @@ export class Broker {
   }
 
   async deleteConnection(name: string): Promise<void> {
-    assertName(name);
+    assertConnectionName(name);
     const deleted = await this.#d.lock.withLock(name, () => this.#d.store.delete(name));
     this.#forget(name);
     if (!deleted) throw unknownConnection();
@@ -254,7 +253,7 @@ export class Broker {
 
   /** Admin-triggered refresh: bypasses backoff and status, so a fixed configuration can be retried. */
   async forceRefresh(name: string): Promise<ConnectionView> {
-    assertName(name);
+    assertConnectionName(name);
     const record = await this.#refresh(name, undefined, { force: true, reason: 'manual' });
     return connectionView(record);
   }
@@ -262,7 +261,7 @@ export class Broker {
   // ---------------------------------------------------------------- connect flow
 
   async beginConnect(name: string, link: string): Promise<ConnectStart> {
-    assertName(name);
+    assertConnectionName(name);
     const payload = verifyToken(this.#d.keyring, 'connect-link', link) as Partial<LinkPayload> | undefined;
     if (
       !payload ||
@@ -435,7 +434,7 @@ export class Broker {
     caller: Caller,
     scopes?: readonly string[],
   ): Promise<AccessTokenResponse> {
-    assertName(name);
+    assertConnectionName(name);
     const key = scopes && scopes.length > 0 ? scopeKey(scopes) : '';
     const cacheKey = `${name}\n${key}`;
     const cached = this.#cache.get(cacheKey);
@@ -793,7 +792,7 @@ export class Broker {
   }
 
   async #mustGet(name: string): Promise<ConnectionRecord> {
-    assertName(name);
+    assertConnectionName(name);
     const record = await this.#d.store.get(name);
     if (!record) throw unknownConnection();
     return record;
@@ -825,15 +824,6 @@ export class Broker {
     const promise = fn().finally(() => this.#inflight.delete(key));
     this.#inflight.set(key, promise);
     return promise;
-  }
-}
-
-function assertName(name: string): void {
-  if (!CONNECTION_NAME_PATTERN.test(name)) {
-    throw new BrokerError(
-      'invalid_request',
-      'Connection names use lower-case letters, digits and inner hyphens (1–63 characters).',
-    );
   }
 }
 
@@ -960,8 +950,4 @@ function checkIdentity(
       },
     );
   }
-}
-
-export function newInvocationId(): string {
-  return randomUUID();
 }

@@ -1,68 +1,28 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
-import { createTokenStore } from '../../shared/store/index.ts';
 import type { TokenStore } from '../../shared/store/types.ts';
-import { type DemoIdp, startDemoIdp } from '../../tools/demo-idp/server.ts';
-import { type AzuriteHandle, startAzurite } from '../support/azurite.ts';
-import { type BrokerHost, CLIENT_ID, freePort, startBrokerHost } from '../support/brokerHost.ts';
-import { type KeyVaultDouble, startKeyVaultDouble } from '../support/keyVaultDouble.ts';
+import type { DemoIdp } from '../../tools/demo-idp/server.ts';
+import type { BrokerHost } from '../support/brokerHost.ts';
+import type { KeyVaultDouble } from '../support/keyVaultDouble.ts';
+import { type TwoInstances, startTwoInstances } from '../support/twoInstances.ts';
 
-// Two dev-host processes = two Functions instances of one deployment: same Key Vault (the HTTPS double, via
-// the real SDK), same storage account (Azurite, blob leases), same BROKER_KEYS, one public hostname.
+let t: TwoInstances;
 let kv: KeyVaultDouble;
-let azurite: AzuriteHandle;
 let idp: DemoIdp;
 let store: TokenStore;
 let a: BrokerHost;
 let b: BrokerHost;
-let tmp: string;
 
 before(async () => {
-  tmp = await mkdtemp(join(tmpdir(), 'multi-'));
-  kv = await startKeyVaultDouble();
-  azurite = await startAzurite();
-  const caFile = join(tmp, 'kv-ca.pem');
-  await writeFile(caFile, kv.ca);
-  const [portA, portB] = [await freePort(), await freePort()];
-  const publicBaseUrl = `http://localhost:${portA}`;
-  const clientSecret = randomBytes(24).toString('base64url');
-  idp = await startDemoIdp({
-    quiet: true,
-    accessTokenTtlSeconds: 304,
-    clients: [{ clientId: CLIENT_ID, clientSecret, redirectUris: [`${publicBaseUrl}/api/callback`] }],
-  });
-  store = createTokenStore(
-    { kind: 'keyvault', vaultUrl: kv.vaultUrl },
-    { credential: kv.credential, secretClientOptions: kv.secretClientOptions() },
-  );
-  const env = {
-    KEY_VAULT_URL: kv.vaultUrl,
-    KEY_VAULT_DISABLE_CHALLENGE_RESOURCE_VERIFICATION: 'true',
-    KEY_VAULT_TEST_BEARER_TOKEN: kv.token,
-    NODE_EXTRA_CA_CERTS: caFile,
-    AzureWebJobsStorage: azurite.connectionString,
-  };
-  const brokerKey = randomBytes(32);
-  const shared = { sharedIdp: { idp, clientSecret }, env, store, publicBaseUrl, brokerKey };
-  [a, b] = await Promise.all([
-    startBrokerHost({ ...shared, port: portA }),
-    startBrokerHost({ ...shared, port: portB }),
-  ]);
+  t = await startTwoInstances({ accessTokenTtlSeconds: 304 });
+  ({ kv, idp, store, a, b } = t);
 });
 
 after(async () => {
   await a?.assertNoSecretsInLogs();
   await b?.assertNoSecretsInLogs();
-  await Promise.all([a?.close(), b?.close()]);
-  await idp?.close();
-  await azurite?.stop();
-  await kv?.close();
-  await rm(tmp, { recursive: true, force: true });
+  await t?.close();
 });
 
 describe('two instances sharing Key Vault and blob leases', () => {
