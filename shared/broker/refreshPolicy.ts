@@ -6,6 +6,13 @@
 import type { AccessTokenEntry, RecordMetadata } from '../store/types.ts';
 
 export const REFRESH_MARGIN_MS = 5 * 60_000;
+/**
+ * The margin never takes more than this fraction of the lifetime the provider granted. Without the bound a token
+ * that lives no longer than the margin (120 s against 300 s) is due the moment it arrives and every read refreshes
+ * it. Half is what Microsoft's `refresh_in` announces for long-lived tokens and what MSAL Python uses when it
+ * computes `refresh_in` itself (https://github.com/AzureAD/microsoft-authentication-library-for-python/pull/321).
+ */
+export const MAX_MARGIN_FRACTION = 0.5;
 export const KEEP_ALIVE_MS = 7 * 24 * 3600_000;
 /** Microsoft: no fast retry loop; the first retry after a 5xx or timeout waits at least 5 s. */
 export const BACKOFF_BASE_MS = 5_000;
@@ -33,7 +40,28 @@ export interface RefreshDecision {
   reason: RefreshReason;
 }
 
-/** Whether the sweep should refresh a connection, from its non-secret metadata alone. */
+/** The lifetime facts of one access token; `issuedAt` is absent only in records written before it was kept. */
+export interface TokenTimes {
+  expiresAt: number;
+  issuedAt?: number | undefined;
+  refreshAt?: number | undefined;
+}
+
+/** The margin for one token: the configured one, but never more than {@link MAX_MARGIN_FRACTION} of its lifetime. */
+export function effectiveMarginMs(times: TokenTimes, marginMs: number): number {
+  if (times.issuedAt === undefined) return marginMs; // lifetime unknown; the next refresh records it
+  const lifetime = Math.max(0, times.expiresAt - times.issuedAt);
+  return Math.min(marginMs, Math.floor(lifetime * MAX_MARGIN_FRACTION));
+}
+
+/** When a token becomes due: its margin point, or the provider's `refresh_in` when that comes first. */
+export function renewAt(times: TokenTimes, marginMs: number): number {
+  const byMargin = times.expiresAt - effectiveMarginMs(times, marginMs);
+  return times.refreshAt !== undefined ? Math.min(times.refreshAt, byMargin) : byMargin;
+}
+
+/** Whether the sweep should refresh a connection, from its non-secret metadata alone. The primary token is
+ * written together with `refreshedAt` (both at the same instant), so `refreshedAt` is its issue time. */
 export function shouldRefresh(meta: RecordMetadata, now: number, policy: RefreshPolicy): RefreshDecision {
   if (meta.status === 'pending') return { refresh: false, reason: 'not_connected' };
   if (meta.status === 'needs_reauth') return { refresh: false, reason: 'needs_reauth' };
@@ -42,7 +70,9 @@ export function shouldRefresh(meta: RecordMetadata, now: number, policy: Refresh
     return { refresh: false, reason: 'backoff' };
   if (meta.accessExpiresAt === undefined) return { refresh: true, reason: 'no_access_token' };
   if (now >= meta.accessExpiresAt) return { refresh: true, reason: 'expired' };
-  if (now >= meta.accessExpiresAt - policy.marginMs) return { refresh: true, reason: 'expiring' };
+  const times = { expiresAt: meta.accessExpiresAt, issuedAt: meta.refreshedAt };
+  if (now >= meta.accessExpiresAt - effectiveMarginMs(times, policy.marginMs))
+    return { refresh: true, reason: 'expiring' };
   if (meta.refreshAt !== undefined && now >= meta.refreshAt)
     return { refresh: true, reason: 'refresh_in_passed' };
   if (meta.refreshedAt === undefined || now - meta.refreshedAt >= policy.keepAliveMs) {
@@ -54,11 +84,11 @@ export function shouldRefresh(meta: RecordMetadata, now: number, policy: Refresh
 export type TokenFreshness = 'fresh' | 'due' | 'expired';
 
 /** A cached access token is served while fresh; once due it is refreshed but may still be served if that
- * refresh fails; once expired it is never served. */
+ * refresh fails; once expired it is never served. Due = past {@link renewAt}, so a token is due once per
+ * lifetime, however short the lifetime and however many readers ask. */
 export function tokenFreshness(entry: AccessTokenEntry, now: number, marginMs: number): TokenFreshness {
   if (now >= entry.expiresAt) return 'expired';
-  if (now >= entry.expiresAt - marginMs) return 'due';
-  if (entry.refreshAt !== undefined && now >= entry.refreshAt) return 'due';
+  if (now >= renewAt(entry, marginMs)) return 'due';
   return 'fresh';
 }
 

@@ -42,6 +42,9 @@ export interface AccessTokenEntry {
   expiresAt: number;
   /** Epoch milliseconds after which a proactive refresh is due (Microsoft `refresh_in`). */
   refreshAt?: number;
+  /** Epoch milliseconds the broker received it: with `expiresAt`, the lifetime that bounds the refresh margin.
+   * Absent in records written before it was kept. */
+  issuedAt?: number;
   scope: string;
 }
 

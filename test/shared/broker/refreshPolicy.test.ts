@@ -1,6 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { backoffMs, shouldRefresh, tokenFreshness } from '../../../shared/broker/refreshPolicy.ts';
+import {
+  backoffMs,
+  effectiveMarginMs,
+  MAX_MARGIN_FRACTION,
+  renewAt,
+  shouldRefresh,
+  tokenFreshness,
+} from '../../../shared/broker/refreshPolicy.ts';
 import type { RecordMetadata } from '../../../shared/store/types.ts';
 
 const NOW = Date.UTC(2026, 10, 27, 12, 0, 0);
@@ -62,6 +69,57 @@ describe('tokenFreshness', () => {
     assert.equal(tokenFreshness(entry, NOW + 300_000, policy.marginMs), 'due');
     assert.equal(tokenFreshness({ ...entry, refreshAt: NOW - 1 }, NOW, policy.marginMs), 'due');
     assert.equal(tokenFreshness(entry, NOW + 600_000, policy.marginMs), 'expired');
+  });
+});
+
+describe('refresh window follows the token lifetime', () => {
+  const margin = policy.marginMs; // 300 s, longer than the short tokens below
+  const issued = (ttlSeconds: number, over: object = {}) => ({
+    accessToken: 'a',
+    tokenType: 'Bearer',
+    scope: 's',
+    issuedAt: NOW,
+    expiresAt: NOW + ttlSeconds * 1000,
+    ...over,
+  });
+  for (const ttl of [60, 120]) {
+    it(`a ${ttl} s token is fresh for the first ${MAX_MARGIN_FRACTION * 100}% of its life, then due once`, () => {
+      const entry = issued(ttl);
+      const due = NOW + ttl * 1000 * (1 - MAX_MARGIN_FRACTION);
+      assert.equal(renewAt(entry, margin), due);
+      assert.equal(tokenFreshness(entry, NOW, margin), 'fresh');
+      assert.equal(tokenFreshness(entry, due - 1, margin), 'fresh');
+      assert.equal(tokenFreshness(entry, due, margin), 'due');
+      assert.equal(tokenFreshness(entry, NOW + ttl * 1000, margin), 'expired');
+    });
+    it(`30 sequential reads of a ${ttl} s token within 10 s all find it fresh`, () => {
+      const entry = issued(ttl);
+      const reads = Array.from({ length: 30 }, (_, i) => tokenFreshness(entry, NOW + i * 333, margin));
+      assert.deepEqual(new Set(reads), new Set(['fresh']));
+    });
+    it(`the sweep leaves a just-refreshed ${ttl} s token alone`, () => {
+      const m = meta({ refreshedAt: NOW, accessExpiresAt: NOW + ttl * 1000 });
+      assert.deepEqual(shouldRefresh(m, NOW + 1000, policy), { refresh: false, reason: 'fresh' });
+      assert.deepEqual(shouldRefresh(m, NOW + (ttl * 1000) / 2, policy), {
+        refresh: true,
+        reason: 'expiring',
+      });
+    });
+  }
+  it('long-lived tokens keep the configured margin', () => {
+    assert.equal(effectiveMarginMs(issued(3600), margin), margin);
+    assert.equal(renewAt(issued(3600), margin), NOW + 3300_000);
+  });
+  it('a margin as long as the lifetime (BROKER_REFRESH_MARGIN_SECONDS=3600) renews at half-life', () => {
+    assert.equal(renewAt(issued(3600), 3600_000), NOW + 1800_000);
+  });
+  it('an earlier refresh_in wins; a later one does not postpone the margin', () => {
+    assert.equal(renewAt(issued(120, { refreshAt: NOW + 10_000 }), margin), NOW + 10_000);
+    assert.equal(renewAt(issued(120, { refreshAt: NOW + 100_000 }), margin), NOW + 60_000);
+  });
+  it('records written before issue times were kept use the configured margin until their next refresh', () => {
+    const legacy = { accessToken: 'a', tokenType: 'Bearer', scope: 's', expiresAt: NOW + 120_000 };
+    assert.equal(tokenFreshness(legacy, NOW, margin), 'due');
   });
 });
 
