@@ -147,6 +147,8 @@ export interface MicrosoftError {
   code: number;
   message: string;
   suberror?: string;
+  /** Claims challenge (JSON text) that comes with some `interaction_required` answers (Conditional Access). */
+  claims?: string;
 }
 
 export interface MicrosoftErrorBody {
@@ -158,6 +160,7 @@ export interface MicrosoftErrorBody {
   correlation_id: string;
   error_uri: string;
   suberror?: string;
+  claims?: string;
 }
 
 /** `2025-01-31 09:15:02Z`, the format Microsoft uses in `timestamp` and in descriptions. */
@@ -192,16 +195,30 @@ export function microsoftErrorBody(
     correlation_id: correlationId,
     error_uri: `${origin}/error?code=${err.code}`,
     ...(err.suberror ? { suberror: err.suberror } : {}),
+    ...(err.claims ? { claims: err.claims } : {}),
   };
 }
 
 /** Short human meanings, shown on `/error?code=` and in the login/consent pages. */
 export const AADSTS_TITLES: Readonly<Record<number, string>> = {
+  40010: 'A transient error occurred in a dependent service. Please try again.',
   50000: 'There was an error issuing a token.',
   50011: 'The redirect URI does not match the redirect URIs configured for the application.',
   50020: 'The user account does not exist in this directory.',
+  50055: 'The password is expired.',
+  50057: 'The user account is disabled.',
+  50076:
+    'Due to a configuration change made by your administrator, or because you moved to a new location, you must use multi-factor authentication.',
+  50078:
+    'Presented multi-factor authentication has expired due to policies configured by your administrator.',
+  50079:
+    'Due to a configuration change made by your administrator, you must enroll in multi-factor authentication.',
   50126: 'Error validating credentials due to invalid username or password.',
   50173: 'The provided grant has expired due to it being revoked; a fresh auth token is needed.',
+  50196: 'The server terminated an operation because it encountered a client request loop.',
+  53000:
+    'Device is not in required device state: compliant. Conditional Access policy requires a compliant device.',
+  53003: 'Access has been blocked by Conditional Access policies.',
   54005: 'OAuth2 authorization code was already redeemed.',
   65001: 'The user or administrator has not consented to use the application.',
   65004: 'User declined to consent to access the app.',
@@ -209,7 +226,10 @@ export const AADSTS_TITLES: Readonly<Record<number, string>> = {
   70003: 'The app requested an unsupported grant type.',
   70008: 'The provided authorization code or refresh token has expired.',
   70011: 'The provided value for the input parameter scope is not valid.',
+  70021: 'No matching federated identity record found for presented assertion.',
+  70043: 'The refresh token has expired or is invalid due to sign-in frequency checks by Conditional Access.',
   90002: 'Tenant not found.',
+  90006: 'An internal server error occurred. Please try again.',
   90033: 'A transient error has occurred. Please try again.',
   90055: 'The tenant is being throttled.',
   500011: 'The resource principal was not found in the tenant.',
@@ -220,10 +240,12 @@ export const AADSTS_TITLES: Readonly<Record<number, string>> = {
   700024: 'Client assertion is not within its valid time range.',
   700027: 'Client assertion failed signature validation.',
   700082: 'The refresh token has expired due to inactivity.',
+  700084: 'The refresh token was issued to a single page app and has a fixed lifetime that has expired.',
   900144: 'The request body must contain a required parameter.',
   901002: "The 'resource' request parameter is not supported.",
   1002012: 'The provided value for scope is not valid for the client credentials flow.',
   7000215: 'Invalid client secret provided.',
+  7000222: 'The provided client secret keys are expired.',
   7000218: "The request body must contain 'client_assertion' or 'client_secret'.",
   9002313: 'Invalid request. Request is malformed or invalid.',
   9002326: "Cross-origin token redemption is permitted only for the 'Single-Page Application' client type.",

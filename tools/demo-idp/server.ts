@@ -109,6 +109,10 @@ export interface TokenFault {
   error?: string;
   errorCodes?: number[];
   suberror?: string;
+  /** Claims challenge (JSON text) in the error body, as Conditional Access sends with `interaction_required`. */
+  claims?: string;
+  /** Only requests whose `scope` parameter names this scope or resource (e.g. one API of a multi-resource grant). */
+  scope?: string;
   /**
    * `before` (default): the request is not processed. `after`: the IdP processes it (a refresh token is rotated)
    * and the fault replaces the response — the "lost response" case.
@@ -233,6 +237,7 @@ function faultResponse(
     code,
     message: AADSTS_TITLES[code] ?? 'Injected fault.',
     ...(fault.suberror ? { suberror: fault.suberror } : {}),
+    ...(fault.claims ? { claims: fault.claims } : {}),
   };
   headers['content-type'] = 'application/json; charset=utf-8';
   return {
@@ -517,8 +522,12 @@ export async function startDemoIdp(opts: StartDemoIdpOptions): Promise<DemoIdp> 
     return dispatch(forward, res, trt, target, meta);
   }
 
-  function takeFault(grantType: string): TokenFault | undefined {
-    const i = faults.findIndex((f) => f.fault.grantType === undefined || f.fault.grantType === grantType);
+  function takeFault(grantType: string, scope: string): TokenFault | undefined {
+    const i = faults.findIndex(
+      (f) =>
+        (f.fault.grantType === undefined || f.fault.grantType === grantType) &&
+        (f.fault.scope === undefined || scope.includes(f.fault.scope)),
+    );
     const entry = faults[i];
     if (!entry) return undefined;
     entry.remaining -= 1;
@@ -595,7 +604,7 @@ export async function startDemoIdp(opts: StartDemoIdpOptions): Promise<DemoIdp> 
     else if (grantType === 'client_credentials') stats.clientCredentialsGrants++;
 
     if (latencyMs > 0) await sleep(latencyMs);
-    const fault = takeFault(grantType);
+    const fault = takeFault(grantType, form?.get('scope') ?? '');
     if (fault && (fault.phase ?? 'before') === 'before') {
       record.faulted = true;
       if (fault.delayMs) await sleep(fault.delayMs);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { classifyFailure, parseRetryAfter } from '../../../shared/oauth/classify.ts';
+import { classifyFailure, codeHint, parseRetryAfter } from '../../../shared/oauth/classify.ts';
 
 // Bodies shaped like real Microsoft identity platform error responses (reference/ms-identity.md §4).
 const ms = (error: string, codes: number[], extra: Record<string, unknown> = {}) => ({
@@ -15,22 +15,64 @@ const ms = (error: string, codes: number[], extra: Record<string, unknown> = {})
 });
 
 describe('classifyFailure (Microsoft)', () => {
-  const cases: [string, Parameters<typeof classifyFailure>[0], string][] = [
+  // [title, input, kind, cause]. Decided from error + suberror (+ status, credential kind), as MSAL does.
+  const cases: [string, Parameters<typeof classifyFailure>[0], string, string?][] = [
     [
       'inactive refresh token (700082, bad_token)',
       { httpStatus: 400, body: ms('invalid_grant', [700082], { suberror: 'bad_token' }) },
       'reauth',
+      'revoked',
     ],
-    ['revoked grant (50173)', { httpStatus: 400, body: ms('invalid_grant', [50173]) }, 'reauth'],
-    ['MFA required (50076)', { httpStatus: 400, body: ms('interaction_required', [50076]) }, 'reauth'],
+    [
+      'bad_token decides even under interaction_required (MSAL drops that refresh token)',
+      { httpStatus: 400, body: ms('interaction_required', [700082], { suberror: 'bad_token' }) },
+      'reauth',
+      'revoked',
+    ],
+    ['revoked grant (50173)', { httpStatus: 400, body: ms('invalid_grant', [50173]) }, 'reauth', 'revoked'],
+    [
+      'MFA required (50076)',
+      { httpStatus: 400, body: ms('interaction_required', [50076]) },
+      'reauth',
+      'interaction',
+    ],
+    [
+      'CA block as interaction_required/message_only (53003)',
+      { httpStatus: 400, body: ms('interaction_required', [53003], { suberror: 'message_only' }) },
+      'reauth',
+      'interaction',
+    ],
+    [
+      'sign-in frequency as invalid_grant/token_expired (70043)',
+      { httpStatus: 400, body: ms('invalid_grant', [70043], { suberror: 'token_expired' }) },
+      'reauth',
+      'interaction',
+    ],
+    [
+      'interaction suberror wins over invalid_grant (basic_action)',
+      { httpStatus: 400, body: ms('invalid_grant', [50076], { suberror: 'basic_action' }) },
+      'reauth',
+      'interaction',
+    ],
     [
       'consent missing (65001)',
       { httpStatus: 400, body: ms('invalid_grant', [65001], { suberror: 'consent_required' }) },
       'reauth',
+      'consent',
     ],
-    ['consent_required error value', { httpStatus: 400, body: ms('consent_required', [65001]) }, 'reauth'],
+    [
+      'consent_required error value',
+      { httpStatus: 400, body: ms('consent_required', [65001]) },
+      'reauth',
+      'consent',
+    ],
     ['bad client secret (7000215)', { httpStatus: 401, body: ms('invalid_client', [7000215]) }, 'config'],
     ['expired client secret (7000222)', { httpStatus: 401, body: ms('invalid_client', [7000222]) }, 'config'],
+    [
+      'federated credential not replicated yet (70021)',
+      { httpStatus: 401, body: ms('invalid_client', [70021]), federatedCredential: true },
+      'transient',
+    ],
     ['invalid scope (70011)', { httpStatus: 400, body: ms('invalid_scope', [70011]) }, 'config'],
     ['app not in tenant (700016)', { httpStatus: 400, body: ms('unauthorized_client', [700016]) }, 'config'],
     [
@@ -41,9 +83,10 @@ describe('classifyFailure (Microsoft)', () => {
     ['server error 500', { httpStatus: 500, body: ms('server_error', [90033]) }, 'transient'],
     ['503 html page', { httpStatus: 503, body: undefined }, 'transient'],
     [
-      'loop detected arrives as invalid_grant (50196)',
+      'loop detected arrives as invalid_grant (50196): MSAL surfaces it as UI required, so do we',
       { httpStatus: 400, body: ms('invalid_grant', [50196]) },
-      'transient',
+      'reauth',
+      'revoked',
     ],
     [
       'temporarily_unavailable at 400',
@@ -53,9 +96,40 @@ describe('classifyFailure (Microsoft)', () => {
     ['timeout / reset', { network: true }, 'transient'],
     ['unknown 400 without a body', { httpStatus: 400, body: undefined }, 'protocol'],
   ];
-  for (const [title, input, kind] of cases) {
-    it(`${title} → ${kind}`, () => assert.equal(classifyFailure(input).kind, kind));
+  for (const [title, input, kind, cause] of cases) {
+    it(`${title} → ${kind}${cause ? `/${cause}` : ''}`, () => {
+      const c = classifyFailure(input);
+      assert.deepEqual([c.kind, c.cause], [kind, cause]);
+    });
   }
+
+  it('ignores the AADSTS number: the same code with another error value classifies by the error', () => {
+    // 70021 with a secret credential (where it cannot be replication) and 50076 as a transient error.
+    assert.equal(classifyFailure({ httpStatus: 401, body: ms('invalid_client', [70021]) }).kind, 'config');
+    assert.equal(
+      classifyFailure({ httpStatus: 400, body: ms('temporarily_unavailable', [50076]) }).kind,
+      'transient',
+    );
+  });
+
+  it('carries a claims challenge through, and only a JSON object of sane size', () => {
+    const claims = '{"access_token":{"capolids":{"essential":true,"values":["c1"]}}}';
+    const body = ms('interaction_required', [53003], { claims });
+    assert.equal(classifyFailure({ httpStatus: 400, body }).claims, claims);
+    for (const bad of ['not json', '[1]', '"x"', `{"a":"${'x'.repeat(5000)}"}`, 42]) {
+      const c = classifyFailure({
+        httpStatus: 400,
+        body: ms('interaction_required', [50076], { claims: bad }),
+      });
+      assert.equal(c.claims, undefined, String(bad).slice(0, 20));
+    }
+  });
+
+  it('turns the first AADSTS number into a hint for messages', () => {
+    assert.equal(codeHint([50076, 1]), 'AADSTS50076: multi-factor authentication is required');
+    assert.equal(codeHint([123456]), 'AADSTS123456');
+    assert.equal(codeHint(undefined), undefined);
+  });
 
   it('keeps the diagnostic identifiers and never the description', () => {
     const c = classifyFailure({

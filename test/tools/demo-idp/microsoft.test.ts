@@ -218,6 +218,19 @@ void describe('errors', () => {
     assert.equal(formatTimestamp(now), '2025-01-31 09:15:02Z');
   });
 
+  void it('carries a Conditional Access claims challenge in the body, as text', () => {
+    // v2-oauth2-auth-code-flow: `claims` comes with interaction_required; MSAL reads it as a string.
+    const claims = '{"access_token":{"capolids":{"essential":true,"values":["c1"]}}}';
+    const body = microsoftErrorBody(
+      { status: 400, error: 'interaction_required', code: 53003, message: 'Blocked.', claims },
+      'http://127.0.0.1:1',
+    );
+    assert.equal(body.claims, claims);
+    assert.equal(body.error_codes[0], 53003);
+    const none = microsoftErrorBody({ status: 400, error: 'invalid_grant', code: 70000, message: 'x' }, 'o');
+    assert.equal('claims' in none, false);
+  });
+
   void it('shapes success responses like Microsoft’s', () => {
     const raw = {
       access_token: 'a',
