@@ -3,7 +3,7 @@
  * Reads the environment once with zod and freezes the result. A bad value fails start-up with a message that
  * names the variable and why; the value itself is never echoed (it may be a secret).
  */
-import { createHash } from 'node:crypto';
+import { createHash, createPrivateKey, X509Certificate } from 'node:crypto';
 import { z } from 'zod';
 
 /** Every setting the broker reads. `requiredInAzure` ones must be set by infra (checked by the parity test). */
@@ -112,7 +112,7 @@ const envSchema = z.object({
     .default('0 */5 * * * *'),
   BROKER_HTTP_TIMEOUT_MS: intFrom(1000, 120_000).default(15_000),
   BROKER_AUTH_MODE: z.enum(['function_key', 'entra']).default('function_key'),
-  BROKER_AUTH_TENANT_ID: z.string().optional(),
+  BROKER_AUTH_TENANT_ID: z.guid('must be the directory (tenant) ID, a GUID').optional(),
   BROKER_AUTH_AUDIENCE: z.string().optional(),
   BROKER_AUTH_ISSUER: z.string().optional(),
   BROKER_AUTH_JWKS_URL: z.url().optional(),
@@ -260,6 +260,20 @@ export function parseConfig(env: Env): Readonly<Config> {
   const providers: Record<string, ProviderConfig> = {};
   if (e.MICROSOFT_CLIENT_ID) {
     providers.microsoft = {
+  // Links and the redirect URI are built as `${base}/api/...`: a path, query, fragment or user part would
+  // end up inside them (and in the redirect URI registered at the provider).
+  if (base.pathname !== '/' || base.search || base.hash || base.username || base.password) {
+    problems.push({
+      variable: 'BROKER_PUBLIC_BASE_URL',
+      reason: 'must be scheme://host[:port] only, without path, query, fragment or user',
+    });
+  }
+  if (e.BROKER_AUTH_JWKS_URL && !e.BROKER_AUTH_JWKS_URL.startsWith('https:') && !insecure) {
+    problems.push({
+      variable: 'BROKER_AUTH_JWKS_URL',
+      reason: 'must be https unless BROKER_ALLOW_INSECURE_HTTP',
+    });
+  }
       kind: 'microsoft',
       name: 'microsoft',
       clientId: e.MICROSOFT_CLIENT_ID,
@@ -458,6 +472,11 @@ function microsoftCredential(
 function fedAudience(authorityHost: string): string {
   if (authorityHost.endsWith('.us')) return 'api://AzureADTokenExchangeUSGov';
   if (authorityHost.endsWith('.cn')) return 'api://AzureADTokenExchangeChina';
+      const mismatch = certificateProblem(keyMatch[0], certMatch[0]);
+      if (mismatch) {
+        problems.push({ variable: 'MICROSOFT_CLIENT_CERTIFICATE', reason: mismatch });
+        return { kind: 'none' };
+      }
   return 'api://AzureADTokenExchange';
 }
 
@@ -487,9 +506,13 @@ function parseGenericProviders(
       problems.push({ variable: 'BROKER_PROVIDERS', reason: 'the name microsoft is reserved' });
       continue;
     }
-    for (const url of [p.authorizationUrl, p.tokenUrl]) {
-      if (!url.startsWith('https:') && !insecure) {
-        problems.push({ variable: 'BROKER_PROVIDERS', reason: `${name}: endpoints must be https` });
+    for (const url of [p.authorizationUrl, p.tokenUrl, p.jwksUrl, p.issuer]) {
+      if (url !== undefined && !url.startsWith('https:') && !insecure) {
+        problems.push({
+          variable: 'BROKER_PROVIDERS',
+          reason: `${name}: endpoints, issuer and jwksUrl must be https`,
+        });
+        break;
       }
     }
     let credential: ClientCredential = { kind: 'none' };
@@ -534,3 +557,21 @@ function deepFreeze<T>(value: T): T {
   }
   return value;
 }
+/**
+ * Microsoft accepts client assertions signed with RSA only (PS256/RS256), and the assertion names the
+ * certificate by its thumbprint: an EC key, or a key of another certificate, would fail every token request.
+ * @see https://learn.microsoft.com/en-us/entra/identity-platform/certificate-credentials
+ */
+function certificateProblem(keyPem: string, certificatePem: string): string | undefined {
+  try {
+    const key = createPrivateKey(keyPem);
+    if (key.asymmetricKeyType !== 'rsa')
+      return `the private key must be RSA (Microsoft signs client assertions with RSA), not ${key.asymmetricKeyType ?? 'unknown'}`;
+    if (!new X509Certificate(certificatePem).checkPrivateKey(key))
+      return 'the private key does not belong to the certificate in the bundle';
+    return undefined;
+  } catch {
+    return 'the PEM key or certificate cannot be read';
+  }
+}
+

@@ -4,11 +4,14 @@
  * JSON bodies. Parsing never echoes received values back: zod issues are reduced to path + message.
  */
 import type { HttpRequest, HttpResponseInit } from '@azure/functions';
+import { parseCookie } from 'cookie';
 import type { z } from 'zod';
 import { BrokerError, ensureError, isBrokerError } from './errors.ts';
 import type { Logger } from './log.ts';
 
 export const NO_STORE = { 'cache-control': 'no-store', pragma: 'no-cache' } as const;
+/** On every JSON and problem answer: a browser must never sniff a token answer into something it renders. */
+export const NO_SNIFF = { 'x-content-type-options': 'nosniff' } as const;
 export const MAX_JSON_BODY_BYTES = 64 * 1024;
 
 const TITLES: Record<number, string> = {
@@ -50,6 +53,7 @@ export function problemResponse(err: unknown, log: Logger, options: ProblemOptio
   const headers: Record<string, string> = {
     'content-type': 'application/problem+json',
     ...NO_STORE,
+    ...NO_SNIFF,
     ...error.headers,
     ...options.headers,
   };
@@ -80,7 +84,7 @@ export function jsonResponse(
   body: unknown,
   headers: Record<string, string> = {},
 ): HttpResponseInit {
-  return { status, jsonBody: body, headers: { ...NO_STORE, ...headers } };
+  return { status, jsonBody: body, headers: { ...NO_STORE, ...NO_SNIFF, ...headers } };
 }
 
 function zodProblem(error: z.ZodError, where: string): BrokerError {
@@ -163,17 +167,26 @@ export function parseParams<T extends z.ZodType>(request: HttpRequest, schema: T
   return parsed.data;
 }
 
-/** Reads one cookie by name from the Cookie header. */
+/**
+ * Reads one cookie by name from the Cookie header, parsed by the `cookie` library. A cookie sent twice is
+ * refused rather than guessed at. Only the wanted value is percent-decoded, strictly: broken encoding
+ * (`%E0%A4%A`, a lone `%`) is a 400, never an exception the host turns into a 500, and a foreign cookie with
+ * bad encoding does not disturb ours.
+ */
 export function readCookie(request: HttpRequest, name: string): string | undefined {
   const header = request.headers.get('cookie');
   if (!header) return undefined;
-  let found: string | undefined;
-  for (const part of header.split(/;\s*/)) {
-    const eq = part.indexOf('=');
-    if (eq > 0 && part.slice(0, eq) === name) {
-      if (found !== undefined) return undefined; // duplicated cookie: refuse rather than guess
-      found = decodeURIComponent(part.slice(eq + 1));
-    }
+  const raw = parseCookie(header, { decode: (value) => value })[name];
+  if (raw === undefined) return undefined;
+  // The parser keeps the first of repeated names; a second one means someone else set a cookie of ours.
+  const pattern = new RegExp(`(?:^|;)\\s*${name.replace(/[^A-Za-z0-9_-]/g, '\\$&')}=`, 'g');
+  if ((header.match(pattern) ?? []).length > 1) return undefined;
+  if (!raw.includes('%')) return raw;
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    throw new BrokerError('invalid_request', 'A cookie sent with this request is malformed.', {
+      detail: 'cookie percent-encoding invalid',
+    });
   }
-  return found;
 }

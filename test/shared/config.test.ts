@@ -4,6 +4,7 @@ import { describe, it } from 'node:test';
 import { ConfigError, parseConfig } from '../../shared/config.ts';
 
 const key = () => randomBytes(32).toString('base64url');
+const TID = '72f988bf-86f1-41af-91ab-2d7cd011db47';
 
 describe('parseConfig', () => {
   it('gives the embedded defaults with no environment', () => {
@@ -136,13 +137,13 @@ describe('parseConfig', () => {
     const c = parseConfig({
       BROKER_AUTH_MODE: 'entra',
       BROKER_AUTH_AUDIENCE: 'api://broker',
-      BROKER_AUTH_TENANT_ID: 'tid',
+      BROKER_AUTH_TENANT_ID: TID,
     });
     assert.deepEqual(c.auth.issuers, [
-      'https://login.microsoftonline.com/tid/v2.0',
-      'https://sts.windows.net/tid/',
+      `https://login.microsoftonline.com/${TID}/v2.0`,
+      `https://sts.windows.net/${TID}/`,
     ]);
-    assert.equal(c.auth.jwksUrl, 'https://login.microsoftonline.com/tid/discovery/v2.0/keys');
+    assert.equal(c.auth.jwksUrl, `https://login.microsoftonline.com/${TID}/discovery/v2.0/keys`);
   });
 });
 

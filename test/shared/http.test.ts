@@ -6,7 +6,7 @@ import { z } from 'zod';
 // The library is a CommonJS bundle whose named exports Node cannot detect from ESM.
 const { HttpRequest } = functions;
 import { BrokerError } from '../../shared/errors.ts';
-import { parseJsonBody, parseQuery, problemResponse, readCookie } from '../../shared/http.ts';
+import { jsonResponse, parseJsonBody, parseQuery, problemResponse, readCookie } from '../../shared/http.ts';
 import { createLogger } from '../../shared/log.ts';
 
 const lines: string[] = [];
@@ -97,5 +97,36 @@ describe('parseQuery / parseJsonBody', () => {
   it('reads one cookie and refuses duplicated ones', () => {
     assert.equal(readCookie(req('http://x/', { headers: { cookie: 'a=1; b=2' } }), 'b'), '2');
     assert.equal(readCookie(req('http://x/', { headers: { cookie: 'b=1; b=2' } }), 'b'), undefined);
+    assert.equal(readCookie(req('http://x/', { headers: { cookie: 'b=1;b=2' } }), 'b'), undefined);
+    assert.equal(readCookie(req('http://x/', { headers: { cookie: 'ab=1; b=2' } }), 'b'), '2');
+    assert.equal(readCookie(req('http://x/', { headers: { cookie: 'a=1' } }), 'b'), undefined);
+    assert.equal(readCookie(req('http://x/', { headers: { cookie: 'b=%41%20b' } }), 'b'), 'A b');
+  });
+
+  it('answers broken percent-encoding in a cookie with a 400 and ignores it in foreign cookies', () => {
+    for (const bad of ['%E0%A4%A', '%', 'abc%', '%zz']) {
+      assert.throws(
+        () => readCookie(req('http://x/', { headers: { cookie: `b=${bad}` } }), 'b'),
+        (e: unknown) =>
+          e instanceof BrokerError &&
+          e.status === 400 &&
+          e.code === 'invalid_request' &&
+          !e.message.includes(bad),
+        bad,
+      );
+    }
+    assert.equal(readCookie(req('http://x/', { headers: { cookie: 'other=%E0%A4%A; b=ok' } }), 'b'), 'ok');
+  });
+});
+
+describe('content sniffing', () => {
+  it('JSON and problem answers carry X-Content-Type-Options: nosniff', () => {
+    const json = jsonResponse(200, { access_token: 'x' });
+    assert.equal((json.headers as Record<string, string>)['x-content-type-options'], 'nosniff');
+    assert.equal((json.headers as Record<string, string>)['cache-control'], 'no-store');
+    const problem = problemResponse(new BrokerError('forbidden', 'no'), log);
+    assert.equal((problem.headers as Record<string, string>)['x-content-type-options'], 'nosniff');
+    const crash = problemResponse(new Error('x'), log);
+    assert.equal((crash.headers as Record<string, string>)['x-content-type-options'], 'nosniff');
   });
 });

@@ -40,6 +40,8 @@ function entraConfig(jwksUrl: string, extra: Record<string, string> = {}) {
     BROKER_AUTH_TENANT_ID: TENANT,
     BROKER_AUTH_AUDIENCE: `api://${API_APP_ID}`,
     BROKER_AUTH_JWKS_URL: jwksUrl,
+    // The test JWKS server is plain http on loopback.
+    BROKER_ALLOW_INSECURE_HTTP: 'true',
     ...extra,
   }).auth;
 }
