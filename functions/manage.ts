@@ -3,23 +3,18 @@ import { z } from 'zod';
 import { apiHandler } from '../shared/functionKit.ts';
 import { jsonResponse, parseJsonBody, parseParams, parseQuery, requireEmptyBody } from '../shared/http.ts';
 import { getRuntime } from '../shared/runtime.ts';
-import { connectionName, connectionParams, connectionSettingsBody } from '../shared/schemas.ts';
+import {
+  connectionName,
+  connectionParams,
+  connectionSettingsBody,
+  importBody,
+  linkBody,
+} from '../shared/schemas.ts';
 
 const noQuery = z.object({}).strict();
 const actionParams = z
   .object({ connection: connectionName, action: z.enum(['link', 'refresh', 'import']) })
   .strict();
-const linkBody = z
-  .object({
-    ttlSeconds: z
-      .number()
-      .int()
-      .min(60)
-      .max(7 * 24 * 3600)
-      .optional(),
-  })
-  .strict();
-const importBody = z.object({ refreshToken: z.string().min(1).max(16_384) }).strict();
 
 async function admin(request: HttpRequest) {
   parseQuery(request, noQuery, { functionKeyInQuery: true });

@@ -55,3 +55,18 @@ export const scopeQueryValue = z
   .min(1)
   .max(2048)
   .regex(/^[\x21\x23-\x5B\x5D-\x7E]+( [\x21\x23-\x5B\x5D-\x7E]+)*$/, 'must be space-separated scope tokens');
+
+/** `POST manage/connections/{connection}/link`: how long the link lives (default 15 minutes). */
+export const linkBody = z
+  .object({
+    ttlSeconds: z
+      .number()
+      .int()
+      .min(60)
+      .max(7 * 24 * 3600)
+      .optional(),
+  })
+  .strict();
+
+/** `POST manage/connections/{connection}/import`: a refresh token obtained elsewhere. */
+export const importBody = z.object({ refreshToken: z.string().min(1).max(16_384) }).strict();
