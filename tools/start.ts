@@ -7,12 +7,22 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { freePort } from './net.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+// One clear line on a Node.js below package.json "engines" (npm's `prestart` runs the same check first).
+const checkNode = createRequire(import.meta.url)('./checkNode.cjs') as {
+  problem(version: string, packageJson: string): string | undefined;
+};
+const nodeProblem = checkNode.problem(process.version, join(root, 'package.json'));
+if (nodeProblem) {
+  process.stderr.write(`${nodeProblem}\n`);
+  process.exit(1);
+}
 const DEMO_CONNECTION = 'demo-mailbox';
 const DEMO_SCOPES = ['https://graph.microsoft.com/Mail.Send'];
 

@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { parse as parseYaml } from 'yaml';
 import { parseConfig } from '../../shared/config.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -224,7 +225,7 @@ void describe('postprovision hook', () => {
   });
 });
 
-void describe('prepackage hook (stage-package.js)', () => {
+void describe('package staging (infra/stage-package.js, the second half of npm run build)', () => {
   void it('stages package.json, host.json and dist/ only (no sources, maps or node_modules)', async () => {
     const built = join(root, 'dist', 'functions');
     // `npm test` builds first; a lone `node --test` on a fresh clone needs `npm run build` before it.
@@ -233,7 +234,7 @@ void describe('prepackage hook (stage-package.js)', () => {
       'run npm run build first',
     );
     const target = join(work, 'package');
-    const run = await runHook('stage-package.js', newState({}), {}, [target]);
+    const run = await runHook('../stage-package.js', newState({}), {}, [target]);
     assert.equal(run.code, 0, run.stderr);
     assert.deepEqual(readdirSync(target).sort(), ['dist', 'host.json', 'package.json']);
     const staged = readdirSync(join(target, 'dist'), { recursive: true, encoding: 'utf8' });
@@ -257,9 +258,17 @@ void describe('prepackage hook (stage-package.js)', () => {
   void it('agrees with azure.yaml (dist folder) and keeps node_modules out of .funcignore', () => {
     const yaml = readFileSync(join(root, 'azure.yaml'), 'utf8');
     assert.match(yaml, /^ {4}dist: \.tools\/azd-package$/m);
-    assert.match(yaml, /run: node infra\/hooks\/stage-package\.js/);
+    // azd runs prepackage hooks BEFORE `npm run build`: staging belongs to the build script, not to a hook.
+    const project = parseYaml(yaml) as { hooks?: object; services: Record<string, { hooks?: object }> };
+    assert.ok(
+      !('prepackage' in (project.hooks ?? {})) && !('prepackage' in (project.services.api?.hooks ?? {})),
+    );
+    const scripts = (
+      JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> }
+    ).scripts;
+    assert.match(scripts.build ?? '', /^node tools\/build\.ts && node infra\/stage-package\.js$/);
     assert.match(
-      readFileSync(join(root, 'infra', 'hooks', 'stage-package.js'), 'utf8'),
+      readFileSync(join(root, 'infra', 'stage-package.js'), 'utf8'),
       /join\('\.tools', 'azd-package'\)/,
     );
     // azd refuses `remoteBuild: false` when .funcignore excludes node_modules (service_target_functionapp.go).

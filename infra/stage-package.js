@@ -1,7 +1,10 @@
-// azd `prepackage` hook for service `api`: stages exactly what the Functions host needs — package.json
-// (main = dist/functions/*.js, type = module), host.json and the bundled dist/ (every dependency is inside the
-// esbuild chunks) — into the folder azure.yaml names as `dist`. azd zips that folder as it is (remoteBuild: false),
-// so no node_modules, sources, tests or tools are uploaded, whatever .funcignore says.
+// Second half of `npm run build` (after tools/build.ts): stages exactly what the Functions host needs —
+// package.json (main = dist/functions/*.js, type = module), host.json and the bundled dist/ (every dependency is
+// inside the esbuild chunks) — into the folder azure.yaml names as the api service's `dist`. azd zips that folder
+// as it is (remoteBuild: false), so no node_modules, sources, tests or tools are uploaded.
+// Why inside `npm run build` and not a `prepackage` hook: azd's Node packaging runs `npm install`, then the
+// `prepackage` hook, then `npm run build`, then zips `dist` (Azure/azure-dev cli/azd/pkg/project
+// framework_service_node.go, service_manager.go), so a hook would run before the build and see no or stale dist/.
 import {
   copyFileSync,
   cpSync,
@@ -17,7 +20,7 @@ import { dirname, join, resolve } from 'node:path';
 import process from 'node:process';
 import { fileURLToPath } from 'node:url';
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const target = resolve(root, process.argv[2] ?? join('.tools', 'azd-package'));
 
 function main() {
@@ -25,7 +28,7 @@ function main() {
   const entries = existsSync(functionsDir) ? readdirSync(functionsDir).filter((f) => f.endsWith('.js')) : [];
   if (entries.length === 0) {
     throw new Error(
-      'dist/functions/*.js not found: run `npm run build` first (azd runs it before this hook)',
+      'dist/functions/*.js not found: tools/build.ts must run first (`npm run build` runs both)',
     );
   }
   for (const file of ['package.json', 'host.json']) {
