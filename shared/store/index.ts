@@ -10,6 +10,7 @@ import type { Logger } from '../log.ts';
 import { createFileStore } from './fileStore.ts';
 import { createKeyVaultStore, type StoreRetryPolicy } from './keyVaultStore.ts';
 import type { TokenStore } from './types.ts';
+import type { VaultPacerOptions } from './vaultPacer.ts';
 
 /**
  * `Config['store']` plus two TEST-ONLY Key Vault settings for talking to the loopback Key Vault double from
@@ -34,6 +35,9 @@ export interface TokenStoreOptions {
   retry?: Partial<StoreRetryPolicy>;
   timeoutMs?: number;
   pollIntervalMs?: number;
+  deleteSettleMs?: number;
+  /** Key Vault: the process's share of the vault budgets (benchmarks scale them with the double's). */
+  pacer?: VaultPacerOptions;
   /** File store: versions kept per connection. */
   historyLimit?: number;
 }
@@ -66,6 +70,8 @@ export function createTokenStore(config: StoreConfig, opts: TokenStoreOptions = 
     ...(opts.retry ? { retry: opts.retry } : {}),
     ...(opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs }),
     ...(opts.pollIntervalMs === undefined ? {} : { pollIntervalMs: opts.pollIntervalMs }),
+    ...(opts.deleteSettleMs === undefined ? {} : { deleteSettleMs: opts.deleteSettleMs }),
+    ...(opts.pacer ? { pacer: opts.pacer } : {}),
     ...(opts.logger ? { logger: opts.logger } : {}),
   });
 }

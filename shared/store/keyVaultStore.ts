@@ -12,6 +12,8 @@
  *   (`ObjectIsBeingDeleted`, `ObjectIsBeingRecovered`) are retried up to `maxAttempts` with exponential backoff
  *   and 50-100 % jitter, honouring `Retry-After` up to `maxRetryAfterMs`; then `store_unavailable` with
  *   `retryAfterSeconds`.
+ * - Budgets. Key Vault allows 300 secret writes and 4,000 other transactions per 10 s per vault; the vault pacer
+ *   (store/vaultPacer.ts) keeps this process under both.
  * - Soft delete. Deleting a connection soft-deletes its secret, which reserves the name (409
  *   `ObjectIsDeletedButRecoverable`). `put` then RECOVERS the secret and writes a new version over it. We do not
  *   purge: purge needs a permission nobody has by default and is refused outright under purge protection,
@@ -88,7 +90,9 @@ export interface KeyVaultStoreOptions {
   timeoutMs?: number;
   /** Delete/recover poller interval. Default 1 s (the SDK's 2 s is slower than the service usually is). */
   pollIntervalMs?: number;
-  /** Client-side pacing under the vault's transaction budget (see store/vaultPacer.ts). */
+  /** How long `delete` waits for the soft delete to complete (Key Vault: about 1-10 s). Default 30 s. */
+  deleteSettleMs?: number;
+  /** Client-side pacing under the vault's two budgets (see store/vaultPacer.ts). */
   pacer?: VaultPacerOptions;
   logger?: Logger;
 }
@@ -108,6 +112,7 @@ export class KeyVaultTokenStore implements TokenStore {
   readonly #retry: StoreRetryPolicy;
   readonly #timeoutMs: number;
   readonly #pollIntervalMs: number;
+  readonly #deleteSettleMs: number;
   readonly #log: Logger;
   #lastWrittenAt = 0;
 
@@ -137,6 +142,7 @@ export class KeyVaultTokenStore implements TokenStore {
     this.#retry = retry;
     this.#timeoutMs = options.timeoutMs ?? 10_000;
     this.#pollIntervalMs = options.pollIntervalMs ?? 1000;
+    this.#deleteSettleMs = options.deleteSettleMs ?? 30_000;
     this.#log = options.logger ?? createLogger({ store: 'keyvault' });
   }
 
@@ -250,26 +256,47 @@ export class KeyVaultTokenStore implements TokenStore {
     return undefined;
   }
 
+  /**
+   * Soft-deletes the secret and waits until Key Vault shows it as deleted, so that connecting the same name again
+   * right away recovers it instead of meeting `ObjectIsBeingDeleted`. Soft delete completes asynchronously:
+   * `GET /deletedsecrets/{name}` answers 404 for about 1-10 s after the DELETE. So the DELETE (first SDK poll
+   * included) is one retried attempt under the per-attempt timeout, and the wait is a separate loop of short
+   * reads under its own deadline ({@link KeyVaultStoreOptions.deleteSettleMs}).
+   */
   async delete(connection: string): Promise<boolean> {
     assertConnectionName(connection);
     const name = secretNameOf(connection);
     let attempts = 0;
+    let done = false;
     try {
-      return await this.#call('delete', connection, async (abortSignal) => {
+      const deleted = await this.#call('delete', connection, async (abortSignal) => {
         attempts++;
         try {
           const poller = await this.#client.beginDeleteSecret(name, {
             intervalInMs: this.#pollIntervalMs,
             abortSignal,
           });
-          await poller.pollUntilDone({ abortSignal });
+          done = poller.isDone();
           return true;
         } catch (err) {
-          // A retry after a DELETE whose answer was lost finds nothing left: it did delete if it is soft-deleted.
-          if (attempts > 1 && failureOf(err).status === 404) return this.#isSoftDeleted(name, abortSignal);
+          // 404 on a retry: an earlier DELETE whose answer was lost may have deleted it (decided below).
+          if (attempts > 1 && failureOf(err).status === 404) return undefined;
           throw err;
         }
       });
+      if (done) return true;
+      // After a first-attempt success the secret IS deleted; after a lost answer it is deleted only if it shows
+      // up in the deleted list within the window (inside the window a single read says 404 either way).
+      const appeared = await this.#awaitSoftDeleted(name, connection);
+      if (deleted === true && !appeared) {
+        this.#log.warn('store.delete_unsettled', {
+          store: 'keyvault',
+          connection,
+          durationMs: this.#deleteSettleMs,
+          detail: 'deleted, but not yet listed as deleted; reconnecting this name may be refused briefly',
+        });
+      }
+      return deleted === true || appeared;
     } catch (err) {
       if (failureOf(err).status === 404) return false;
       throw toBrokerError('delete', err, connection);
@@ -324,13 +351,23 @@ export class KeyVaultTokenStore implements TokenStore {
     }
   }
 
-  async #isSoftDeleted(name: string, abortSignal: AbortSignal): Promise<boolean> {
-    try {
-      await this.#client.getDeletedSecret(name, { abortSignal });
-      return true;
-    } catch (err) {
-      if (failureOf(err).status === 404) return false;
-      throw err;
+  /** Polls `GET /deletedsecrets/{name}` (each read its own retried attempt) until it answers 200 (true) or
+   * `deleteSettleMs` has passed (false). */
+  async #awaitSoftDeleted(name: string, connection: string): Promise<boolean> {
+    const deadline = Date.now() + this.#deleteSettleMs;
+    for (;;) {
+      const found = await this.#call('delete', connection, async (abortSignal) => {
+        try {
+          await this.#client.getDeletedSecret(name, { abortSignal });
+          return true;
+        } catch (err) {
+          if (failureOf(err).status === 404) return false;
+          throw err;
+        }
+      });
+      if (found) return true;
+      if (Date.now() + this.#pollIntervalMs > deadline) return false;
+      await new Promise((resolve) => setTimeout(resolve, this.#pollIntervalMs));
     }
   }
 

@@ -1,54 +1,88 @@
 /**
  * @module store/vaultPacer
- * Keeps one process under Key Vault's transaction budget (4,000 per 10 s per vault) instead of discovering it
- * through 429s: a sliding window caps requests, and any 429 pauses every request of the process for a back-off
- * that doubles up to 8 s and resets on the next success. Without it a sweep's workers turn one throttle into a
- * burst of 429s that per-call retries cannot absorb, and a throttled listing restarts from page one (the SDK
- * keeps no continuation token). Measured in docs/perf.md ("Sweep at scale").
+ * Keeps one process under Key Vault's two transaction budgets per vault and 10 s — 300 secret writes ("CREATE
+ * secret") and 4,000 for all other transactions (https://learn.microsoft.com/azure/key-vault/general/service-limits)
+ * — instead of discovering them through 429s. Each budget has its own sliding window, and a 429 pauses every
+ * request of that budget for a back-off that doubles up to 8 s and resets on the next success. Every refresh is a
+ * secret write, so the write budget, not the 4,000, sets the pace of a sweep (30 refreshes/s per vault). Without
+ * pacing, a sweep's workers turn one throttle into a burst of 429s that per-call retries cannot absorb, and a
+ * throttled listing restarts from page one (the SDK keeps no continuation token). Measured in docs/perf.md.
  */
 import type { SecretClientOptions } from '@azure/keyvault-secrets';
 
 type PolicyConfig = NonNullable<SecretClientOptions['additionalPolicies']>[number];
 
-export interface VaultPacerOptions {
-  /** Requests per window for this process; default 3,600 (90 % of the vault's budget, the rest for others). */
-  limit?: number;
-  windowMs?: number;
-  /** Shared pause after a 429, doubling per consecutive 429 up to `maxPauseMs`. The store passes its own
-   * retry backoff here, so pacing and per-call retries agree. Defaults 1 s and 8 s. */
-  initialPauseMs?: number;
-  maxPauseMs?: number;
+/** The time source; tests pass a fake one. */
+export interface PacerClock {
+  now(): number;
+  sleep(ms: number): Promise<void>;
 }
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+export interface VaultPacerOptions {
+  /** Non-write requests per window for this process; default 3,600 (90 % of 4,000, the rest for others). */
+  limit?: number;
+  /** Secret writes (`PUT /secrets/{name}`) per window; default 270 (90 % of 300). */
+  writeLimit?: number;
+  windowMs?: number;
+  /** Pause after a 429, doubling per consecutive 429 of the same budget up to `maxPauseMs`. The store passes its
+   * own retry backoff here, so pacing and per-call retries agree. Defaults 1 s and 8 s. */
+  initialPauseMs?: number;
+  maxPauseMs?: number;
+  clock?: PacerClock;
+}
+
+export const DEFAULT_PACER = Object.freeze({ limit: 3600, writeLimit: 270, windowMs: 10_000 });
+
+const realClock: PacerClock = {
+  now: () => Date.now(),
+  sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+};
+
+/** `PUT /secrets/{name}` is what Key Vault counts as CREATE secret (each new version included). */
+export function isSecretWrite(method: string, url: string): boolean {
+  return method === 'PUT' && /^\/secrets\/[^/]+\/?$/.test(new URL(url).pathname);
+}
+
+interface Budget {
+  limit: number;
+  sent: number[];
+  head: number;
+  pausedUntil: number;
+  pauseMs: number;
+}
 
 export function createVaultPacerPolicy(opts: VaultPacerOptions = {}): PolicyConfig {
-  const limit = opts.limit ?? 3600;
-  const windowMs = opts.windowMs ?? 10_000;
+  const windowMs = opts.windowMs ?? DEFAULT_PACER.windowMs;
   const initialPauseMs = opts.initialPauseMs ?? 1000;
   const maxPauseMs = opts.maxPauseMs ?? 8000;
-  const sent: number[] = [];
-  let head = 0;
-  let pausedUntil = 0;
-  let pauseMs = initialPauseMs;
+  const clock = opts.clock ?? realClock;
+  const budget = (limit: number): Budget => ({
+    limit,
+    sent: [],
+    head: 0,
+    pausedUntil: 0,
+    pauseMs: initialPauseMs,
+  });
+  const reads = budget(opts.limit ?? DEFAULT_PACER.limit);
+  const writes = budget(opts.writeLimit ?? DEFAULT_PACER.writeLimit);
 
-  async function slot(): Promise<void> {
+  async function slot(b: Budget): Promise<void> {
     for (;;) {
-      const now = Date.now();
-      while (head < sent.length && (sent[head] as number) <= now - windowMs) head++;
-      if (head > 4096) {
-        sent.splice(0, head);
-        head = 0;
+      const now = clock.now();
+      while (b.head < b.sent.length && (b.sent[b.head] as number) <= now - windowMs) b.head++;
+      if (b.head > 4096) {
+        b.sent.splice(0, b.head);
+        b.head = 0;
       }
-      if (now < pausedUntil) {
-        await sleep(pausedUntil - now);
+      if (now < b.pausedUntil) {
+        await clock.sleep(b.pausedUntil - now);
         continue;
       }
-      if (sent.length - head < limit) {
-        sent.push(now);
+      if (b.sent.length - b.head < b.limit) {
+        b.sent.push(now);
         return;
       }
-      await sleep((sent[head] as number) + windowMs - now + 1);
+      await clock.sleep((b.sent[b.head] as number) + windowMs - now + 1);
     }
   }
 
@@ -57,13 +91,14 @@ export function createVaultPacerPolicy(opts: VaultPacerOptions = {}): PolicyConf
     policy: {
       name: 'tokenBrokerVaultPacer',
       async sendRequest(request, next) {
-        await slot();
+        const b = isSecretWrite(request.method, request.url) ? writes : reads;
+        await slot(b);
         const response = await next(request);
         if (response.status === 429) {
-          pausedUntil = Math.max(pausedUntil, Date.now() + pauseMs);
-          pauseMs = Math.min(maxPauseMs, pauseMs * 2);
+          b.pausedUntil = Math.max(b.pausedUntil, clock.now() + b.pauseMs);
+          b.pauseMs = Math.min(maxPauseMs, b.pauseMs * 2);
         } else if (response.status < 500) {
-          pauseMs = initialPauseMs;
+          b.pauseMs = initialPauseMs;
         }
         return response;
       },

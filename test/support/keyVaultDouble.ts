@@ -4,9 +4,16 @@
  * full-URL ids with 32-hex versions, IntDate seconds, paging with absolute `nextLink` + `$skiptoken` and
  * `maxresults` <= 25, soft delete / recover / purge, and the service's exact error bodies.
  *
- * Knobs for tests and benchmarks: latency, a throttling budget (transactions per window, like the real 4,000 per
- * 10 s) answering 429 with or without `Retry-After`, one-shot / rate fault injection (status, delay, connection
- * reset), purge protection, async delete/recover/purge windows, and per-operation counters.
+ * Modelled BY DEFAULT because the store depends on them (each cited where it is implemented; the list of what is
+ * NOT modelled is in docs/keyvault-double.md):
+ * - two throttling budgets per 10 s: 300 secret writes (PUT) and 4,000 for every other transaction, 429
+ *   `Throttled` without `Retry-After`, throttled requests not counted;
+ * - asynchronous soft delete: `GET /deletedsecrets/{name}` answers 404 for a while after the DELETE;
+ * - soft-deleted secrets occupy slots of `GET /secrets` pages, so a page can be empty and still have a nextLink.
+ *
+ * Knobs for tests and benchmarks: latency, the budgets (answering 429 with or without `Retry-After`), one-shot /
+ * rate fault injection (status, delay, connection reset before or after the operation), purge protection, the
+ * delete/recover/purge windows, a clock, and per-operation counters.
  *
  * In-process use:
  *   const kv = await startKeyVaultDouble();
@@ -61,7 +68,10 @@ const OP_KINDS: readonly OpKind[] = [
 ];
 
 /** `total` = authenticated requests; `challenge` = unauthenticated probes answered 401. */
-export type Counters = Record<OpKind | 'challenge' | 'throttled' | 'faulted' | 'total', number>;
+export type Counters = Record<
+  OpKind | 'challenge' | 'throttled' | 'throttledWrites' | 'faulted' | 'total',
+  number
+>;
 
 /** What an injected fault does to one request (the vault state is not touched). */
 export type Fault =
@@ -75,12 +85,18 @@ export type Fault =
       /** Sends `retry-after-ms` instead (the SDK honours it too). */
       retryAfterMs?: number;
     }
+  /** Drops the connection before the operation runs: the vault is unchanged. */
   | { reset: true }
+  /** Runs the operation, then drops the connection: the change happened but the client never hears of it
+   * (a response lost in transit). */
+  | { lostResponse: true }
   | { delayMs: number };
 
 export interface ThrottleOptions {
-  /** Transactions allowed per window. Real vault: 4,000 per 10 s for secret reads and most writes. */
+  /** Transactions other than secret writes allowed per window. Real vault: 4,000 per 10 s. */
   limit: number;
+  /** Secret writes (`PUT /secrets/{name}`, "CREATE secret") allowed per window. Real vault: 300 per 10 s. */
+  writeLimit: number;
   windowMs: number;
   /** Send `Retry-After` (seconds until a slot frees) on 429. */
   retryAfter: boolean;
@@ -92,8 +108,9 @@ export interface LatencyOptions {
   randomMs?: number;
 }
 
-/** Windows during which a delete, recover or purge is still "in progress" on the server. Default 0. */
+/** Windows during which a delete, recover or purge is still "in progress" on the server. */
 export interface TimingOptions {
+  /** Default {@link DEFAULT_DELETE_MS}: the deleted secret is not readable yet right after the DELETE. */
   deleteMs?: number;
   recoverMs?: number;
   purgeMs?: number;
@@ -105,12 +122,14 @@ export interface KeyVaultDoubleOptions {
   tenantId?: string;
   /** Bearer token the double accepts (and its credential returns). Default random. */
   token?: string;
-  /** Default the real limit with no `Retry-After`; false disables throttling. */
+  /** Default {@link DEFAULT_THROTTLE} (the real budgets, no `Retry-After`); false disables throttling. */
   throttle?: Partial<ThrottleOptions> | false;
   latency?: LatencyOptions;
   purgeProtection?: boolean;
   recoverableDays?: number;
   timing?: TimingOptions;
+  /** Epoch ms for every time decision (budgets, delete windows, dates). Default `Date.now`. */
+  clock?: () => number;
 }
 
 export interface SecretSnapshot {
@@ -159,6 +178,7 @@ export interface KeyVaultDouble {
   failRate(rate: number, fault: Fault, only?: OpKind[]): void;
   clearFaults(): void;
   setPurgeProtection(on: boolean): void;
+  /** Replaces the windows; an unset `deleteMs` is the default again (pass 0 for an instant delete). */
   setTiming(timing: TimingOptions): void;
   /** Reads the stored state directly (not counted, no HTTP). */
   inspect(name: string): SecretSnapshot | undefined;
@@ -217,6 +237,28 @@ const MAX_BODY_BYTES = 1024 * 1024;
 const THROTTLE_MESSAGE =
   'Request was not processed because too many requests were received. Reason: VaultRequestTypeLimitReached';
 
+/**
+ * Budgets per vault per 10 s: "CREATE secret: 300" and "All other transactions: 4,000" (Azure docs, Key Vault
+ * service limits, https://learn.microsoft.com/azure/key-vault/general/service-limits, include
+ * `includes/key-vault-limits.md` in MicrosoftDocs/azure-docs). Whether a new version of an existing secret counts
+ * as CREATE is not documented; every PUT counts here (plan for the worse case). Throttled requests do not count
+ * (https://learn.microsoft.com/azure/key-vault/general/overview-throttling).
+ */
+export const DEFAULT_THROTTLE: Readonly<ThrottleOptions> = Object.freeze({
+  limit: 4000,
+  writeLimit: 300,
+  windowMs: 10_000,
+  retryAfter: false,
+});
+
+/**
+ * Soft delete completes asynchronously: after the DELETE answers 200, `GET /deletedsecrets/{name}` answers 404
+ * for roughly 1-10 s (Azure SDK live recordings: azure-sdk-for-js
+ * `sdk/keyvault/keyvault-secrets/recordings/node/` delete tests poll several 404s; azure-sdk-for-go
+ * `sdk/security/keyvault/azsecrets/testdata/recordings/TestCRUD.json`). 2 s is a typical value inside that range.
+ */
+export const DEFAULT_DELETE_MS = 2000;
+
 export async function startKeyVaultDouble(options: KeyVaultDoubleOptions = {}): Promise<KeyVaultDouble> {
   const host = options.host ?? '127.0.0.1';
   const tenantId = options.tenantId ?? '72f988bf-86f1-41af-91ab-2d7cd011db47';
@@ -240,7 +282,12 @@ export async function startKeyVaultDouble(options: KeyVaultDoubleOptions = {}): 
   });
 
   const defaultThrottle = (t: Partial<ThrottleOptions> | false | undefined): ThrottleOptions | undefined =>
-    t === false ? undefined : { limit: 4000, windowMs: 10_000, retryAfter: false, ...t };
+    t === false ? undefined : { ...DEFAULT_THROTTLE, ...t };
+  const now = options.clock ?? Date.now;
+  const defaultTiming = (t: TimingOptions | undefined): TimingOptions => ({
+    deleteMs: DEFAULT_DELETE_MS,
+    ...t,
+  });
 
   const entries = new Map<string, Entry>();
   let counters = zeroCounters();
@@ -248,9 +295,11 @@ export async function startKeyVaultDouble(options: KeyVaultDoubleOptions = {}): 
   let latency: LatencyOptions = { ...options.latency };
   let throttle = defaultThrottle(options.throttle);
   let purgeProtection = options.purgeProtection ?? false;
-  let timing: TimingOptions = { ...options.timing };
+  let timing = defaultTiming(options.timing);
   const recoverableDays = options.recoverableDays ?? 90;
+  /** Accepted request times per budget (sliding window). */
   let accepted: number[] = [];
+  let acceptedWrites: number[] = [];
   const tokenRequests: { scopes: string[]; tenantId?: string }[] = [];
   const timers = new Set<NodeJS.Timeout>();
 
@@ -275,7 +324,7 @@ export async function startKeyVaultDouble(options: KeyVaultDoubleOptions = {}): 
   /** Ends in-progress server-side operations whose time has come. */
   const settle = (key: string): Entry | undefined => {
     const entry = entries.get(key);
-    if (entry?.busy && Date.now() >= entry.busy.until) {
+    if (entry?.busy && now() >= entry.busy.until) {
       delete entry.busy;
       if (entry.state === 'purging') {
         entries.delete(key);
@@ -339,7 +388,8 @@ export async function startKeyVaultDouble(options: KeyVaultDoubleOptions = {}): 
     return entry;
   };
 
-  const page = <T>(url: URL, base: string, sorted: { key: string; item: T }[]) => {
+  /** One page of `sorted`; an entry whose `item` is undefined takes its slot but is not shown. */
+  const page = <T>(url: URL, base: string, sorted: { key: string; item: T | undefined }[]) => {
     const raw = url.searchParams.get('maxresults');
     const max = raw === null ? 25 : Number(raw);
     if (!Number.isInteger(max) || max < 1 || max > 25) {
@@ -369,10 +419,10 @@ export async function startKeyVaultDouble(options: KeyVaultDoubleOptions = {}): 
       if (raw !== null) next.searchParams.set('maxresults', String(max));
       nextLink = next.toString();
     }
-    return { value: slice.map((s) => s.item), nextLink };
+    return { value: slice.flatMap((s) => (s.item === undefined ? [] : [s.item])), nextLink };
   };
 
-  const nowSec = () => Math.floor(Date.now() / 1000);
+  const nowSec = () => Math.floor(now() / 1000);
   const newVersionId = () => randomBytes(16).toString('hex');
 
   const parseJson = (body: Buffer): Record<string, unknown> => {
@@ -513,10 +563,16 @@ export async function startKeyVaultDouble(options: KeyVaultDoubleOptions = {}): 
       return [200, bundle(base, entry, version, false)];
     },
     list(_r, url, base) {
+      // Soft-deleted secrets still take their slot in a page, so a page can be `"value": []` with a nextLink
+      // (azure-sdk-for-net SecretClientLiveTests `GetPropertiesOfSecrets.json` recording: two empty first pages;
+      // the Go `TestListSecrets.json` recording pages the same way). Clients must follow nextLink, not stop.
       const items = [...entries.keys()]
         .map((key) => settle(key))
-        .filter((e): e is Entry => e !== undefined && e.state === 'active' && !e.busy)
-        .map((e) => ({ key: e.name.toLowerCase(), item: listItem(base, e, latest(e), false) }))
+        .filter((e): e is Entry => e !== undefined)
+        .map((e) => ({
+          key: e.name.toLowerCase(),
+          item: e.state === 'active' && !e.busy ? listItem(base, e, latest(e), false) : undefined,
+        }))
         .sort((a, b) => (a.key < b.key ? -1 : 1));
       return [200, page(url, base, items)];
     },
@@ -530,11 +586,13 @@ export async function startKeyVaultDouble(options: KeyVaultDoubleOptions = {}): 
     },
     delete(r, _url, base) {
       const entry = activeEntry(r.name ?? '');
-      const now = Date.now();
+      const at = now();
       entry.state = 'deleted';
-      entry.deletedDate = Math.floor(now / 1000);
+      entry.deletedDate = Math.floor(at / 1000);
       entry.scheduledPurgeDate = entry.deletedDate + recoverableDays * 86_400;
-      if (timing.deleteMs) entry.busy = { kind: 'deleting', until: now + timing.deleteMs };
+      // Asynchronous soft delete (see DEFAULT_DELETE_MS): until `busy` ends, GET /deletedsecrets/{name} is 404,
+      // PUT is 409 ObjectIsBeingDeleted and recover/purge are 409 too.
+      if (timing.deleteMs) entry.busy = { kind: 'deleting', until: at + timing.deleteMs };
       return [200, { ...bundle(base, entry, latest(entry), false), ...deletedExtras(base, entry) }];
     },
     getDeleted(r, _url, base) {
@@ -568,7 +626,7 @@ export async function startKeyVaultDouble(options: KeyVaultDoubleOptions = {}): 
       }
       if (timing.purgeMs) {
         entry.state = 'purging';
-        entry.busy = { kind: 'purging', until: Date.now() + timing.purgeMs };
+        entry.busy = { kind: 'purging', until: now() + timing.purgeMs };
       } else {
         entries.delete(name.toLowerCase());
       }
@@ -589,7 +647,7 @@ export async function startKeyVaultDouble(options: KeyVaultDoubleOptions = {}): 
       entry.state = 'active';
       delete entry.deletedDate;
       delete entry.scheduledPurgeDate;
-      if (timing.recoverMs) entry.busy = { kind: 'recovering', until: Date.now() + timing.recoverMs };
+      if (timing.recoverMs) entry.busy = { kind: 'recovering', until: now() + timing.recoverMs };
       return [200, bundle(base, entry, latest(entry), false)];
     },
     backup(r) {
@@ -779,13 +837,16 @@ export async function startKeyVaultDouble(options: KeyVaultDoubleOptions = {}): 
     if (delay > 0) await sleep(delay);
 
     const fault = pickFault(r?.kind);
+    let lostResponse = false;
     if (fault) {
       counters.faulted++;
       if ('reset' in fault) {
         req.socket.destroy();
         return;
       }
-      if ('delayMs' in fault) {
+      if ('lostResponse' in fault) {
+        lostResponse = true;
+      } else if ('delayMs' in fault) {
         await sleep(fault.delayMs);
         if (req.socket.destroyed) return;
       } else {
@@ -813,26 +874,34 @@ export async function startKeyVaultDouble(options: KeyVaultDoubleOptions = {}): 
       if (!r) throw new HttpError(404, 'NotFound', 'The requested resource was not found.');
 
       if (throttle) {
-        const now = Date.now();
-        accepted = accepted.filter((t) => t > now - throttle!.windowMs);
-        if (accepted.length >= throttle.limit) {
-          // Throttled requests do not count towards the limit (reference §6).
+        // Two budgets (see DEFAULT_THROTTLE): secret writes and everything else. The 429 body is the one
+        // captured from the service ("Reason: VaultRequestTypeLimitReached"), seen without Retry-After.
+        const t = now();
+        const isWrite = r.kind === 'set';
+        const window = (isWrite ? acceptedWrites : accepted).filter((at) => at > t - throttle!.windowMs);
+        if (isWrite) acceptedWrites = window;
+        else accepted = window;
+        if (window.length >= (isWrite ? throttle.writeLimit : throttle.limit)) {
+          // Throttled requests do not count towards the limit.
           counters.throttled++;
+          if (isWrite) counters.throttledWrites++;
           const headers: Record<string, string> = {};
           if (throttle.retryAfter) {
-            const oldest = accepted[0] ?? now;
-            headers['retry-after'] = String(
-              Math.max(1, Math.ceil((oldest + throttle.windowMs - now) / 1000)),
-            );
+            const oldest = window[0] ?? t;
+            headers['retry-after'] = String(Math.max(1, Math.ceil((oldest + throttle.windowMs - t) / 1000)));
           }
           return send(req, res, 429, { error: { code: 'Throttled', message: THROTTLE_MESSAGE } }, headers);
         }
-        accepted.push(now);
+        window.push(t);
       }
 
       if (r.name !== undefined && !NAME.test(r.name)) throw badName(r.name);
       if (r.version !== undefined && !VERSION.test(r.version)) throw notFound(`${r.name}/${r.version}`);
       const [status, payload] = operations[r.kind](r, url, base, body);
+      if (lostResponse) {
+        req.socket.destroy();
+        return;
+      }
       return send(req, res, status, payload);
     } catch (err) {
       if (err instanceof HttpError) return send(req, res, err.status, err.body);
@@ -883,16 +952,18 @@ export async function startKeyVaultDouble(options: KeyVaultDoubleOptions = {}): 
       latency = { ...options.latency };
       throttle = defaultThrottle(options.throttle);
       accepted = [];
+      acceptedWrites = [];
       purgeProtection = options.purgeProtection ?? false;
-      timing = { ...options.timing };
+      timing = defaultTiming(options.timing);
       tokenRequests.length = 0;
     },
     setLatency: (l) => {
       latency = { ...l };
     },
     setThrottle: (t) => {
-      throttle = t === false ? undefined : { limit: 4000, windowMs: 10_000, retryAfter: false, ...t };
+      throttle = defaultThrottle(t);
       accepted = [];
+      acceptedWrites = [];
     },
     failNext: (n, fault, only) => {
       faults.push({ fault, remaining: n, ...(only ? { only } : {}) });
@@ -907,7 +978,7 @@ export async function startKeyVaultDouble(options: KeyVaultDoubleOptions = {}): 
       purgeProtection = on;
     },
     setTiming: (t) => {
-      timing = { ...t };
+      timing = defaultTiming(t);
     },
     inspect: (name) => {
       const entry = settle(name.toLowerCase());
@@ -936,7 +1007,7 @@ export async function startKeyVaultDouble(options: KeyVaultDoubleOptions = {}): 
 }
 
 function zeroCounters(): Counters {
-  const counters = { challenge: 0, throttled: 0, faulted: 0, total: 0 } as Counters;
+  const counters = { challenge: 0, throttled: 0, throttledWrites: 0, faulted: 0, total: 0 } as Counters;
   for (const kind of OP_KINDS) counters[kind] = 0;
   return counters;
 }
@@ -964,27 +1035,29 @@ function defaultCode(status: number): string {
   }
 }
 
-// ---- CLI mode: `node test/support/keyVaultDouble.ts --port N --ca-file PATH` ----
+// ---- CLI mode: `node test/support/keyVaultDouble.ts --port N --ca-file PATH [--throttle-limit N]
+//      [--throttle-write-limit N] [--throttle-window-ms MS] [--retry-after] [--delete-ms MS] [--purge-protection]` ----
 async function main(argv: string[]): Promise<void> {
   const flag = (name: string) => {
     const i = argv.indexOf(`--${name}`);
     return i >= 0 ? argv[i + 1] : undefined;
   };
   const limit = flag('throttle-limit');
+  const writeLimit = flag('throttle-write-limit');
+  const windowMs = flag('throttle-window-ms');
+  const deleteMs = flag('delete-ms');
   const kv = await startKeyVaultDouble({
     port: Number(flag('port') ?? 0),
     ...(flag('host') ? { host: flag('host') } : {}),
     ...(flag('token') ? { token: flag('token') } : {}),
     purgeProtection: argv.includes('--purge-protection'),
-    ...(limit
-      ? {
-          throttle: {
-            limit: Number(limit),
-            windowMs: Number(flag('throttle-window-ms') ?? 10_000),
-            retryAfter: argv.includes('--retry-after'),
-          },
-        }
-      : {}),
+    throttle: {
+      ...(limit ? { limit: Number(limit) } : {}),
+      ...(writeLimit ? { writeLimit: Number(writeLimit) } : {}),
+      ...(windowMs ? { windowMs: Number(windowMs) } : {}),
+      retryAfter: argv.includes('--retry-after'),
+    },
+    ...(deleteMs ? { timing: { deleteMs: Number(deleteMs) } } : {}),
   });
   const caFile = flag('ca-file');
   if (caFile) writeFileSync(caFile, kv.ca, { mode: 0o644 });

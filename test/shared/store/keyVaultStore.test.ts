@@ -453,3 +453,161 @@ void describe('Key Vault store specifics', () => {
     assert.deepEqual(await store.get(record.connection), record);
   });
 });
+
+/** A clock for the double that moves only when told (the SDK still runs on real time). */
+function frozenClock(start = Date.now()) {
+  let t = start;
+  return { now: () => t, advance: (ms: number) => void (t += ms) };
+}
+
+void describe('the double models the three behaviours Azure showed (by default)', () => {
+  void test('two budgets: the 301st secret write in 10 s is throttled with the service body while reads go on', async () => {
+    const clock = frozenClock();
+    const double = await startKeyVaultDouble({ clock: clock.now });
+    try {
+      const raw = new SecretClient(
+        double.vaultUrl,
+        double.credential,
+        double.secretClientOptions({ retryOptions: { maxRetries: 0 } }),
+      );
+      for (let i = 0; i < 300; i += 30) {
+        await Promise.all(Array.from({ length: 30 }, (_, j) => raw.setSecret(`w${i + j}`, 'v')));
+      }
+      const err = await raw.setSecret('w300', 'v').then(
+        () => undefined,
+        (e: unknown) =>
+          e as {
+            statusCode?: number;
+            code?: string;
+            message?: string;
+            response?: { headers: { get(n: string): string | undefined } };
+          },
+      );
+      assert.equal(err?.statusCode, 429);
+      assert.equal(err?.code, 'Throttled');
+      assert.match(err?.message ?? '', /Reason: VaultRequestTypeLimitReached$/);
+      assert.equal(err?.response?.headers.get('retry-after'), undefined, 'no Retry-After, as captured');
+      assert.equal((await raw.getSecret('w0')).value, 'v', 'other transactions have their own 4,000');
+      assert.deepEqual([double.counters().throttled, double.counters().throttledWrites], [1, 1]);
+      clock.advance(10_001);
+      await raw.setSecret('w300', 'v');
+    } finally {
+      await double.close();
+    }
+  });
+
+  void test('soft delete is asynchronous: the deleted secret is 404 until the delete window has passed', async () => {
+    const clock = frozenClock();
+    const double = await startKeyVaultDouble({ clock: clock.now });
+    try {
+      const raw = new SecretClient(double.vaultUrl, double.credential, double.secretClientOptions());
+      await raw.setSecret('gone', 'v');
+      const poller = await raw.beginDeleteSecret('gone', { intervalInMs: 5 });
+      assert.equal(poller.isDone(), false, 'the first poll saw 404');
+      await assert.rejects(raw.getDeletedSecret('gone'), { statusCode: 404, code: 'SecretNotFound' });
+      clock.advance(1999);
+      await assert.rejects(raw.getDeletedSecret('gone'), { statusCode: 404 });
+      clock.advance(1);
+      assert.equal((await raw.getDeletedSecret('gone')).name, 'gone');
+    } finally {
+      await double.close();
+    }
+  });
+
+  void test('soft-deleted secrets take list slots: empty pages that still carry a nextLink', async () => {
+    const double = await startKeyVaultDouble({ timing: { deleteMs: 0 } });
+    try {
+      const raw = new SecretClient(double.vaultUrl, double.credential, double.secretClientOptions());
+      for (let i = 0; i < 50; i++) await raw.setSecret(`a${String(i).padStart(2, '0')}`, 'v');
+      await raw.setSecret('z-live', 'v');
+      for (let i = 0; i < 50; i++) {
+        await (
+          await raw.beginDeleteSecret(`a${String(i).padStart(2, '0')}`, { intervalInMs: 1 })
+        ).pollUntilDone();
+      }
+      double.resetCounters();
+      const sizes: number[] = [];
+      for await (const page of raw.listPropertiesOfSecrets().byPage({ maxPageSize: 25 })) {
+        sizes.push(page.length);
+      }
+      // The SDK followed the nextLink of both empty pages (it hides the link itself).
+      assert.deepEqual(sizes, [0, 0, 1]);
+      assert.equal(double.counters().list, 3);
+    } finally {
+      await double.close();
+    }
+  });
+});
+
+void describe('Key Vault store at the real limits', () => {
+  beforeEach(() => kv.reset());
+
+  void test('secret writes are paced under the write budget: no 429 even when many refreshes write at once', async () => {
+    // Scaled budgets so the test takes seconds: the double allows 20 writes per second, the store paces at 10.
+    const double = await startKeyVaultDouble({ throttle: { writeLimit: 20, windowMs: 1000 } });
+    try {
+      // The per-attempt timeout includes the time a request waits for its slot: 30 writes at 10/s need 3 s.
+      const { store } = storeFor(double, { pacer: { writeLimit: 10, windowMs: 1000 }, timeoutMs: 10_000 });
+      const records = Array.from({ length: 30 }, (_, i) => sampleRecord(unique(`paced${i}`)));
+      await Promise.all(records.map((r) => store.put(r)));
+      const counts = double.counters();
+      assert.equal(counts.set, 30);
+      assert.equal(counts.throttledWrites, 0, 'the pacer kept writes under their own budget');
+      assert.deepEqual(await store.get(records[29]!.connection), records[29]);
+    } finally {
+      await double.close();
+    }
+  });
+
+  void test('a retried DELETE inside the soft-delete window still reports the delete (the answer was lost)', async () => {
+    const { store } = storeFor(kv);
+    const record = sampleRecord(unique('lostdelete'));
+    await store.put(record);
+    kv.failNext(1, { lostResponse: true }, ['delete']);
+    assert.equal(await store.delete(record.connection), true);
+    assert.equal(kv.counters().delete, 2, 'the DELETE was sent again and answered 404');
+    assert.equal(kv.inspect(secretNameOf(record.connection))?.state, 'deleted');
+    // And connecting the name again works right away (recover, then a new version).
+    await store.put({ ...record, revision: 7 });
+    assert.equal((await store.get(record.connection))?.revision, 7);
+  });
+
+  void test('a soft delete slower than one attempt timeout completes: DELETE and the wait are not one attempt', async () => {
+    kv.setTiming({ deleteMs: 900 });
+    const { store, logs } = storeFor(kv, { timeoutMs: 400 });
+    const record = sampleRecord(unique('slowdelete'));
+    await store.put(record);
+    kv.resetCounters();
+    assert.equal(await store.delete(record.connection), true);
+    assert.equal(kv.counters().delete, 1, 'one DELETE, no retry');
+    assert.ok(kv.counters().getDeleted >= 2, 'polled until the deleted secret appeared');
+    assert.ok(!logs.some((l) => l.startsWith('store.retry')), logs.join('\n'));
+  });
+
+  void test('a DELETE retried for a secret that never existed answers false after the settle window', async () => {
+    const { store } = storeFor(kv, { deleteSettleMs: 200 });
+    kv.failNext(1, { status: 503 }, ['delete']);
+    assert.equal(await store.delete(unique('never')), false);
+  });
+
+  void test('empty list pages with a nextLink (soft-deleted secrets) do not end the listing', async () => {
+    kv.setTiming({ deleteMs: 0 });
+    const { store } = storeFor(kv);
+    const dead = Array.from({ length: 50 }, (_, i) => sampleRecord(`aa-dead-${String(i).padStart(2, '0')}`));
+    await Promise.all(dead.map((r) => store.put(r)));
+    for (const r of dead) assert.equal(await store.delete(r.connection), true);
+    const live = Array.from({ length: 3 }, (_, i) => sampleRecord(`zz-live-${i}`));
+    await Promise.all(live.map((r) => store.put(r)));
+    kv.resetCounters();
+
+    assert.deepEqual(await store.listMetadata(), live.map(toMetadata));
+    assert.equal(kv.counters().list, 3, 'two empty pages, then the one with the live secrets');
+
+    const paged: string[] = [];
+    for await (const page of store.listMetadataPages()) paged.push(...page.map((m) => m.connection));
+    assert.deepEqual(
+      paged,
+      live.map((r) => r.connection),
+    );
+  });
+});

@@ -1,40 +1,117 @@
 import assert from 'node:assert/strict';
+import { setImmediate as flush } from 'node:timers/promises';
 import { describe, it } from 'node:test';
-import { createVaultPacerPolicy } from '../../../shared/store/vaultPacer.ts';
+import {
+  createVaultPacerPolicy,
+  DEFAULT_PACER,
+  isSecretWrite,
+  type PacerClock,
+} from '../../../shared/store/vaultPacer.ts';
 
 type Send = Parameters<ReturnType<typeof createVaultPacerPolicy>['policy']['sendRequest']>;
 
-/** Drives the pipeline policy directly with a fake transport answering `statuses` in order. */
-function harness(opts: Parameters<typeof createVaultPacerPolicy>[0], statuses: number[]) {
-  const { policy } = createVaultPacerPolicy(opts);
-  const sentAt: number[] = [];
-  const next = (() => {
-    sentAt.push(Date.now());
-    return Promise.resolve({ status: statuses.shift() ?? 200 });
+/** A clock that moves only when the test says so: no timer races. */
+function manualClock() {
+  let t = 1_000_000;
+  const sleepers: { until: number; wake: () => void }[] = [];
+  const clock: PacerClock = {
+    now: () => t,
+    sleep: (ms) => new Promise<void>((wake) => sleepers.push({ until: t + ms, wake })),
+  };
+  const settle = async () => {
+    for (let i = 0; i < 20; i++) await flush();
+  };
+  return {
+    clock,
+    settle,
+    async advance(ms: number) {
+      t += ms;
+      for (const s of sleepers.splice(0).filter((x) => (x.until <= t ? (x.wake(), false) : true)))
+        sleepers.push(s);
+      await settle();
+    },
+  };
+}
+
+const VAULT = 'https://vault.example';
+
+/** Drives the pipeline policy directly with a fake transport and the manual clock. */
+function harness(opts: Parameters<typeof createVaultPacerPolicy>[0], statuses: number[] = []) {
+  const time = manualClock();
+  const { policy } = createVaultPacerPolicy({ ...opts, clock: time.clock });
+  const sent: { method: string; at: number }[] = [];
+  // `statuses` answer the writes in order; reads always get 200.
+  const next = ((request: Send[0]) => {
+    sent.push({ method: request.method, at: time.clock.now() });
+    return Promise.resolve({ status: request.method === 'PUT' ? (statuses.shift() ?? 200) : 200 });
   }) as unknown as Send[1];
-  const send = () => policy.sendRequest({} as Send[0], next);
-  return { send, sentAt };
+  const request = (method: string, path: string) => ({ method, url: `${VAULT}${path}` }) as Send[0];
+  const write = () => policy.sendRequest(request('PUT', '/secrets/conn-a?api-version=2025-07-01'), next);
+  const read = () => policy.sendRequest(request('GET', '/secrets/conn-a/?api-version=2025-07-01'), next);
+  const writes = () => sent.filter((s) => s.method === 'PUT').length;
+  const reads = () => sent.filter((s) => s.method === 'GET').length;
+  return { ...time, write, read, writes, reads, sent };
 }
 
 describe('vault pacer', () => {
-  it('keeps the process under the window budget', async () => {
-    const { send, sentAt } = harness({ limit: 3, windowMs: 200 }, []);
-    const started = Date.now();
-    await Promise.all([send(), send(), send(), send()]);
-    assert.equal(sentAt.length, 4);
-    assert.ok((sentAt[3] ?? 0) - started >= 190, 'the fourth request waits for the window to move');
-    assert.ok((sentAt[2] ?? 0) - started < 100, 'the first three go at once');
+  it('classifies only PUT /secrets/{name} as a secret write (what Key Vault counts as CREATE secret)', () => {
+    assert.equal(isSecretWrite('PUT', `${VAULT}/secrets/conn-a?api-version=7.6`), true);
+    assert.equal(isSecretWrite('PUT', `${VAULT}/secrets/conn-a/?api-version=7.6`), true);
+    assert.equal(isSecretWrite('GET', `${VAULT}/secrets/conn-a?api-version=7.6`), false);
+    assert.equal(isSecretWrite('PATCH', `${VAULT}/secrets/conn-a/abc?api-version=7.6`), false);
+    assert.equal(isSecretWrite('DELETE', `${VAULT}/secrets/conn-a?api-version=7.6`), false);
+    assert.equal(isSecretWrite('POST', `${VAULT}/deletedsecrets/conn-a/recover?api-version=7.6`), false);
   });
 
-  it('pauses every request after a 429, doubling while 429s continue and resetting on success', async () => {
-    const { send, sentAt } = harness({ initialPauseMs: 80, maxPauseMs: 1000 }, [429, 429, 200, 200]);
-    await send();
-    await send();
-    await send();
-    await send();
-    const gaps = sentAt.slice(1).map((t, i) => t - (sentAt[i] ?? 0));
-    assert.ok((gaps[0] ?? 0) >= 75, `first pause ~80 ms, got ${gaps[0]}`);
-    assert.ok((gaps[1] ?? 0) >= 155, `second pause ~160 ms, got ${gaps[1]}`);
-    assert.ok((gaps[2] ?? 0) < 60, `no pause after a success, got ${gaps[2]}`);
+  it('defaults to 90 % of both real budgets: 270 writes and 3,600 other requests per 10 s', () => {
+    assert.deepEqual({ ...DEFAULT_PACER }, { limit: 3600, writeLimit: 270, windowMs: 10_000 });
+  });
+
+  it('holds writes to the write budget while reads keep flowing under theirs', async () => {
+    const h = harness({});
+    const writes = Array.from({ length: 300 }, () => h.write());
+    const reads = Array.from({ length: 100 }, () => h.read());
+    await h.settle();
+    assert.equal(h.writes(), 270, 'the 271st write waits for the window');
+    assert.equal(h.reads(), 100, 'reads do not wait for writes');
+    await h.advance(9_000);
+    assert.equal(h.writes(), 270, 'still inside the 10 s window');
+    await h.advance(1_001);
+    assert.equal(h.writes(), 300, 'the window moved');
+    await Promise.all([...writes, ...reads]);
+  });
+
+  it('holds other requests to their own budget', async () => {
+    const h = harness({ limit: 3, writeLimit: 100, windowMs: 200 });
+    const all = [h.read(), h.read(), h.read(), h.read(), h.write()];
+    await h.settle();
+    assert.deepEqual([h.reads(), h.writes()], [3, 1]);
+    await h.advance(201);
+    assert.equal(h.reads(), 4);
+    await Promise.all(all);
+  });
+
+  it('a 429 pauses the requests of its budget, doubling while 429s continue and resetting on success', async () => {
+    const h = harness({ initialPauseMs: 80, maxPauseMs: 1000 }, [429, 429, 200, 200]);
+    await h.write();
+    const second = h.write();
+    const read = h.read();
+    await h.settle();
+    assert.equal(h.writes(), 1, 'writes pause after a throttled write');
+    assert.equal(h.reads(), 1, 'reads are not paused by a write 429');
+    await read;
+    await h.advance(79);
+    assert.equal(h.writes(), 1);
+    await h.advance(1);
+    assert.equal(h.writes(), 2, 'first pause 80 ms');
+    await second; // 429 again
+    const third = h.write();
+    await h.advance(159);
+    assert.equal(h.writes(), 2);
+    await h.advance(1);
+    assert.equal(h.writes(), 3, 'second pause 160 ms');
+    await third; // success: the pause resets
+    await h.write();
+    assert.equal(h.writes(), 4, 'no pause after a success');
   });
 });
