@@ -6,7 +6,7 @@
  */
 import type { RegisteredFunction, Registry } from './coreApi.ts';
 import { normalizeAuthLevel, type AuthLevel } from './keys.ts';
-import { nextOccurrences, NcrontabError, parseNcrontab, type CronSchedule } from './ncrontab.ts';
+import { nextOccurrences, NcrontabError, parseNcrontab, type CronSchedule } from '../../shared/schedule.ts';
 import type { RpcBindingInfo } from './rpcTypes.ts';
 
 export class CatalogError extends Error {
@@ -109,7 +109,10 @@ function classify(fn: RegisteredFunction, env: NodeJS.ProcessEnv, now: Date): Ca
     case 'timertrigger': {
       const what = `Function '${name}' timer schedule`;
       if (typeof binding.schedule !== 'string') throw new CatalogError(`${what} is missing.`);
-      const schedule = parseSchedule(resolveAppSettings(binding.schedule, env, what), what);
+      // a schedule taken from an app setting is reported under that setting's name, so it can be fixed there
+      const setting = /^%([^%]+)%$/.exec(binding.schedule.trim())?.[1];
+      const resolved = resolveAppSettings(binding.schedule, env, what);
+      const schedule = parseSchedule(resolved, setting ? `${what} (app setting ${setting})` : what);
       const useMonitor = binding.useMonitor !== false && !firesMoreThanOncePerMinute(schedule, now);
       return { ...base, kind: 'timer', schedule, runOnStartup: binding.runOnStartup === true, useMonitor };
     }

@@ -18,7 +18,13 @@ import { runInvocation, traceContextFor } from './invoke.ts';
 import { loadEntryPoints, resolveEntryPoints } from './loader.ts';
 import { buildRouteTable, compareFunctionNames, RouteTable } from './routing.ts';
 import type { RpcTraceContext, RpcTypedData, WorkerCapabilities } from './rpcTypes.ts';
-import { createRequestListener, type HttpInvocation, type RequestTarget } from './server.ts';
+import { parseAllowedHosts } from './hostFilter.ts';
+import {
+  createRequestListener,
+  type HttpInvocation,
+  type InvokeExtra,
+  type RequestTarget,
+} from './server.ts';
 import { applyLocalValues, readAppFiles, readDevHostOptions, type DevHostOptions } from './settings.ts';
 import { TimerListener, type TimerRunReason } from './timers.ts';
 
@@ -116,12 +122,26 @@ function functionLine(entry: CatalogEntry, options: DevHostOptions, baseUrl: str
   return `devhost: function ${entry.name}: ${entry.triggerType} (not fired by the dev host; POST /admin/functions/${entry.name} runs it)`;
 }
 
+/** HOST `FunctionMetadataExtensions.GetFunctionGroup`: HTTP functions form `http`, others `function:<name>`. */
+export function functionGroup(entry: CatalogEntry): string {
+  return entry.kind === 'http' ? 'http' : `function:${entry.name}`;
+}
+
+/** HOST `FunctionGroups.IsEnabled`: no target group = every function listens. */
+export function isEnabledGroup(targetGroup: string | undefined, group: string): boolean {
+  return targetGroup === undefined || targetGroup.toLowerCase() === group.toLowerCase();
+}
+
 class DevHost implements RequestTarget {
   accepting = false;
   routes: RouteTable<HttpFunction> = new RouteTable<HttpFunction>([]);
   readonly functionKey: string | undefined;
   readonly bodyLimitBytes: number;
   readonly homepageEnabled: boolean;
+  readonly allowedHosts: readonly string[];
+  readonly servesHttp: boolean;
+  readonly targetGroup: string | undefined;
+  workerHttpUri: URL | undefined;
   defaultHost = 'localhost';
   readonly #registry: Registry;
   readonly #log: Logger;
@@ -141,6 +161,9 @@ class DevHost implements RequestTarget {
     this.functionKey = options.functionKey;
     this.bodyLimitBytes = options.bodyLimitBytes;
     this.homepageEnabled = process.env.AzureWebJobsDisableHomepage?.toLowerCase() !== 'true';
+    this.allowedHosts = parseAllowedHosts(options.allowedHosts);
+    this.targetGroup = options.targetGroup;
+    this.servesHttp = isEnabledGroup(options.targetGroup, 'http');
     this.#appLog = appLog;
     this.#writer = writer;
     this.#log = createLogger({}, (level, line) => (level === 'info' ? writer.out(line) : writer.err(line)));
@@ -169,7 +192,11 @@ class DevHost implements RequestTarget {
   }
 
   startTimers(): void {
-    for (const timer of this.#timers.values()) timer.start();
+    // Flex: only the listeners of the instance's group run (HOST FunctionGroupListenerDecorator); manual runs
+    // through the admin API still work for the others
+    for (const timer of this.#timers.values()) {
+      if (isEnabledGroup(this.targetGroup, functionGroup(timer.entry))) timer.start();
+    }
   }
 
   findFunction(name: string): CatalogEntry | undefined {
@@ -191,8 +218,13 @@ class DevHost implements RequestTarget {
     this.#writer.err(`[error] ${name}: invocation ${invocationId} failed: ${describeError(err)}`);
   }
 
-  async invokeHttp(entry: HttpFunction, data: RpcTypedData, trace: RpcTraceContext): Promise<HttpInvocation> {
-    const invocationId = randomUUID();
+  async invokeHttp(
+    entry: HttpFunction,
+    data: RpcTypedData,
+    trace: RpcTraceContext,
+    extra: InvokeExtra = {},
+  ): Promise<HttpInvocation> {
+    const invocationId = extra.invocationId ?? randomUUID();
     const started = performance.now();
     const run = this.#track(
       runInvocation(this.#registry, this.#appLog, {
@@ -201,6 +233,7 @@ class DevHost implements RequestTarget {
         triggerBindingName: entry.triggerBindingName,
         data,
         traceContext: trace,
+        triggerMetadata: extra.triggerMetadata,
       }),
     );
     let ok = true;
@@ -308,6 +341,8 @@ export async function startDevHost(options: StartOptions): Promise<RunningHost> 
   const host = new DevHost(registry, devOptions, appLog, writer);
   const server = createServer(createRequestListener(host));
   server.keepAliveTimeout = 30_000;
+  // a bound on open connections: past it node closes new sockets at once instead of exhausting the process
+  server.maxConnections = devOptions.maxConnections;
   const port = await listen(server, devOptions.port);
   const baseUrl = `http://localhost:${port}`;
   host.defaultHost = `localhost:${port}`;
@@ -320,7 +355,12 @@ export async function startDevHost(options: StartOptions): Promise<RunningHost> 
     if (!model) throw new StartupError('The app registered no functions (no programming model was set).');
     const capabilities = model.getCapabilities ? await model.getCapabilities({ ...WORKER_CAPABILITIES }) : {};
     if (capabilities.HttpUri) {
-      throw new StartupError('app.setup({ enableHttpStream: true }) is not supported by the dev host.');
+      // HTTP streams: requests are forwarded to the library's own server (HOST GrpcWorkerChannel, HttpUri)
+      try {
+        host.workerHttpUri = new URL(capabilities.HttpUri);
+      } catch {
+        throw new StartupError(`The worker reported an invalid HttpUri capability.`);
+      }
     }
     registry.finishedStartup = true;
     const entries = buildCatalog(registry, env).sort((a, b) => compareFunctionNames(a.name, b.name));
@@ -332,8 +372,17 @@ export async function startDevHost(options: StartOptions): Promise<RunningHost> 
         'devhost: WARNING: DEVHOST_FUNCTION_KEY is not set, so function and admin keys are NOT enforced (like Core Tools without --enableAuth).',
       );
     }
-    for (const entry of entries)
-      host.log.info(functionLine(entry, devOptions, baseUrl, devOptions.routePrefix));
+    for (const entry of entries) {
+      const line = functionLine(entry, devOptions, baseUrl, devOptions.routePrefix);
+      const active = isEnabledGroup(devOptions.targetGroup, functionGroup(entry));
+      host.log.info(active ? line : `${line} [not in group ${devOptions.targetGroup}: not listening]`);
+    }
+    if (devOptions.targetGroup) host.log.info(`devhost: FUNCTIONS_TARGET_GROUP=${devOptions.targetGroup}`);
+    host.log.info(
+      host.workerHttpUri
+        ? `devhost: HTTP streams on: requests are forwarded to the worker's proxy ${host.workerHttpUri.href}`
+        : 'devhost: HTTP streams off: a request body reaches the app only with Content-Length > 0',
+    );
     if (devOptions.timersEnabled) host.startTimers();
   } catch (err) {
     server.close();

@@ -39,6 +39,8 @@ export interface InvocationRequest {
   readonly triggerBindingName: string;
   readonly data: RpcTypedData;
   readonly traceContext: RpcTraceContext;
+  /** Sent with proxied (HTTP stream) invocations; the library ignores it otherwise for HTTP and timers. */
+  readonly triggerMetadata?: Record<string, RpcTypedData>;
 }
 
 function readOnly<T extends object>(target: T, name: string, value: unknown): T {
@@ -74,7 +76,7 @@ export async function runInvocation(
       invocationId,
       functionId: fn.id,
       inputData: [{ name: request.triggerBindingName, data: request.data }],
-      triggerMetadata: {},
+      triggerMetadata: request.triggerMetadata ?? {},
       traceContext: request.traceContext,
     },
     metadata: fn.metadata,

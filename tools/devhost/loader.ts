@@ -7,7 +7,7 @@
 import { createRequire } from 'node:module';
 import { extname, isAbsolute, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { matchFiles } from './glob.ts';
+import { hasMagic, matchFiles } from './glob.ts';
 
 export class EntryPointError extends Error {
   override name = 'EntryPointError';
@@ -20,13 +20,12 @@ export function isEsModule(file: string, packageIsModule: boolean): boolean {
   return packageIsModule;
 }
 
-/** Resolves the pattern; zero matches is an error (worker: "Found zero files matching the supplied pattern"). */
+/** Resolves the pattern; zero matches is an error worded as the worker words it (`src/startApp.ts`). */
 export function resolveEntryPoints(appDir: string, pattern: string): string[] {
   const files = matchFiles(pattern, appDir);
   if (files.length === 0) {
-    throw new EntryPointError(
-      `Found zero files matching the supplied pattern "${pattern}" (package.json "main") in ${appDir}.`,
-    );
+    const what = hasMagic(pattern) ? 'Found zero files matching the supplied pattern' : 'File does not exist';
+    throw new EntryPointError(`${what} "${pattern}" (package.json "main") in ${appDir}.`);
   }
   return files.map((f) => (isAbsolute(f) ? f : join(appDir, f)));
 }

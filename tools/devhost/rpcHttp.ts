@@ -8,7 +8,11 @@ import type { ServerResponse } from 'node:http';
 import { serializeCookie } from './cookies.ts';
 import type { RpcHttpData, RpcNullableString, RpcTypedData } from './rpcTypes.ts';
 
-/** Header names lower-cased, repeated headers joined with `,` (StringValues.ToString()), empty values dropped. */
+/**
+ * Header names lower-cased, repeated headers joined with `,` (StringValues.ToString()). Empty values are kept: with
+ * `UseNullableValueDictionaryForHttp` the host adds every header to `NullableHeaders`; `IgnoreEmptyValuedRpcHttpHeaders`
+ * only applies to the older non-nullable map (HOST `GrpcMessageConversionExtensions.ToRpcHttp`).
+ */
 export function collectHeaders(rawHeaders: readonly string[]): Record<string, RpcNullableString> {
   const joined = new Map<string, string[]>();
   for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
@@ -20,8 +24,7 @@ export function collectHeaders(rawHeaders: readonly string[]): Record<string, Rp
   }
   const out: Record<string, RpcNullableString> = {};
   for (const [name, values] of joined) {
-    const value = values.join(',');
-    if (value !== '') out[name] = { value };
+    out[name] = { value: values.join(',') };
   }
   return out;
 }

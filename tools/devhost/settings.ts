@@ -35,7 +35,15 @@ export interface DevHostOptions {
   readonly timersEnabled: boolean;
   readonly bodyLimitBytes: number;
   readonly routePrefix: string;
+  /** FUNCTIONS_TARGET_GROUP (Flex): `http` or `function:<name>`; undefined = every function. */
+  readonly targetGroup: string | undefined;
+  /** DEVHOST_ALLOWED_HOSTS: host names answered besides loopback (`*` = any). */
+  readonly allowedHosts: string | undefined;
+  /** DEVHOST_MAX_CONNECTIONS: open connections at most (default {@link DEFAULT_MAX_CONNECTIONS}). */
+  readonly maxConnections: number;
 }
+
+export const DEFAULT_MAX_CONNECTIONS = 1024;
 
 function readJson(path: string, required: boolean): unknown {
   let text: string;
@@ -163,8 +171,16 @@ export function readDevHostOptions(env: NodeJS.ProcessEnv, files: AppFiles): Dev
     DEFAULT_BODY_LIMIT_BYTES;
   // same override Core Tools honours for host.json values
   const routePrefix = env.AzureFunctionsJobHost__extensions__http__routePrefix ?? files.routePrefix;
+  const group = env.FUNCTIONS_TARGET_GROUP?.trim();
+  if (group !== undefined && group !== '' && !/^(http|function:[a-z][a-z0-9_-]{0,127})$/i.test(group)) {
+    throw new SettingsError(`FUNCTIONS_TARGET_GROUP must be "http" or "function:<function name>".`);
+  }
   return {
     port,
+    targetGroup: group === undefined || group === '' ? undefined : group,
+    allowedHosts: env.DEVHOST_ALLOWED_HOSTS,
+    maxConnections:
+      parseIntegerSetting(env, 'DEVHOST_MAX_CONNECTIONS', 1, 1_000_000) ?? DEFAULT_MAX_CONNECTIONS,
     functionKey: key === undefined || key === '' ? undefined : key,
     timersEnabled: !['off', 'false', '0'].includes(timers),
     bodyLimitBytes,

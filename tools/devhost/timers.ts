@@ -5,17 +5,19 @@
  * - runs of one timer never overlap: every run (scheduled, runOnStartup, manual) waits for the running one;
  * - after a scheduled run the next occurrence is computed from the run's start, so occurrences missed while a
  *   slow run was going collapse into one immediate run (none are skipped silently, none are queued twice);
- * - `isPastDue` is true when a scheduled run starts more than {@link PAST_DUE_TOLERANCE_MS} after its
- *   scheduled time (the host only knows this from its persisted schedule monitor; the dev host keeps the
- *   status in memory, so a fresh start reports `last` as .NET's `DateTime.MinValue`, like a first run in Azure);
+ * - `isPastDue` is always false: the host sets it only on the start-up catch-up run of an occurrence its
+ *   persisted schedule monitor saw missed while no instance ran (`TimerListener.StartAsync`); a late or slow
+ *   run during normal operation is not past due. The dev host keeps the status in memory (a fresh start reports
+ *   `last` as .NET's `DateTime.MinValue`, like a first run in Azure), so it has no catch-up run;
  * - `scheduleStatus` is null when the monitor is off (`useMonitor: false`, or the schedule fires more than once
  *   a minute), as the host sends it.
  */
 import type { TimerFunction } from './catalog.ts';
-import { nextOccurrence } from './ncrontab.ts';
+import { nextOccurrence } from '../../shared/schedule.ts';
 import type { RpcTypedData } from './rpcTypes.ts';
 
-export const PAST_DUE_TOLERANCE_MS = 1000;
+/** A run starting this late is not treated as "fired early" when computing the next occurrence. */
+const LATE_TOLERANCE_MS = 1000;
 /** setTimeout's ceiling; longer waits are chained. */
 const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 
@@ -125,15 +127,15 @@ export class TimerListener {
     void this.#withLock(async () => {
       if (this.#stopped) return;
       const start = this.#now();
-      const isPastDue = scheduledAt !== undefined && start - scheduledAt.getTime() > PAST_DUE_TOLERANCE_MS;
+      const late = scheduledAt !== undefined && start - scheduledAt.getTime() > LATE_TOLERANCE_MS;
       try {
-        await this.#invoke(timerPayload(isPastDue, this.entry.useMonitor ? this.#status : null), reason);
+        await this.#invoke(timerPayload(false, this.entry.useMonitor ? this.#status : null), reason);
       } catch {
         // a failed run never stops the schedule; the invocation was already logged
       }
       // a timer that fired a little early must not compute the same occurrence twice
       const early =
-        reason === 'scheduled' && !isPastDue && scheduledAt !== undefined && scheduledAt.getTime() > start;
+        reason === 'scheduled' && !late && scheduledAt !== undefined && scheduledAt.getTime() > start;
       const base = new Date(early && scheduledAt ? scheduledAt.getTime() : start);
       this.#status = { last: base, next: nextOccurrence(this.entry.schedule, base), lastUpdated: base };
     }).then(

@@ -3,26 +3,9 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { expandBraces, matchFiles, segmentToRegExp } from '../../../tools/devhost/glob.ts';
+import { hasMagic, matchFiles } from '../../../tools/devhost/glob.ts';
 
-void describe('brace expansion', () => {
-  void it('expands lists left to right, nested, and leaves single-item braces literal', () => {
-    assert.deepEqual(expandBraces('src/{a,b}.js'), ['src/a.js', 'src/b.js']);
-    assert.deepEqual(expandBraces('{x,y{1,2}}/{m,n}'), ['x/m', 'x/n', 'y1/m', 'y1/n', 'y2/m', 'y2/n']);
-    assert.deepEqual(expandBraces('a{b}c'), ['a{b}c']);
-    assert.deepEqual(expandBraces('plain.js'), ['plain.js']);
-  });
-
-  void it('turns a segment into an anchored expression', () => {
-    assert.equal(segmentToRegExp('*.js').test('a.js'), true);
-    assert.equal(segmentToRegExp('*.js').test('a.jsx'), false);
-    assert.equal(segmentToRegExp('?.js').test('ab.js'), false);
-    assert.equal(segmentToRegExp('[ab].js').test('b.js'), true);
-    assert.equal(segmentToRegExp('a+b.js').test('a+b.js'), true);
-  });
-});
-
-void describe('matchFiles', () => {
+void describe('matchFiles (package.json main, as the worker resolves it with globby)', () => {
   let root = '';
   before(() => {
     root = mkdtempSync(join(tmpdir(), 'devhost-glob-'));
@@ -46,27 +29,29 @@ void describe('matchFiles', () => {
     assert.deepEqual(matchFiles('dist/functions/*.js', root), ['dist/functions/a.js', 'dist/functions/b.js']);
   });
 
-  void it('matches ** across zero or more directories, skipping node_modules', () => {
+  void it('matches ** across zero or more directories, node_modules included (globby skips none)', () => {
     assert.deepEqual(matchFiles('dist/**/*.js', root), [
       'dist/functions/a.js',
       'dist/functions/b.js',
       'dist/functions/nested/deep/c.js',
       'dist/index.js',
     ]);
-    assert.deepEqual(matchFiles('**/index.js', root), ['dist/index.js']);
+    assert.deepEqual(matchFiles('**/index.js', root), ['dist/index.js', 'node_modules/pkg/index.js']);
   });
 
-  void it('keeps brace alternatives in written order and drops duplicates', () => {
+  void it('expands braces and drops duplicates', () => {
     assert.deepEqual(matchFiles('dist/{index.js,functions/*.js,functions/a.js}', root), [
-      'dist/index.js',
       'dist/functions/a.js',
       'dist/functions/b.js',
+      'dist/index.js',
     ]);
   });
 
-  void it('resolves a plain path and returns nothing for no match', () => {
+  void it('resolves a plain path and returns nothing for no match or a directory', () => {
     assert.deepEqual(matchFiles('./dist/index.js', root), ['dist/index.js']);
     assert.deepEqual(matchFiles('dist/missing/*.js', root), []);
     assert.deepEqual(matchFiles('dist/functions', root), []);
+    assert.equal(hasMagic('dist/functions/*.js'), true);
+    assert.equal(hasMagic('dist/index.js'), false);
   });
 });

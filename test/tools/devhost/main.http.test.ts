@@ -70,6 +70,7 @@ void describe('dev host HTTP (fixture app, key enforced)', () => {
         FUNCTIONS_REQUEST_BODY_SIZE_LIMIT: String(BODY_LIMIT),
         FIXTURE_MARKER_DIR: markers,
         LOCKED_MS: '250',
+        DEVHOST_ALLOWED_HOSTS: 'devhost.test',
       },
     });
   });
@@ -215,7 +216,7 @@ void describe('dev host HTTP (fixture app, key enforced)', () => {
       traceParent: string;
     }
 
-    void it('lower-cases headers and joins repeated ones with ","; one query entry per key joined with ","', async () => {
+    void it('lower-cases headers, joins repeated ones with ",", keeps empty ones; one query entry per key', async () => {
       const res = await raw(host.port, {
         path: '/fx/echo/a/b?x=1&x=2&Color=red&color=blue&plus=a+b',
         headers: ['X-Multi', 'one', 'x-multi', 'two', 'X-Empty', '', 'Host', 'devhost.test:1234'],
@@ -223,7 +224,7 @@ void describe('dev host HTTP (fixture app, key enforced)', () => {
       assert.equal(res.status, 200);
       const echo = JSON.parse(res.body) as Echo;
       assert.equal(echo.headers['x-multi'], 'one,two');
-      assert.equal('x-empty' in echo.headers, false);
+      assert.equal(echo.headers['x-empty'], '', 'the host forwards headers with empty values');
       assert.deepEqual(echo.query, { x: '1,2', Color: 'red,blue', plus: 'a b' });
       assert.deepEqual(echo.queryEntries, [
         ['x', '1,2'],
@@ -238,7 +239,7 @@ void describe('dev host HTTP (fixture app, key enforced)', () => {
       assert.equal(echo.triggerType, 'httpTrigger');
     });
 
-    void it('passes a body only when there are bytes', async () => {
+    void it('passes a body only with Content-Length > 0: a chunked body is dropped, as the host does without streams', async () => {
       const empty = (await (await get('/fx/echo', { method: 'POST' })).json()) as Echo;
       assert.equal(empty.hasBody, false);
       const posted = (await (await get('/fx/echo', { method: 'PUT', body: 'payload' })).json()) as Echo;
@@ -253,7 +254,20 @@ void describe('dev host HTTP (fixture app, key enforced)', () => {
       });
       const chunkedEcho = JSON.parse(chunked.body) as Echo;
       assert.equal(chunkedEcho.headers['transfer-encoding'], 'chunked');
-      assert.equal(chunkedEcho.body, 'chunked-body');
+      assert.equal(chunkedEcho.hasBody, false);
+      assert.equal(chunkedEcho.body, '');
+    });
+
+    void it('answers 400 to a Host outside the allow-list (DNS rebinding), before any routing', async () => {
+      for (const name of ['rebind.attacker.example', 'rebind.attacker.example:80', '10.0.0.7']) {
+        const res = await raw(host.port, { path: '/fx/echo/x', headers: ['Host', name] });
+        assert.equal(res.status, 400, name);
+        assert.equal(res.body, '');
+      }
+      for (const name of ['localhost', `127.0.0.1:${host.port}`, `[::1]:${host.port}`, 'DevHost.test']) {
+        const res = await raw(host.port, { path: '/fx/echo/x', headers: ['Host', name] });
+        assert.equal(res.status, 200, name);
+      }
     });
 
     void it('continues an incoming W3C trace', async () => {

@@ -69,7 +69,7 @@ void describe('dev host timers', () => {
     assert.equal(run.scheduleStatus?.next, `${new Date().getUTCFullYear() + 1}-01-01T00:00:00.000Z`);
   });
 
-  void it('fires an every-second timer without overlapping a slow handler, flagging late runs isPastDue', async () => {
+  void it('fires an every-second timer without overlapping a slow handler, never flagging a late run isPastDue (only a start-up catch-up is)', async () => {
     const deadline = readyAt + 1000 + 3 * SLOW_MS;
     while (runs(onDir, 'slowTick.jsonl').length < 2 && Date.now() < deadline) await sleep(100);
     const slow = runs(onDir, 'slowTick.jsonl');
@@ -78,7 +78,7 @@ void describe('dev host timers', () => {
       const [prev, cur] = [slow[i - 1] as TimerRun, slow[i] as TimerRun];
       assert.ok(cur.start >= prev.end, `overlap: ${JSON.stringify(slow)}`);
       assert.ok(cur.start - prev.end < 1500, 'the missed occurrence runs right after the slow one');
-      assert.equal(cur.isPastDue, true);
+      assert.equal(cur.isPastDue, false, 'a late run in normal operation is not past due');
     }
     assert.equal(slow[0]?.isPastDue, false);
     // schedules firing more than once a minute run without the status monitor: the host sends null

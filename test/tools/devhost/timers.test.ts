@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it } from 'node:test';
 import type { TimerFunction } from '../../../tools/devhost/catalog.ts';
 import type { RegisteredFunction } from '../../../tools/devhost/coreApi.ts';
-import { parseNcrontab } from '../../../tools/devhost/ncrontab.ts';
+import { parseNcrontab } from '../../../shared/schedule.ts';
 import type { RpcTypedData } from '../../../tools/devhost/rpcTypes.ts';
 import { TimerListener, timerPayload, type TimerRunReason } from '../../../tools/devhost/timers.ts';
 

@@ -1,11 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import {
-  NcrontabError,
-  nextOccurrence,
-  nextOccurrences,
-  parseNcrontab,
-} from '../../../tools/devhost/ncrontab.ts';
+import { NcrontabError, nextOccurrence, nextOccurrences, parseNcrontab } from '../../shared/schedule.ts';
 
 const next = (expression: string, after: string): string | undefined =>
   nextOccurrence(parseNcrontab(expression), new Date(after))?.toISOString();
@@ -16,29 +11,29 @@ const series = (expression: string, after: string, count: number): string[] =>
 void describe('ncrontab parsing', () => {
   void it('picks seconds mode by field count', () => {
     assert.equal(parseNcrontab('*/5 * * * * *').hasSeconds, true);
-    const five = parseNcrontab('*/5 * * * *');
-    assert.equal(five.hasSeconds, false);
-    assert.deepEqual(five.seconds, [0]);
-    assert.deepEqual(five.minutes, [0, 5, 10, 15, 20, 25, 30, 35, 40, 45, 50, 55]);
+    assert.equal(parseNcrontab('*/5 * * * *').hasSeconds, false);
+    assert.deepEqual(series('*/5 * * * *', '2026-03-10T12:03:20Z', 2), [
+      '2026-03-10T12:05:00.000Z',
+      '2026-03-10T12:10:00.000Z',
+    ]);
   });
 
-  void it('expands ranges, steps, lists, start/step and reversed ranges', () => {
-    const s = parseNcrontab('5/20 1-10/3 9,17 1-3,28 * *');
-    assert.deepEqual(s.seconds, [5, 25, 45]);
-    assert.deepEqual(s.minutes, [1, 4, 7, 10]);
-    assert.deepEqual(s.hours, [9, 17]);
-    assert.deepEqual(s.days, [1, 2, 3, 28]);
-    assert.deepEqual(parseNcrontab('0 0 17-9 * * *').hours, [9, 10, 11, 12, 13, 14, 15, 16, 17]);
+  void it('expands ranges, steps, lists and start/step', () => {
+    assert.deepEqual(series('5/20 1-10/3 9,17 1-3,28 * *', '2026-03-01T09:01:05Z', 4), [
+      '2026-03-01T09:01:25.000Z',
+      '2026-03-01T09:01:45.000Z',
+      '2026-03-01T09:04:05.000Z',
+      '2026-03-01T09:04:25.000Z',
+    ]);
   });
 
-  void it('reads month and weekday names as case-insensitive prefixes, Sunday = 0', () => {
-    const s = parseNcrontab('0 0 0 * jan,July Mon-fri');
-    assert.deepEqual(s.months, [1, 7]);
-    assert.deepEqual([...s.daysOfWeek], [1, 2, 3, 4, 5]);
-    assert.deepEqual([...parseNcrontab('0 0 0 * * Sun,Tu,saturday').daysOfWeek], [0, 2, 6]);
+  void it('reads month and weekday names, Sunday = 0', () => {
+    // 2026-03-14 is a Saturday
+    assert.equal(next('0 0 0 * jan,Jul Mon-fri', '2026-03-14T00:00:00Z'), '2026-07-01T00:00:00.000Z');
+    assert.equal(next('0 0 0 * * Sun,Tue,sat', '2026-03-14T00:00:00Z'), '2026-03-15T00:00:00.000Z');
   });
 
-  void it('rejects malformed expressions with NcrontabError', () => {
+  void it('rejects malformed expressions and Quartz-only syntax with NcrontabError', () => {
     for (const bad of [
       '* * * *',
       '* * * * * * *',
@@ -52,6 +47,11 @@ void describe('ncrontab parsing', () => {
       '1,,2 * * * * *',
       '-1 * * * * *',
       '5a * * * * *',
+      '0 0 0 L * *',
+      '0 0 0 ? * 1',
+      '0 0 0 * * 5#2',
+      '0 0 0 15W * *',
+      'every 5 minutes',
       '',
     ]) {
       assert.throws(() => parseNcrontab(bad), NcrontabError, bad);
