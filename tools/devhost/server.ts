@@ -333,6 +333,7 @@ async function handleStream(
       if (value !== undefined && isForwardableResponseHeader(name)) res.setHeader(name, value);
     }
     if (!target.accepting) res.shouldKeepAlive = false;
+    proxied.on('error', () => res.destroy());
     proxied.pipe(res);
     await finished(res).catch(() => undefined);
   } else {

@@ -20,6 +20,7 @@
  * kept) — plus `Query` and `Headers` dictionaries.
  */
 import { Agent, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
+import { pipeline } from 'node:stream/promises';
 import type { RpcNullableString, RpcTypedData } from './rpcTypes.ts';
 
 /** Request headers YARP never forwards (`RequestUtilities` hop-by-hop list); Host is replaced. */
@@ -151,8 +152,10 @@ export function forwardToWorker(options: ForwardOptions): Forwarding {
     req.once('response', resolve);
     req.once('error', reject);
   });
+  req.on('error', () => undefined); // errors after the answer started are handled where it is copied
   if (Buffer.isBuffer(options.body)) req.end(options.body);
-  else options.body.pipe(req);
+  // a failing body (client gone, size limit) tears the forwarded request down instead of crashing the host
+  else pipeline(options.body, req).catch(() => req.destroy());
   return {
     response,
     abort: () => req.destroy(),
