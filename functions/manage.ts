@@ -1,7 +1,14 @@
 import { app, type HttpRequest } from '@azure/functions';
 import { z } from 'zod';
 import { apiHandler } from '../shared/functionKit.ts';
-import { jsonResponse, parseJsonBody, parseParams, parseQuery, requireEmptyBody } from '../shared/http.ts';
+import {
+  jsonResponse,
+  parseJsonBody,
+  parseOptionalJsonBody,
+  parseParams,
+  parseQuery,
+  requireEmptyBody,
+} from '../shared/http.ts';
 import { getRuntime } from '../shared/runtime.ts';
 import {
   connectionName,
@@ -56,7 +63,8 @@ export const connectionAction = apiHandler('manageAction', async (request) => {
   const broker = await admin(request);
   switch (action) {
     case 'link': {
-      const body = hasBody(request) ? await parseJsonBody(request, linkBody) : {};
+      // optional body, decided from the bytes read: a chunked {"ttlSeconds":60} has no Content-Length
+      const body = (await parseOptionalJsonBody(request, linkBody)) ?? {};
       return jsonResponse(201, await broker.createLink(connection, body.ttlSeconds));
     }
     case 'refresh':
@@ -68,10 +76,6 @@ export const connectionAction = apiHandler('manageAction', async (request) => {
     }
   }
 });
-
-function hasBody(request: HttpRequest): boolean {
-  return Number(request.headers.get('content-length') ?? '0') > 0;
-}
 
 app.http('manageList', {
   methods: ['GET'],

@@ -5,6 +5,7 @@
  */
 import { createHash, createPrivateKey, X509Certificate } from 'node:crypto';
 import { z } from 'zod';
+import { ncrontabProblem } from './schedule.ts';
 
 /** Every setting the broker reads. `requiredInAzure` ones must be set by infra (checked by the parity test). */
 export const SETTINGS = {
@@ -108,7 +109,10 @@ const envSchema = z.object({
   BROKER_REFRESH_SCHEDULE: z
     .string()
     .trim()
-    .regex(/^\S+( \S+){4,5}$/, 'must be a 5- or 6-field NCRONTAB expression')
+    .superRefine((value, ctx) => {
+      const problem = ncrontabProblem(value);
+      if (problem) ctx.addIssue({ code: 'custom', message: problem });
+    })
     .default('0 */5 * * * *'),
   BROKER_HTTP_TIMEOUT_MS: intFrom(1000, 120_000).default(15_000),
   BROKER_AUTH_MODE: z.enum(['function_key', 'entra']).default('function_key'),

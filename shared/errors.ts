@@ -25,6 +25,7 @@ export const ERROR_CODES = {
   insufficient_scope: 403,
   scope_not_granted: 403,
   payload_too_large: 413,
+  length_required: 411,
   unsupported_media_type: 415,
   store_unavailable: 503,
   store_conflict: 409,

@@ -7,6 +7,7 @@ import type { HttpRequest, HttpResponseInit } from '@azure/functions';
 import { parseCookie } from 'cookie';
 import type { z } from 'zod';
 import { BrokerError, ensureError, isBrokerError } from './errors.ts';
+import { HTTP_STREAMS } from './httpStreams.ts';
 import type { Logger } from './log.ts';
 
 export const NO_STORE = { 'cache-control': 'no-store', pragma: 'no-cache' } as const;
@@ -20,6 +21,7 @@ const TITLES: Record<number, string> = {
   403: 'Forbidden',
   404: 'Not Found',
   409: 'Conflict',
+  411: 'Length Required',
   413: 'Payload Too Large',
   415: 'Unsupported Media Type',
   500: 'Internal Server Error',
@@ -126,22 +128,44 @@ function safeName(key: string): string {
   return /^[A-Za-z0-9_.-]{1,40}$/.test(key) ? key : '(unprintable)';
 }
 
-/** Reads and validates a JSON body: content type, size bound and strict schema. */
-export async function parseJsonBody<T extends z.ZodType>(
-  request: HttpRequest,
-  schema: T,
-  maxBytes = MAX_JSON_BODY_BYTES,
-): Promise<z.infer<T>> {
+/**
+ * Reads the body up to `maxBytes` without buffering more (a streamed body can be far larger than it declares).
+ * A chunked body the host dropped is refused with 411, never read as "no body": without HTTP streams the host
+ * copies a body only when Content-Length > 0 (azure-functions-host `GrpcMessageConversionExtensions.ToRpcHttp`)
+ * yet forwards the `transfer-encoding` header, so an empty body beside that header means the bytes were lost.
+ */
+async function readBodyBytes(request: HttpRequest, maxBytes: number): Promise<Buffer> {
+  const declared = Number(request.headers.get('content-length') ?? '0');
+  if (declared > maxBytes) throw tooLarge(maxBytes);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  if (request.body !== null) {
+    // past the bound the rest is read and dropped, not cancelled: cancelling a streamed request would tear down
+    // the connection the answer has to go back on
+    for await (const chunk of request.body as AsyncIterable<Uint8Array>) {
+      size += chunk.byteLength;
+      if (size <= maxBytes) chunks.push(Buffer.from(chunk));
+    }
+    if (size > maxBytes) throw tooLarge(maxBytes);
+  }
+  if (size === 0 && !HTTP_STREAMS && request.headers.has('transfer-encoding')) {
+    throw new BrokerError(
+      'length_required',
+      'Send the body with a Content-Length header: this host does not pass chunked request bodies on.',
+    );
+  }
+  return Buffer.concat(chunks, size);
+}
+
+function tooLarge(maxBytes: number): BrokerError {
+  return new BrokerError('payload_too_large', `The body may be at most ${maxBytes} bytes.`);
+}
+
+function parseJsonBytes<T extends z.ZodType>(request: HttpRequest, bytes: Buffer, schema: T): z.infer<T> {
   const type = request.headers.get('content-type') ?? '';
   if (!/^application\/(?:[a-z0-9.+-]*\+)?json\s*(?:;|$)/i.test(type)) {
     throw new BrokerError('unsupported_media_type', 'Send the body as application/json.');
   }
-  const declared = Number(request.headers.get('content-length') ?? '0');
-  if (declared > maxBytes)
-    throw new BrokerError('payload_too_large', `The body may be at most ${maxBytes} bytes.`);
-  const bytes = Buffer.from(await request.arrayBuffer());
-  if (bytes.length > maxBytes)
-    throw new BrokerError('payload_too_large', `The body may be at most ${maxBytes} bytes.`);
   let value: unknown;
   try {
     value = JSON.parse(bytes.toString('utf8'));
@@ -153,16 +177,55 @@ export async function parseJsonBody<T extends z.ZodType>(
   return parsed.data;
 }
 
+/** Reads and validates a JSON body: content type, size bound and strict schema. */
+export async function parseJsonBody<T extends z.ZodType>(
+  request: HttpRequest,
+  schema: T,
+  maxBytes = MAX_JSON_BODY_BYTES,
+): Promise<z.infer<T>> {
+  const type = request.headers.get('content-type') ?? '';
+  if (!/^application\/(?:[a-z0-9.+-]*\+)?json\s*(?:;|$)/i.test(type)) {
+    throw new BrokerError('unsupported_media_type', 'Send the body as application/json.');
+  }
+  return parseJsonBytes(request, await readBodyBytes(request, maxBytes), schema);
+}
+
+/**
+ * For routes whose JSON body is optional: undefined when the request carried no bytes at all, decided from the
+ * bytes read (never from Content-Length, which a chunked request does not send).
+ */
+export async function parseOptionalJsonBody<T extends z.ZodType>(
+  request: HttpRequest,
+  schema: T,
+  maxBytes = MAX_JSON_BODY_BYTES,
+): Promise<z.infer<T> | undefined> {
+  const bytes = await readBodyBytes(request, maxBytes);
+  return bytes.length === 0 ? undefined : parseJsonBytes(request, bytes, schema);
+}
+
 /** Rejects any body on routes that take none (a stray body is a client bug worth surfacing). */
 export async function requireEmptyBody(request: HttpRequest): Promise<void> {
-  if (request.body === null) return;
-  const bytes = await request.arrayBuffer();
+  if (request.body === null && !request.headers.has('transfer-encoding')) return;
+  const bytes = await readBodyBytes(request, MAX_JSON_BODY_BYTES).catch((err: unknown) => {
+    if (isBrokerError(err) && err.code === 'payload_too_large') return Buffer.alloc(1);
+    throw err;
+  });
   if (bytes.byteLength > 0) throw new BrokerError('invalid_request', 'This request takes no body.');
 }
 
-/** Parses route params with a strict schema (e.g. the connection name rule). */
+/**
+ * Parses route params with a strict schema (e.g. the connection name rule). Only the schema's own keys are
+ * taken: with HTTP streams the library fills `params` from the host's trigger metadata, which also holds every
+ * query parameter and a JSON body's top-level values (`@azure/functions` `createStreamRequest`; the HTTP
+ * extension's `GetRequestBindingData`). Route values win over both there.
+ */
 export function parseParams<T extends z.ZodType>(request: HttpRequest, schema: T): z.infer<T> {
-  const parsed = schema.safeParse({ ...request.params });
+  const shape = (schema as unknown as { shape?: Record<string, unknown> }).shape;
+  const raw: Record<string, string> = {};
+  for (const [key, value] of Object.entries(request.params)) {
+    if (!shape || Object.hasOwn(shape, key)) raw[key] = value;
+  }
+  const parsed = schema.safeParse(raw);
   if (!parsed.success) throw zodProblem(parsed.error, 'path');
   return parsed.data;
 }

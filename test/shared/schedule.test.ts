@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { ConfigError, parseConfig } from '../../shared/config.ts';
 import { NcrontabError, nextOccurrence, nextOccurrences, parseNcrontab } from '../../shared/schedule.ts';
 
 const next = (expression: string, after: string): string | undefined =>
@@ -104,5 +105,22 @@ void describe('ncrontab next occurrence (UTC)', () => {
   void it('requires both day-of-month and day-of-week to match (NCrontab, not Vixie cron)', () => {
     // Vixie cron would fire on Friday 2026-01-02; NCrontab waits for a Friday the 13th
     assert.equal(next('0 0 0 13 * Fri', '2026-01-01T00:00:00Z'), '2026-02-13T00:00:00.000Z');
+  });
+});
+
+void describe('BROKER_REFRESH_SCHEDULE in the app config', () => {
+  void it('is checked with the same NCRONTAB parser, the error naming the setting', () => {
+    for (const bad of ['0 0 0 L * *', '*/5 * * *', '0 */5 * * * 7', '00:05:00']) {
+      assert.throws(
+        () => parseConfig({ BROKER_REFRESH_SCHEDULE: bad }),
+        (err: unknown) =>
+          err instanceof ConfigError &&
+          err.variables.includes('BROKER_REFRESH_SCHEDULE') &&
+          /NCRONTAB/.test(err.message),
+        bad,
+      );
+    }
+    assert.equal(parseConfig({ BROKER_REFRESH_SCHEDULE: '0 */5 * * * *' }).refreshSchedule, '0 */5 * * * *');
+    assert.equal(parseConfig({ BROKER_REFRESH_SCHEDULE: '*/10 * * * *' }).refreshSchedule, '*/10 * * * *');
   });
 });
