@@ -3,7 +3,7 @@
  * would otherwise phone Application Insights) and its working directory in a fresh temp dir, and stops it.
  *
  *   const azurite = await startAzurite();
- *   BlobServiceClient.fromConnectionString(azurite.connectionString);
+ *   BlobServiceClient.fromConnectionString(azurite.connectionString);   // or { service: 'queue' }
  *   await azurite.stop();
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -22,7 +22,7 @@ export interface AzuriteHandle {
   /** `DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=…;BlobEndpoint=…;` */
   connectionString: string;
   /** `http://127.0.0.1:<port>/devstoreaccount1` */
-  blobEndpoint: string;
+  endpoint: string;
   port: number;
   stop(): Promise<void>;
 }
@@ -30,10 +30,13 @@ export interface AzuriteHandle {
 export interface AzuriteOptions {
   /** How long to wait for the "listens on" line. Default 20 s. */
   startTimeoutMs?: number;
+  /** Which Azurite service to run (default blob); the queue service backs the notification outbox. */
+  service?: 'blob' | 'queue';
 }
 
 export async function startAzurite(options: AzuriteOptions = {}): Promise<AzuriteHandle> {
-  const main = createRequire(import.meta.url).resolve('azurite/dist/src/blob/main.js');
+  const service = options.service ?? 'blob';
+  const main = createRequire(import.meta.url).resolve(`azurite/dist/src/${service}/main.js`);
   const workDir = mkdtempSync(join(tmpdir(), 'azurite-'));
   // Azurite runs under a small watchdog that exits when this process is gone, so a test process killed by
   // its runner (no 'exit' handlers run) cannot leave Azurite behind.
@@ -49,9 +52,9 @@ export async function startAzurite(options: AzuriteOptions = {}): Promise<Azurit
       '-e',
       watchdog,
       '--',
-      '--blobHost',
+      `--${service}Host`,
       '127.0.0.1',
-      '--blobPort',
+      `--${service}Port`,
       '0',
       '--inMemoryPersistence',
       '--extentMemoryLimit',
@@ -76,11 +79,12 @@ export async function startAzurite(options: AzuriteOptions = {}): Promise<Azurit
     rmSync(workDir, { recursive: true, force: true });
     throw err;
   }
-  const blobEndpoint = `http://127.0.0.1:${port}/${AZURITE_ACCOUNT}`;
+  const endpoint = `http://127.0.0.1:${port}/${AZURITE_ACCOUNT}`;
+  const endpointName = service === 'blob' ? 'BlobEndpoint' : 'QueueEndpoint';
   return {
     port,
-    blobEndpoint,
-    connectionString: `DefaultEndpointsProtocol=http;AccountName=${AZURITE_ACCOUNT};AccountKey=${AZURITE_KEY};BlobEndpoint=${blobEndpoint};`,
+    endpoint,
+    connectionString: `DefaultEndpointsProtocol=http;AccountName=${AZURITE_ACCOUNT};AccountKey=${AZURITE_KEY};${endpointName}=${endpoint};`,
     stop: async () => {
       process.removeListener('exit', killOnExit);
       if (child.exitCode === null && child.signalCode === null) {
