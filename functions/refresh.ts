@@ -1,6 +1,7 @@
 import { app, type InvocationContext, type Timer } from '@azure/functions';
 import { createLogger } from '../shared/log.ts';
 import { getRuntime } from '../shared/runtime.ts';
+import { ncrontabProblem } from '../shared/schedule.ts';
 
 /** The sweep: refreshes every connection that is due, from metadata only. A past-due run is a normal run. */
 export async function refresh(timer: Timer, context: InvocationContext): Promise<void> {
@@ -15,6 +16,13 @@ export async function refresh(timer: Timer, context: InvocationContext): Promise
     reason: timer.isPastDue ? 'past_due' : 'scheduled',
   });
 }
+
+// A schedule the host cannot read would only disable this function ("failed indexing"), leaving grants to lapse
+// unnoticed; failing the load instead stops the app at start-up with the setting named.
+const scheduleProblem = process.env.BROKER_REFRESH_SCHEDULE
+  ? ncrontabProblem(process.env.BROKER_REFRESH_SCHEDULE)
+  : undefined;
+if (scheduleProblem) throw new Error(`BROKER_REFRESH_SCHEDULE: ${scheduleProblem}`);
 
 app.timer('refresh', {
   // The host resolves %BROKER_REFRESH_SCHEDULE%; it fails on a missing setting, so fall back when unset.
