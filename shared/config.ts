@@ -215,6 +215,18 @@ export class ConfigError extends Error {
 
 type Env = Record<string, string | undefined>;
 
+const KEY_VAULT_REFERENCE_UNRESOLVED =
+  'Key Vault reference not resolved: check the identity has Key Vault Secrets User/Officer and the secret exists';
+
+/**
+ * App Service leaves a Key Vault reference (`@Microsoft.KeyVault(SecretUri=…)` or `(VaultName=…;SecretName=…)`)
+ * as literal text when it cannot resolve it; any setting can hold one, so every secret-bearing value is checked,
+ * including the settings named by generic providers' `clientSecretSetting`.
+ */
+export function isUnresolvedKeyVaultReference(value: string): boolean {
+  return /^\s*@Microsoft\.KeyVault\s*\(/i.test(value);
+}
+
 /** Parses `env` into a frozen {@link Config}. Pure: tests call it with their own maps. */
 export function parseConfig(env: Env): Readonly<Config> {
   const cleaned: Env = {};
@@ -223,13 +235,8 @@ export function parseConfig(env: Env): Readonly<Config> {
     const value = env[name];
     // Functions app settings cannot be unset once created; an empty string means "not configured".
     if (value === undefined || value === '') continue;
-    // The platform leaves a Key Vault reference as literal text when it cannot resolve it.
-    if (value.startsWith('@Microsoft.KeyVault(')) {
-      unresolved.push({
-        variable: name,
-        reason:
-          'Key Vault reference not resolved: check the identity has Key Vault Secrets User/Officer and the secret exists',
-      });
+    if (isUnresolvedKeyVaultReference(value)) {
+      unresolved.push({ variable: name, reason: KEY_VAULT_REFERENCE_UNRESOLVED });
       continue;
     }
     cleaned[name] = value;
@@ -522,7 +529,12 @@ function parseGenericProviders(
     let credential: ClientCredential = { kind: 'none' };
     if (p.clientAuthMethod !== 'none') {
       const secret = p.clientSecretSetting ? env[p.clientSecretSetting] : undefined;
-      if (!secret) {
+      if (secret && isUnresolvedKeyVaultReference(secret)) {
+        problems.push({
+          variable: p.clientSecretSetting ?? 'BROKER_PROVIDERS',
+          reason: `${name}: ${KEY_VAULT_REFERENCE_UNRESOLVED}`,
+        });
+      } else if (!secret) {
         problems.push({
           variable: p.clientSecretSetting ?? 'BROKER_PROVIDERS',
           reason: `${name}: client secret missing`,
