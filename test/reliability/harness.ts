@@ -130,6 +130,8 @@ export async function startReliabilityHarness(
   const clock = { now: Date.now() };
   const secrets = new SecretScanner();
   secrets.add('client secret', clientSecret);
+  // Every token and code the IdP ever issued, superseded refresh tokens included.
+  secrets.watch(() => idp.issued());
   const broker = new Broker({
     store,
     lock: createMemoryLock(),

@@ -97,6 +97,8 @@ export async function startBrokerHost(opts: BrokerHostOptions = {}): Promise<Bro
   }
   secrets.add('function key', functionKey);
   secrets.add('client secret', clientSecret);
+  // Every token and code the IdP ever issued, superseded refresh tokens included.
+  secrets.watch(() => idp.issued());
   const dataDir = opts.dataDir ?? (await mkdtemp(join(tmpdir(), 'broker-e2e-')));
   const host = await spawnDevHost({
     port,

@@ -60,6 +60,8 @@ export async function startIdpBroker(
   const logs: string[] = [];
   const secrets = new SecretScanner();
   secrets.add('client secret', clientSecret);
+  // Every token and code the IdP ever issued, superseded refresh tokens included.
+  secrets.watch(() => idp.issued());
   const config = parseConfig({
     MICROSOFT_CLIENT_ID: CLIENT_ID,
     MICROSOFT_CLIENT_SECRET: clientSecret,

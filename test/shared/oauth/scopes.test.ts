@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
+  decideRequestedScopes,
   distinctResources,
   isSubsetOfGranted,
   primaryResourceScopes,
@@ -39,5 +40,49 @@ describe('Microsoft scopes', () => {
       ),
       false,
     );
+  });
+
+  describe('the /.default rule', () => {
+    const G = 'https://graph.microsoft.com';
+    const mailOnly = [`${G}/Mail.Send`];
+    it('on a Mail.Send-only connection, Graph .default asks for the granted scope, never for .default', () => {
+      assert.deepEqual(decideRequestedScopes([`${G}/.default`], mailOnly), { ok: true, scopes: mailOnly });
+      // Case-insensitive resource and suffix; short Graph names in the grant count for Graph.
+      assert.deepEqual(
+        decideRequestedScopes(['HTTPS://GRAPH.MICROSOFT.COM/.DEFAULT'], ['Mail.Send', 'User.Read']),
+        {
+          ok: true,
+          scopes: ['Mail.Send', 'User.Read'],
+        },
+      );
+    });
+    it('refuses .default of a resource the connection holds nothing on', () => {
+      for (const other of [
+        'https://ads.microsoft.com/.default',
+        'api://11111111-2222-3333-4444-555555555555/.default',
+      ]) {
+        const d = decideRequestedScopes([other], [...mailOnly, 'openid', 'offline_access']);
+        assert.equal(d.ok, false, other);
+        assert.equal(!d.ok && d.code, 'scope_not_granted');
+      }
+      assert.equal(isSubsetOfGranted(['https://ads.microsoft.com/.default'], mailOnly), false);
+    });
+    it('refuses .default mixed with other scopes (Microsoft does too)', () => {
+      const d = decideRequestedScopes([`${G}/.default`, `${G}/Mail.Send`], mailOnly);
+      assert.equal(!d.ok && d.code, 'invalid_request');
+    });
+    it('passes .default through only when the connection consented to .default itself', () => {
+      assert.deepEqual(decideRequestedScopes([`${G}/.default`], [`${G}/.default`, `${G}/Mail.Send`]), {
+        ok: true,
+        scopes: [`${G}/.default`],
+      });
+    });
+    it('named scopes must each be granted; OIDC scopes are ignored', () => {
+      assert.deepEqual(decideRequestedScopes(['openid', 'Mail.Send'], mailOnly), {
+        ok: true,
+        scopes: ['openid', 'Mail.Send'],
+      });
+      assert.equal(decideRequestedScopes(['Mail.Send', 'Mail.Read'], mailOnly).ok, false);
+    });
   });
 });
