@@ -8,18 +8,18 @@ import { Broker } from '../../../shared/broker/broker.ts';
 import { keyIdOf } from '../../../shared/config.ts';
 import { Keyring, signToken } from '../../../shared/crypto.ts';
 import { BrokerError } from '../../../shared/errors.ts';
-import { createMemoryLock } from '../../../shared/lock/memoryLock.ts';
 import { createLogger } from '../../../shared/log.ts';
 import { createFileStore } from '../../../shared/store/fileStore.ts';
 import type { ConnectionRecord, TokenStore } from '../../../shared/store/types.ts';
 import { SecretScanner } from '../../support/secrets.ts';
-import { ScriptedProvider } from '../../support/scriptedProvider.ts';
+import { CountingLock, GatedProvider } from './fixture.ts';
 
 const HOUR = 3600_000;
 let dir: string;
 let clock: number;
 let store: TokenStore;
-let provider: ScriptedProvider;
+let provider: GatedProvider;
+let lock: CountingLock;
 let broker: Broker;
 let keyring: Keyring;
 const logs: string[] = [];
@@ -40,7 +40,7 @@ function delegateTo(inner: TokenStore): TokenStore {
 function brokerDeps(): ConstructorParameters<typeof Broker>[0] {
   return {
     store,
-    lock: createMemoryLock(),
+    lock,
     providers: new Map([['microsoft', provider]]),
     keyring,
     log: createLogger({}, (_l, line) => logs.push(line)),
@@ -75,7 +75,8 @@ async function seed(over: Partial<ConnectionRecord> = {}, accessTtlMs = HOUR): P
     },
     createdAt: clock,
     updatedAt: clock,
-    refreshedAt: clock,
+    // One-hour tokens: one that expires in `accessTtlMs` was issued an hour before that.
+    refreshedAt: clock + accessTtlMs - HOUR,
     failures: 0,
     revision: 1,
     ...over,
@@ -96,7 +97,8 @@ after(async () => {
 beforeEach(() => {
   clock = Date.UTC(2026, 10, 27, 12);
   store = createFileStore({ dataDir: join(dir, randomBytes(4).toString('hex')) });
-  provider = new ScriptedProvider();
+  provider = new GatedProvider();
+  lock = new CountingLock();
   const key = randomBytes(32);
   keyring = new Keyring([{ kid: keyIdOf(key), key }]);
   broker = new Broker(brokerDeps());
@@ -143,12 +145,25 @@ describe('Broker.getAccessToken', () => {
 
   it('collapses 200 concurrent stale requests into one refresh', async () => {
     await seed({}, 0);
-    provider.queue.push({ delayMs: 30, then: { ok: {} } });
-    const results = await Promise.all(
+    const original = store.get.bind(store);
+    let reads = 0;
+    store.get = (c) => {
+      reads++;
+      return original(c);
+    };
+    const held = provider.hold();
+    const pending = Promise.all(
       Array.from({ length: 200 }, () => broker.getAccessToken('sales-mailbox', caller)),
     );
+    await held.entered;
+    held.release();
+    const results = await pending;
     assert.equal(provider.calls.length, 1);
     assert.equal(new Set(results.map((r) => r.access_token)).size, 1);
+    // The lock and the re-read alone would also give one provider call; single flight is what keeps the
+    // other 199 requests off the lock and the store.
+    assert.equal(lock.acquisitions, 1);
+    assert.equal(reads, 2, 'one read before the lock, one re-read under it');
   });
 
   it('marks needs_reauth on invalid_grant, keeps the record, and answers 409 afterwards', async () => {
@@ -174,12 +189,12 @@ describe('Broker.getAccessToken', () => {
   it('does not mark needs_reauth when the store shows a concurrent rotation', async () => {
     await seed({}, 0);
     provider.queue.push({
-      delayMs: 10,
-      then: { fail: { httpStatus: 400, body: { error: 'invalid_grant', error_codes: [70000] } } },
+      fail: { httpStatus: 400, body: { error: 'invalid_grant', error_codes: [70000] } },
     });
+    const held = provider.hold();
     const pending = broker.getAccessToken('sales-mailbox', caller);
-    // Another instance (not honouring our in-process lock) rotates the token meanwhile.
-    await new Promise((r) => setTimeout(r, 2));
+    // Another instance (not honouring our in-process lock) rotates the token while ours is at the provider.
+    await held.entered;
     const current = await store.get('sales-mailbox');
     assert.ok(current?.tokens);
     await store.put({
@@ -187,6 +202,7 @@ describe('Broker.getAccessToken', () => {
       tokens: { ...current.tokens, refreshToken: 'rt-other-instance-xxxxxxxxxxx' },
       revision: current.revision + 1,
     });
+    held.release();
     await assert.rejects(pending, (e) => code(e) === 'provider_unavailable');
     assert.equal((await store.get('sales-mailbox'))?.status, 'active');
   });

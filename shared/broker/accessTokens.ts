@@ -1,0 +1,132 @@
+/**
+ * @module broker/accessTokens
+ * The caller-facing read. Hot path: a fresh cached token, no store call. Otherwise one collapsed slow path
+ * per connection and scope: read the store, authorise the caller, refresh when due, serve.
+ */
+import { BrokerError } from '../errors.ts';
+import { isSubsetOfGranted, scopeKey } from '../oauth/scopes.ts';
+import type { AccessTokenEntry, ConnectionRecord } from '../store/types.ts';
+import { assertConnectionName } from '../store/validate.ts';
+import type { BrokerContext } from './context.ts';
+import { isTransient } from './failures.ts';
+import { assertUsable, mustGet, pickEntry } from './records.ts';
+import type { Refresher } from './refresher.ts';
+import { tokenFreshness } from './refreshPolicy.ts';
+import { type CacheEntry, cacheKey } from './tokenCache.ts';
+
+export interface Caller {
+  /** `function_key` callers carry no app id; Entra callers carry `azp`/`appid`. */
+  kind: 'function_key' | 'entra';
+  appId?: string;
+}
+
+export interface AccessTokenResponse {
+  access_token: string;
+  token_type: string;
+  expires_at: string;
+  expires_in: number;
+  scope: string;
+  connection: string;
+}
+
+export class AccessTokens {
+  readonly #ctx: BrokerContext;
+  readonly #refresher: Refresher;
+
+  constructor(ctx: BrokerContext, refresher: Refresher) {
+    this.#ctx = ctx;
+    this.#refresher = refresher;
+  }
+
+  async get(name: string, caller: Caller, scopes?: readonly string[]): Promise<AccessTokenResponse> {
+    const ctx = this.#ctx;
+    assertConnectionName(name);
+    const key = scopes && scopes.length > 0 ? scopeKey(scopes) : '';
+    const now = ctx.now();
+    const cached = ctx.cache.fresh(name, key, now, ctx.policy.marginMs);
+    if (cached) {
+      authorizeCaller(cached.allowedCallers, caller, name);
+      return tokenResponse(name, cached.entry, now);
+    }
+    // Authorise before anything that could refresh: a caller outside allowedCallers triggers no provider call.
+    const record = await ctx.flights.run(`read:${name}`, () => mustGet(ctx.store, name));
+    authorizeCaller(record.settings.allowedCallers, caller, name);
+    const served = await ctx.flights.run(`token:${cacheKey(name, key)}`, () =>
+      this.#slow(record, key, scopes),
+    );
+    return tokenResponse(name, served.entry, ctx.now());
+  }
+
+  async #slow(
+    record: ConnectionRecord,
+    key: string,
+    scopes: readonly string[] | undefined,
+  ): Promise<CacheEntry> {
+    const ctx = this.#ctx;
+    const name = record.connection;
+    assertUsable(record);
+    if (scopes && key !== '' && !isSubsetOfGranted(scopes, record.tokens?.grantedScopes ?? [])) {
+      // Only scopes the account consented to; anything else would need a new sign-in.
+      throw new BrokerError(
+        'scope_not_granted',
+        'This connection was not granted those scopes. Reconnect with the wider scopes.',
+        { fields: { connection: name } },
+      );
+    }
+    const current = pickEntry(record, key);
+    if (current && tokenFreshness(current, ctx.now(), ctx.policy.marginMs) === 'fresh') {
+      return this.#remember(record, key, current);
+    }
+    try {
+      const refreshed = await this.#refresher.refresh(name, key === '' ? undefined : scopes, {
+        force: false,
+        reason: current ? 'expiring' : 'no_access_token',
+      });
+      const entry = pickEntry(refreshed, key);
+      if (!entry) throw new BrokerError('provider_error', 'The provider returned no access token.');
+      return this.#remember(refreshed, key, entry);
+    } catch (err) {
+      // A still-valid token is served even though its early refresh failed; an expired one never is.
+      if (
+        current &&
+        tokenFreshness(current, ctx.now(), ctx.policy.marginMs) !== 'expired' &&
+        isTransient(err)
+      ) {
+        ctx.log.warn('token.served_stale', { connection: name, code: (err as BrokerError).code });
+        return { entry: current, allowedCallers: record.settings.allowedCallers };
+      }
+      throw err;
+    }
+  }
+
+  #remember(record: ConnectionRecord, key: string, entry: AccessTokenEntry): CacheEntry {
+    const value: CacheEntry = { entry, allowedCallers: record.settings.allowedCallers };
+    return this.#ctx.cache.remember(
+      record.connection,
+      key,
+      value,
+      this.#ctx.now(),
+      this.#ctx.policy.marginMs,
+    );
+  }
+}
+
+/** An empty or absent allow-list admits every authenticated caller; app ids compare case-insensitively. */
+export function authorizeCaller(allowed: readonly string[] | undefined, caller: Caller, name: string): void {
+  if (!allowed || allowed.length === 0) return;
+  if (caller.appId && allowed.some((id) => id.toLowerCase() === caller.appId?.toLowerCase())) return;
+  throw new BrokerError('forbidden', 'This caller may not read this connection.', {
+    fields: { connection: name, caller: caller.appId ?? caller.kind },
+  });
+}
+
+export function tokenResponse(name: string, entry: AccessTokenEntry, now: number): AccessTokenResponse {
+  return {
+    access_token: entry.accessToken,
+    token_type: entry.tokenType,
+    expires_at: new Date(entry.expiresAt).toISOString(),
+    expires_in: Math.max(0, Math.floor((entry.expiresAt - now) / 1000)),
+    scope: entry.scope,
+    connection: name,
+  };
+}

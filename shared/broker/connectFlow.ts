@@ -1,0 +1,193 @@
+/**
+ * @module broker/connectFlow
+ * The browser connect flow: a valid link starts a PKCE authorization request and sets a sealed login cookie
+ * (state, nonce, verifier); the callback checks that cookie against the returned state once, redeems the
+ * code, checks the pinned identity and stores the tokens.
+ */
+import * as oauth from 'oauth4webapi';
+import { constantTimeEqual, seal, unseal } from '../crypto.ts';
+import { BrokerError } from '../errors.ts';
+import type { ProviderClient } from '../oauth/provider.ts';
+import type { ConnectedIdentity, ConnectionSettings } from '../store/types.ts';
+import { assertConnectionName } from '../store/validate.ts';
+import type { BrokerContext } from './context.ts';
+import { checkLink, checkLinkInstance } from './links.ts';
+import { connected, mustGet, providerFor } from './records.ts';
+import { STATE_COOKIE_MAX_AGE_SECONDS, STATE_COOKIE_NAME } from './stateCookie.ts';
+import { UsedStates } from './usedStates.ts';
+
+export interface ConnectStart {
+  redirectUrl: string;
+  cookie: { name: string; value: string; maxAgeSeconds: number };
+}
+
+export interface CallbackResult {
+  connection: string;
+  username?: string;
+}
+
+/** The sealed login cookie's content. */
+export interface StatePayload {
+  c: string;
+  p: string;
+  s: string;
+  n: string;
+  v: string;
+  exp: number;
+  scopes: string[];
+}
+
+export class ConnectFlow {
+  readonly #ctx: BrokerContext;
+  readonly #used = new UsedStates();
+
+  constructor(ctx: BrokerContext) {
+    this.#ctx = ctx;
+  }
+
+  async begin(name: string, link: string): Promise<ConnectStart> {
+    const ctx = this.#ctx;
+    assertConnectionName(name);
+    const payload = checkLink(ctx.keyring, name, link, ctx.now());
+    const record = await mustGet(ctx.store, name);
+    checkLinkInstance(payload, record);
+    const provider = providerFor(ctx.providers, record.settings.provider);
+    const scopes = provider.loginScopes(record.settings.scopes);
+    const verifier = oauth.generateRandomCodeVerifier();
+    const state: StatePayload = {
+      c: name,
+      p: record.settings.provider,
+      s: oauth.generateRandomState(),
+      n: oauth.generateRandomNonce(),
+      v: verifier,
+      exp: ctx.now() + STATE_COOKIE_MAX_AGE_SECONDS * 1000,
+      scopes,
+    };
+    const params: Parameters<ProviderClient['authorizationUrl']>[0] = {
+      scopes,
+      state: state.s,
+      nonce: state.n,
+      codeChallenge: await oauth.calculatePKCECodeChallenge(verifier),
+    };
+    if (record.settings.expectedIdentity?.username)
+      params.loginHint = record.settings.expectedIdentity.username;
+    const url = provider.authorizationUrl(params);
+    ctx.log.info('connect.started', { connection: name, provider: provider.name });
+    return {
+      redirectUrl: url.href,
+      cookie: {
+        name: STATE_COOKIE_NAME,
+        value: seal(ctx.keyring, 'state-cookie', state, STATE_COOKIE_NAME),
+        maxAgeSeconds: STATE_COOKIE_MAX_AGE_SECONDS,
+      },
+    };
+  }
+
+  /** Finishes the connect flow: checks the sealed state, redeems the code, pins the identity, stores tokens. */
+  async complete(query: URLSearchParams, cookie: string | undefined): Promise<CallbackResult> {
+    const ctx = this.#ctx;
+    const state = this.#checkState(query, cookie);
+    const record = await mustGet(ctx.store, state.c);
+    if (record.settings.provider !== state.p) {
+      throw new BrokerError(
+        'invalid_state',
+        'The connection changed while you were signing in. Open a new link.',
+        {
+          detail: 'provider changed',
+        },
+      );
+    }
+    const provider = providerFor(ctx.providers, state.p);
+    const result = await provider.redeemCode({
+      callbackParams: query,
+      expectedState: state.s,
+      nonce: state.n,
+      codeVerifier: state.v,
+      scopes: state.scopes,
+    });
+    if (!result.refreshToken) {
+      throw new BrokerError(
+        'provider_error',
+        'The provider did not return a refresh token (was offline_access granted?).',
+        { detail: 'no refresh token in code response', fields: { connection: state.c } },
+      );
+    }
+    checkIdentity(record.settings.expectedIdentity, result.identity, state.c);
+    const refreshToken = result.refreshToken;
+    const saved = await ctx.lock.withLock(state.c, async () => {
+      const latest = (await ctx.store.get(state.c)) ?? record;
+      const next = connected(latest, result, refreshToken, ctx.now(), state.scopes, result.identity);
+      await ctx.store.put(next);
+      return next;
+    });
+    ctx.cache.forget(state.c);
+    ctx.log.info('connect.completed', { connection: state.c, provider: provider.name, outcome: 'connected' });
+    const out: CallbackResult = { connection: saved.connection };
+    if (saved.identity?.username) out.username = saved.identity.username;
+    return out;
+  }
+
+  /** The login cookie's state when it opens, is current, matches the returned `state` and was not used. */
+  #checkState(query: URLSearchParams, cookie: string | undefined): StatePayload {
+    const ctx = this.#ctx;
+    if (!cookie) {
+      throw new BrokerError(
+        'invalid_state',
+        'This sign-in was not started from this browser, or took too long. Open the connect link again.',
+        { detail: 'state cookie missing' },
+      );
+    }
+    const state = unseal(ctx.keyring, 'state-cookie', cookie, STATE_COOKIE_NAME) as StatePayload | undefined;
+    if (!state || typeof state.s !== 'string' || !Array.isArray(state.scopes)) {
+      throw new BrokerError(
+        'invalid_state',
+        'This sign-in could not be verified. Open the connect link again.',
+        {
+          detail: 'state cookie invalid',
+        },
+      );
+    }
+    const now = ctx.now();
+    if (now >= state.exp) {
+      throw new BrokerError('invalid_state', 'This sign-in took too long. Open the connect link again.', {
+        detail: 'state cookie expired',
+      });
+    }
+    const returnedState = query.get('state');
+    if (returnedState === null || !constantTimeEqual(returnedState, state.s)) {
+      throw new BrokerError(
+        'invalid_state',
+        'This sign-in response does not belong to this browser session.',
+        {
+          detail: 'state mismatch',
+          fields: { connection: state.c },
+        },
+      );
+    }
+    this.#used.consume(state.s, state.exp, now);
+    return state;
+  }
+}
+
+/** Throws unless the verified identity matches every part of the expected one that is set. */
+export function checkIdentity(
+  expected: ConnectionSettings['expectedIdentity'],
+  actual: ConnectedIdentity | undefined,
+  connection: string,
+): void {
+  if (!expected || (!expected.tenantId && !expected.objectId && !expected.username)) return;
+  const same = (a: string | undefined, b: string | undefined) =>
+    a !== undefined && b !== undefined && constantTimeEqual(a.toLowerCase(), b.toLowerCase());
+  const ok =
+    actual !== undefined &&
+    (!expected.tenantId || same(expected.tenantId, actual.tenantId)) &&
+    (!expected.objectId || same(expected.objectId, actual.objectId)) &&
+    (!expected.username || same(expected.username, actual.username));
+  if (!ok) {
+    throw new BrokerError(
+      'identity_mismatch',
+      'You signed in with a different account than this connection expects. Sign out at the provider and use the expected account.',
+      { detail: actual ? 'pinned identity differs' : 'no verified identity', fields: { connection } },
+    );
+  }
+}

@@ -1,0 +1,123 @@
+/**
+ * @module broker/connections
+ * Connection administration: create or change settings, read, list, delete, and import an existing refresh
+ * token. Every write runs under the connection lock and forgets the connection's cached tokens.
+ */
+import { BrokerError } from '../errors.ts';
+import { ProviderFailure, type TokenResult } from '../oauth/provider.ts';
+import type { ConnectionRecord, ConnectionSettings } from '../store/types.ts';
+import { assertConnectionName } from '../store/validate.ts';
+import type { BrokerContext } from './context.ts';
+import { connected, mustGet, providerFor, unknownConnection } from './records.ts';
+import { type ConnectionSummary, type ConnectionView, connectionView, summaryView } from './views.ts';
+
+export class Connections {
+  readonly #ctx: BrokerContext;
+
+  constructor(ctx: BrokerContext) {
+    this.#ctx = ctx;
+  }
+
+  async upsert(
+    name: string,
+    settings: ConnectionSettings,
+  ): Promise<{ created: boolean; view: ConnectionView }> {
+    const ctx = this.#ctx;
+    assertConnectionName(name);
+    const provider = providerFor(ctx.providers, settings.provider);
+    const scopes = settings.scopes.length > 0 ? settings.scopes : [...provider.defaultScopes];
+    const normalised: ConnectionSettings = { ...settings, scopes };
+    // Not collapsed by single flight: two different PUTs must both apply, in lock order.
+    return ctx.lock.withLock(name, async () => {
+      const existing = await ctx.store.get(name);
+      const record = settingsApplied(existing, name, normalised, ctx.now());
+      await ctx.store.put(record);
+      ctx.cache.forget(name);
+      ctx.log.info('connection.saved', {
+        connection: name,
+        provider: normalised.provider,
+        outcome: existing ? 'updated' : 'created',
+      });
+      return { created: !existing, view: connectionView(record) };
+    });
+  }
+
+  async get(name: string): Promise<ConnectionView> {
+    return connectionView(await mustGet(this.#ctx.store, name));
+  }
+
+  async list(): Promise<ConnectionSummary[]> {
+    const list = await this.#ctx.store.listMetadata();
+    return list.sort((a, b) => a.connection.localeCompare(b.connection)).map(summaryView);
+  }
+
+  async delete(name: string): Promise<void> {
+    const ctx = this.#ctx;
+    assertConnectionName(name);
+    const deleted = await ctx.lock.withLock(name, () => ctx.store.delete(name));
+    ctx.cache.forget(name);
+    if (!deleted) throw unknownConnection();
+    ctx.log.info('connection.deleted', { connection: name });
+  }
+
+  /** Stores an existing refresh token (migration from a manual setup) after proving it works. */
+  async importRefreshToken(name: string, refreshToken: string): Promise<ConnectionView> {
+    const ctx = this.#ctx;
+    const record = await mustGet(ctx.store, name);
+    const provider = providerFor(ctx.providers, record.settings.provider);
+    let result: TokenResult;
+    try {
+      result = await provider.refresh(refreshToken, record.settings.scopes);
+    } catch (err) {
+      if (err instanceof ProviderFailure && err.failure.kind === 'reauth') {
+        throw new BrokerError(
+          'invalid_request',
+          'The provider rejected this refresh token; nothing was stored.',
+          {
+            detail: 'import refresh rejected',
+            fields: err.fields,
+          },
+        );
+      }
+      throw err;
+    }
+    const updated = await ctx.lock.withLock(name, async () => {
+      const latest = (await ctx.store.get(name)) ?? record;
+      const next = connected(latest, result, refreshToken, ctx.now(), latest.settings.scopes, undefined);
+      await ctx.store.put(next);
+      return next;
+    });
+    ctx.cache.forget(name);
+    ctx.log.info('connection.imported', { connection: name, provider: record.settings.provider });
+    return connectionView(updated);
+  }
+}
+
+/** The record after an admin saves `settings`: new, or changed in place (a provider change drops tokens). */
+export function settingsApplied(
+  existing: ConnectionRecord | undefined,
+  name: string,
+  settings: ConnectionSettings,
+  now: number,
+): ConnectionRecord {
+  if (!existing) {
+    return {
+      v: 1,
+      connection: name,
+      settings,
+      status: 'pending',
+      createdAt: now,
+      updatedAt: now,
+      failures: 0,
+      revision: 1,
+    };
+  }
+  const record: ConnectionRecord = { ...existing, settings, updatedAt: now, revision: existing.revision + 1 };
+  if (existing.settings.provider !== settings.provider) {
+    // Tokens from another provider are meaningless now: back to pending until someone connects.
+    delete record.tokens;
+    delete record.identity;
+    record.status = 'pending';
+  }
+  return record;
+}

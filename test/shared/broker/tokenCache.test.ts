@@ -1,0 +1,37 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { TokenCache } from '../../../shared/broker/tokenCache.ts';
+import type { AccessTokenEntry } from '../../../shared/store/types.ts';
+
+const MARGIN = 5 * 60_000;
+const entry = (expiresAt: number): AccessTokenEntry => ({
+  accessToken: 'at',
+  tokenType: 'Bearer',
+  expiresAt,
+  scope: 's',
+});
+
+describe('TokenCache', () => {
+  it('keeps and serves only fresh tokens', () => {
+    const cache = new TokenCache();
+    cache.remember('a', '', { entry: entry(1_000_000), allowedCallers: ['x'] }, 0, MARGIN);
+    assert.deepEqual(cache.fresh('a', '', 0, MARGIN)?.allowedCallers, ['x']);
+    // Inside the margin it is due: not served from the cache any more.
+    assert.equal(cache.fresh('a', '', 1_000_000 - MARGIN, MARGIN), undefined);
+    const due = cache.remember('b', '', { entry: entry(MARGIN), allowedCallers: undefined }, 0, MARGIN);
+    assert.equal(due.entry.expiresAt, MARGIN, 'returned even when not kept');
+    assert.equal(cache.fresh('b', '', 0, MARGIN), undefined);
+  });
+
+  it('forgets every scope of one connection and nothing of another', () => {
+    const cache = new TokenCache();
+    const value = { entry: entry(1_000_000), allowedCallers: undefined };
+    cache.remember('a', '', value, 0, MARGIN);
+    cache.remember('a', 'https://ads/x', value, 0, MARGIN);
+    cache.remember('a-b', '', value, 0, MARGIN);
+    cache.forget('a');
+    assert.equal(cache.fresh('a', '', 0, MARGIN), undefined);
+    assert.equal(cache.fresh('a', 'https://ads/x', 0, MARGIN), undefined);
+    assert.ok(cache.fresh('a-b', '', 0, MARGIN));
+  });
+});
