@@ -1,7 +1,9 @@
 /**
- * Two dev-host processes = two Functions instances of one deployment: same Key Vault (the HTTPS double, via the
- * real SDK), same storage account (Azurite, blob leases), same BROKER_KEYS, one public hostname, one demo IdP.
- * Used by the multi-instance test and the stampede benchmark.
+ * One deployment as Flex Consumption runs it: two dev-host processes in instance group `http`
+ * (FUNCTIONS_TARGET_GROUP=http: they serve every HTTP function and fire no timer) and one in group
+ * `function:refresh` (it runs the sweep and serves no HTTP route), all sharing one Key Vault (the HTTPS double,
+ * via the real SDK), one storage account (Azurite, blob leases), one BROKER_KEYS, one public hostname and one demo
+ * IdP. Used by the multi-instance tests and the stampede benchmark.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -20,20 +22,35 @@ export interface TwoInstances {
   idp: DemoIdp;
   /** The shared Key Vault store, read directly (as an admin inspecting the vault would). */
   store: TokenStore;
+  /** The two instances of group `http`. */
   a: BrokerHost;
   b: BrokerHost;
+  /** The instance of group `function:refresh` (the sweep), when started. */
+  timer: BrokerHost | undefined;
+  /** Runs the sweep once on the timer instance and resolves when it finished (the host's admin API). */
+  runSweep(): Promise<void>;
   close(): Promise<void>;
+}
+
+export interface InstancesOptions {
+  /** Settings for every instance (win over the defaults). */
+  env?: Record<string, string>;
+  /** Extra settings for the timer instance only (e.g. a skewed test clock). */
+  timerEnv?: Record<string, string>;
+  /** Start the `function:refresh` instance (default true). */
+  withTimer?: boolean;
 }
 
 export async function startTwoInstances(
   idpOptions: Partial<Omit<StartDemoIdpOptions, 'clients'>> = {},
+  options: InstancesOptions = {},
 ): Promise<TwoInstances> {
   const tmp = await mkdtemp(join(tmpdir(), 'two-instances-'));
   const kv = await startKeyVaultDouble();
   const azurite = await startAzurite();
   const caFile = join(tmp, 'kv-ca.pem');
   await writeFile(caFile, kv.ca);
-  const [portA, portB] = [await freePort(), await freePort()];
+  const [portA, portB, portTimer] = [await freePort(), await freePort(), await freePort()];
   const publicBaseUrl = `http://localhost:${portA}`;
   const clientSecret = randomBytes(24).toString('base64url');
   const idp = await startDemoIdp({
@@ -51,11 +68,28 @@ export async function startTwoInstances(
     KEY_VAULT_TEST_BEARER_TOKEN: kv.token,
     NODE_EXTRA_CA_CERTS: caFile,
     AzureWebJobsStorage: azurite.connectionString,
+    ...options.env,
   };
-  const shared = { sharedIdp: { idp, clientSecret }, env, store, publicBaseUrl, brokerKey: randomBytes(32) };
-  const [a, b] = await Promise.all([
-    startBrokerHost({ ...shared, port: portA }),
-    startBrokerHost({ ...shared, port: portB }),
+  const shared = { sharedIdp: { idp, clientSecret }, store, publicBaseUrl, brokerKey: randomBytes(32) };
+  const httpEnv = { ...env, FUNCTIONS_TARGET_GROUP: 'http' };
+  const [a, b, timer] = await Promise.all([
+    startBrokerHost({ ...shared, env: httpEnv, port: portA }),
+    startBrokerHost({ ...shared, env: httpEnv, port: portB }),
+    options.withTimer === false
+      ? undefined
+      : startBrokerHost({
+          ...shared,
+          port: portTimer,
+          env: {
+            ...env,
+            FUNCTIONS_TARGET_GROUP: 'function:refresh',
+            // the listener runs as on Flex, on a schedule that never comes during a test: tests run the sweep
+            // through the admin API and wait for it
+            DEVHOST_TIMERS: 'on',
+            BROKER_REFRESH_SCHEDULE: '0 0 0 1 1 *',
+            ...options.timerEnv,
+          },
+        }),
   ]);
   return {
     kv,
@@ -64,8 +98,22 @@ export async function startTwoInstances(
     store,
     a,
     b,
+    timer,
+    async runSweep() {
+      if (!timer) throw new Error('started without the timer instance');
+      const res = await fetch(`${timer.baseUrl}/admin/functions/refresh`, {
+        method: 'POST',
+        headers: {
+          'x-functions-key': timer.functionKey,
+          'x-devhost-wait': 'true',
+          'content-type': 'application/json',
+        },
+        body: '{}',
+      });
+      if (res.status !== 202) throw new Error(`sweep: ${res.status}`);
+    },
     async close() {
-      await Promise.all([a.close(), b.close()]);
+      await Promise.all([a.close(), b.close(), timer?.close()]);
       await idp.close();
       await azurite.stop();
       await kv.close();
