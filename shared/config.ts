@@ -40,6 +40,8 @@ export const SETTINGS = {
   BROKER_AUTH_JWKS_URL: { requiredInAzure: false, secret: false },
   BROKER_AUTH_CALLER_ROLE: { requiredInAzure: false, secret: false },
   BROKER_AUTH_ADMIN_ROLE: { requiredInAzure: false, secret: false },
+  BROKER_CONSOLE_CLIENT_ID: { requiredInAzure: false, secret: false },
+  BROKER_CONSOLE_SCOPE: { requiredInAzure: false, secret: false },
   BROKER_ALLOW_INSECURE_HTTP: { requiredInAzure: false, secret: false },
   /** TEST-ONLY (refused unless the vault URL is loopback): reach the local Key Vault double from another process. */
   KEY_VAULT_DISABLE_CHALLENGE_RESOURCE_VERIFICATION: { requiredInAzure: false, secret: false },
@@ -122,6 +124,12 @@ const envSchema = z.object({
   BROKER_AUTH_JWKS_URL: z.url().optional(),
   BROKER_AUTH_CALLER_ROLE: nonEmpty.default('Tokens.Read'),
   BROKER_AUTH_ADMIN_ROLE: nonEmpty.default('Connections.Manage'),
+  BROKER_CONSOLE_CLIENT_ID: z
+    .string()
+    .trim()
+    .regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, 'must be a GUID')
+    .optional(),
+  BROKER_CONSOLE_SCOPE: nonEmpty.optional(),
   BROKER_ALLOW_INSECURE_HTTP: bool,
   KEY_VAULT_DISABLE_CHALLENGE_RESOURCE_VERIFICATION: bool,
   KEY_VAULT_TEST_BEARER_TOKEN: z.string().optional(),
@@ -202,6 +210,8 @@ export interface Config {
   httpTimeoutMs: number;
   auth: CallerAuthConfig;
   allowInsecureHttp: boolean;
+  /** Entra mode with BROKER_CONSOLE_CLIENT_ID: how the admin console signs admins in (public values only). */
+  console?: { clientId: string; authority: string; scope: string };
 }
 
 export class ConfigError extends Error {
@@ -379,6 +389,13 @@ export function parseConfig(env: Env): Readonly<Config> {
     auth,
     allowInsecureHttp: insecure,
   };
+  if (auth.mode === 'entra' && e.BROKER_CONSOLE_CLIENT_ID && e.BROKER_AUTH_TENANT_ID && auth.audience) {
+    config.console = {
+      clientId: e.BROKER_CONSOLE_CLIENT_ID,
+      authority: `${e.MICROSOFT_AUTHORITY_HOST}/${e.BROKER_AUTH_TENANT_ID}`,
+      scope: e.BROKER_CONSOLE_SCOPE ?? `${auth.audience.split(',')[0]?.trim() ?? ''}/.default`,
+    };
+  }
   return deepFreeze(config);
 }
 

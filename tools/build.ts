@@ -20,5 +20,22 @@ const result = await build({
   metafile: true,
   define: { 'process.env.BROKER_BUILD_VERSION': JSON.stringify(pkg.version) },
 });
+// The admin console's browser bundle, served by functions/console.ts from dist/console/ (flat names: the asset
+// route accepts no path). MSAL Browser sits in its own chunk, loaded only in Entra mode.
+const client = join(root, 'shared', 'console', 'client');
+await build({
+  entryPoints: ['app.ts', 'redirect.ts', 'app.css'].map((f) => join(client, f)),
+  outdir: join(root, 'dist', 'console'),
+  entryNames: '[name]',
+  chunkNames: '[name]-[hash]',
+  bundle: true,
+  splitting: true,
+  format: 'esm',
+  platform: 'browser',
+  target: ['chrome120', 'firefox120', 'safari17'],
+  minify: true,
+  legalComments: 'eof',
+  logLevel: 'warning',
+});
 const bytes = Object.values(result.metafile.outputs).reduce((n, o) => n + o.bytes, 0);
 if (process.argv.includes('--verbose')) console.log(`built ${entryPoints.length} functions, ${bytes} bytes`);
