@@ -31,6 +31,7 @@ export const SETTINGS = {
   BROKER_REFRESH_MARGIN_SECONDS: { requiredInAzure: false, secret: false },
   BROKER_KEEPALIVE_DAYS: { requiredInAzure: false, secret: false },
   BROKER_SWEEP_CONCURRENCY: { requiredInAzure: false, secret: false },
+  BROKER_CACHE_COHERENCE_SECONDS: { requiredInAzure: false, secret: false },
   BROKER_REFRESH_SCHEDULE: { requiredInAzure: true, secret: false },
   BROKER_HTTP_TIMEOUT_MS: { requiredInAzure: false, secret: false },
   BROKER_AUTH_MODE: { requiredInAzure: true, secret: false },
@@ -108,6 +109,8 @@ const envSchema = z.object({
   BROKER_REFRESH_MARGIN_SECONDS: intFrom(30, 3600).default(300),
   BROKER_KEEPALIVE_DAYS: intFrom(1, 80).default(7),
   BROKER_SWEEP_CONCURRENCY: intFrom(1, 64).default(32),
+  /** How long an instance serves a cached token before re-reading the store (changes made by other instances). */
+  BROKER_CACHE_COHERENCE_SECONDS: intFrom(0, 60).default(30),
   BROKER_REFRESH_SCHEDULE: z
     .string()
     .trim()
@@ -206,6 +209,7 @@ export interface Config {
   refreshMarginMs: number;
   keepAliveMs: number;
   sweepConcurrency: number;
+  cacheCoherenceMs: number;
   refreshSchedule: string;
   httpTimeoutMs: number;
   auth: CallerAuthConfig;
@@ -384,6 +388,7 @@ export function parseConfig(env: Env): Readonly<Config> {
     refreshMarginMs: e.BROKER_REFRESH_MARGIN_SECONDS * 1000,
     keepAliveMs: e.BROKER_KEEPALIVE_DAYS * 24 * 3600 * 1000,
     sweepConcurrency: e.BROKER_SWEEP_CONCURRENCY,
+    cacheCoherenceMs: e.BROKER_CACHE_COHERENCE_SECONDS * 1000,
     refreshSchedule: e.BROKER_REFRESH_SCHEDULE,
     httpTimeoutMs: e.BROKER_HTTP_TIMEOUT_MS,
     auth,

@@ -85,6 +85,7 @@ export async function buildRuntime(config: Readonly<Config>, log: Logger = creat
     linkTtlSeconds: config.linkTtlSeconds,
     policy: { marginMs: config.refreshMarginMs, keepAliveMs: config.keepAliveMs },
     sweepConcurrency: config.sweepConcurrency,
+    cacheCoherenceMs: config.cacheCoherenceMs,
   });
   return {
     config,

@@ -23,18 +23,25 @@ export interface BrokerDeps {
   linkTtlSeconds: number;
   policy: RefreshPolicy;
   sweepConcurrency: number;
+  /** How long a cached token is trusted without a store read (changes made by other instances), default 30 s. */
+  cacheCoherenceMs?: number;
   now?: () => number;
   random?: () => number;
 }
 
 export interface BrokerContext extends Readonly<BrokerDeps> {
   readonly now: () => number;
-  /** Access tokens served without a store read while fresh; every write to a connection forgets its entries. */
+  /** Tokens served without a store read while fresh and within the coherence bound; local writes forget them. */
   readonly cache: TokenCache;
   /** In-process single flight: concurrent identical reads and refreshes share one promise. */
   readonly flights: SingleFlight;
 }
 
 export function createBrokerContext(deps: BrokerDeps): BrokerContext {
-  return { ...deps, now: deps.now ?? Date.now, cache: new TokenCache(), flights: new SingleFlight() };
+  return {
+    ...deps,
+    now: deps.now ?? Date.now,
+    cache: new TokenCache(deps.cacheCoherenceMs),
+    flights: new SingleFlight(),
+  };
 }

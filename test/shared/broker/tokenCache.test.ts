@@ -4,6 +4,7 @@ import { TokenCache } from '../../../shared/broker/tokenCache.ts';
 import type { AccessTokenEntry } from '../../../shared/store/types.ts';
 
 const MARGIN = 5 * 60_000;
+const HOUR_MS = 3_600_000;
 const entry = (expiresAt: number): AccessTokenEntry => ({
   accessToken: 'at',
   tokenType: 'Bearer',
@@ -33,5 +34,21 @@ describe('TokenCache', () => {
     assert.equal(cache.fresh('a', '', 0, MARGIN), undefined);
     assert.equal(cache.fresh('a', 'https://ads/x', 0, MARGIN), undefined);
     assert.ok(cache.fresh('a-b', '', 0, MARGIN));
+  });
+});
+
+describe('TokenCache coherence bound', () => {
+  it('trusts an entry for the bound after its store read, not a millisecond longer', () => {
+    const cache = new TokenCache(10_000);
+    cache.remember('a', '', { entry: entry(HOUR_MS), allowedCallers: undefined }, 1_000, MARGIN);
+    assert.ok(cache.fresh('a', '', 1_000 + 9_999, MARGIN));
+    assert.equal(cache.fresh('a', '', 1_000 + 10_000, MARGIN), undefined);
+    assert.equal(cache.fresh('a', '', 999, MARGIN), undefined, 'a clock that went back is not trusted');
+  });
+
+  it('keeps nothing with a bound of 0', () => {
+    const cache = new TokenCache(0);
+    cache.remember('a', '', { entry: entry(HOUR_MS), allowedCallers: undefined }, 0, MARGIN);
+    assert.equal(cache.fresh('a', '', 0, MARGIN), undefined);
   });
 });
