@@ -7,7 +7,46 @@ targetScope = 'subscription'
 @maxLength(64)
 param environmentName string
 
+// Regions that offer Flex Consumption, as the official azd Flex template lists them
+// (Azure-Samples/functions-quickstart-typescript-azd infra/main.bicep). azd offers only these when it asks for a
+// location, and ARM refuses any other value before creating anything; infra/hooks/preprovision.js checks
+// AZURE_LOCATION against the same list (infra/flex-regions.json) with a message that says why. Refresh both with
+// `az functionapp list-flexconsumption-locations --query "sort_by(@, &name)[].name"`.
 @description('Azure region for every resource (must offer Flex Consumption).')
+@allowed([
+  'australiaeast'
+  'australiasoutheast'
+  'brazilsouth'
+  'canadacentral'
+  'centralindia'
+  'centralus'
+  'eastasia'
+  'eastus'
+  'eastus2'
+  'eastus2euap'
+  'francecentral'
+  'germanywestcentral'
+  'italynorth'
+  'japaneast'
+  'koreacentral'
+  'northcentralus'
+  'northeurope'
+  'norwayeast'
+  'southafricanorth'
+  'southcentralus'
+  'southeastasia'
+  'southindia'
+  'spaincentral'
+  'swedencentral'
+  'uaenorth'
+  'uksouth'
+  'ukwest'
+  'westcentralus'
+  'westeurope'
+  'westus'
+  'westus2'
+  'westus3'
+])
 @metadata({ azd: { type: 'location' } })
 param location string
 
@@ -23,9 +62,14 @@ param principalId string = ''
 ])
 param principalType string = ''
 
-@description('BROKER_KEYS: comma-separated base64url keys of >= 32 random bytes. Generated once per azd environment by infra/hooks/preprovision.js.')
+// azd generates this once (64 letters and digits = 381 random bits, valid base64url of 48 bytes) and keeps it in
+// .azure/<env>/config.json (`infra.parameters.brokerKeys`, a reference into azd's local secret store), so no
+// `azd up` ever prompts for it and later provisions reuse it (Azure/azure-dev bicep_provider.go ensureParameters).
+// A non-empty BROKER_KEYS in the azd environment wins: that is how keys are rotated on purpose (docs/deploy.md).
+@description('BROKER_KEYS: comma-separated base64url keys of >= 32 random bytes (first signs, all verify).')
 @secure()
 @minLength(43)
+@metadata({ azd: { type: 'generate', config: { length: 64, noSpecial: true } } })
 param brokerKeys string
 
 @description('Application (client) id of the Entra app registration. Empty on the first `azd up` (the redirect URI is not known yet).')
@@ -64,8 +108,16 @@ param brokerAuthAudience string = ''
 @description('NCRONTAB schedule of the refresh sweep.')
 param refreshSchedule string = '0 */5 * * * *'
 
-@description('E-mail for refresh-failure alerts; empty = no alert and no action group.')
+@description('E-mail for the alerts (refresh failing, sweep silent); empty = no alerts and no action group.')
 param alertEmail string = ''
+
+@description('Minutes without a completed sweep before the silent-sweep alert fires; 0 = three schedule periods, derived from refreshSchedule.')
+@minValue(0)
+@maxValue(2880)
+param sweepAlertMinutes int = 0
+
+@description('Private networking: VNet integration for the app, private endpoints + private DNS for storage (blob, table) and Key Vault, public network access to both disabled.')
+param vnetEnabled bool = false
 
 @description('Memory per Flex instance in MB.')
 @allowed([
@@ -147,6 +199,7 @@ module storage 'modules/storage.bicep' = {
     location: location
     tags: tags
     deploymentContainerName: deploymentContainerName
+    privateOnly: vnetEnabled
   }
 }
 
@@ -161,6 +214,19 @@ module keyVault 'modules/keyvault.bicep' = {
     softDeleteRetentionInDays: keyVaultSoftDeleteRetentionDays
     brokerKeys: brokerKeys
     microsoftClientSecret: microsoftClientSecret
+    privateOnly: vnetEnabled
+  }
+}
+
+module network 'modules/network.bicep' = if (vnetEnabled) {
+  name: 'network'
+  scope: rg
+  params: {
+    name: '${abbrs.networkVirtualNetworks}${resourceToken}'
+    location: location
+    tags: tags
+    storageAccountName: storage.outputs.name
+    keyVaultName: keyVault.outputs.name
   }
 }
 
@@ -181,6 +247,7 @@ module functionApp 'modules/functionapp.bicep' = {
   name: 'functionapp'
   scope: rg
   // The app's first start resolves Key Vault references and opens host storage as the identity: roles first.
+  // With private networking the subnet id below also orders it after the private endpoints and DNS records.
   dependsOn: [
     rbac
   ]
@@ -209,6 +276,7 @@ module functionApp 'modules/functionapp.bicep' = {
     brokerAuthMode: brokerAuthMode
     brokerAuthAudience: brokerAuthAudience
     refreshSchedule: refreshSchedule
+    virtualNetworkSubnetId: vnetEnabled ? network!.outputs.appSubnetId : ''
   }
 }
 
@@ -218,6 +286,9 @@ module alerts 'modules/alerts.bicep' = if (!empty(alertEmail)) {
   params: {
     actionGroupName: '${abbrs.insightsActionGroups}${resourceToken}'
     alertRuleName: '${abbrs.insightsScheduledQueryRules}refresh-${resourceToken}'
+    sweepAlertRuleName: '${abbrs.insightsScheduledQueryRules}sweep-${resourceToken}'
+    refreshSchedule: refreshSchedule
+    sweepAlertMinutes: sweepAlertMinutes
     location: location
     tags: tags
     appInsightsId: monitoring.outputs.appInsightsId
@@ -238,3 +309,6 @@ output MANAGED_IDENTITY_CLIENT_ID string = identity.outputs.clientId
 output MANAGED_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
 output FEDERATED_CREDENTIAL_ISSUER string = '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'
 output FEDERATED_CREDENTIAL_AUDIENCE string = federatedAudience
+// The vault's creation-only retention, as the last provision left it; infra/hooks/preprovision.js refuses a later
+// KEY_VAULT_SOFT_DELETE_RETENTION_DAYS that differs (Key Vault would reject the change).
+output AZURE_KEY_VAULT_SOFT_DELETE_RETENTION_DAYS int = keyVault.outputs.softDeleteRetentionInDays

@@ -119,6 +119,15 @@ for f in "${files[@]}"; do
   run_clean "build infra/$f" build "$f" --outfile "$out/${f%.bicep}.json"
   run_clean "lint  infra/$f" lint "$f"
 done
+# Both network variants (infra/variants/*.bicepparam: public and VNET_ENABLED) against main.bicep: parameter
+# names, types, allowed values and required parameters are checked by `build-params`, style by `lint`.
+mapfile -t variants < <(cd "$infra" && find variants -name '*.bicepparam' -type f 2>/dev/null | LC_ALL=C sort)
+[[ ${#variants[@]} -ge 2 ]] || fail "expected the public and the private variant under infra/variants/, found ${#variants[@]}"
+for v in "${variants[@]}"; do
+  mkdir -p "$out/$(dirname "$v")"
+  run_clean "build infra/$v" build-params "$v" --outfile "$out/${v%.bicepparam}.parameters.json"
+  run_clean "lint  infra/$v" lint "$v"
+done
 [[ $problems -eq 0 ]] || fail "$problems bicep build/lint run(s) reported errors, warnings or other output (see above)"
 
 # --- 4. main.parameters.json matches the compiled template -----------------------------------------------------
@@ -141,4 +150,4 @@ if (problems.length > 0) {
 console.log(`bicep.sh: main.parameters.json maps ${Object.keys(params).length} of ${Object.keys(declared).length} template parameters; none unknown, none required-but-unmapped`);
 EOF
 
-echo "bicep.sh: OK: Bicep $BICEP_VERSION built and linted ${#files[@]} file(s): 0 errors, 0 warnings, 0 other diagnostics"
+echo "bicep.sh: OK: Bicep $BICEP_VERSION built and linted ${#files[@]} file(s) and ${#variants[@]} parameter variant(s): 0 errors, 0 warnings, 0 other diagnostics"

@@ -1,34 +1,55 @@
-// azd `preprovision` hook. Gives this azd environment its BROKER_KEYS once (stable afterwards, so connect links and
-// state cookies survive every re-provision) and stops early on inputs that would only fail after deployment.
+// azd `preprovision` hook: stops early, with a message naming the variable, on inputs that would only fail later
+// (or would silently break the running broker). It changes nothing: BROKER_KEYS is generated and kept by azd itself
+// (`@metadata({ azd: { type: 'generate' } })` on the brokerKeys parameter), because `azd up` resolves the Bicep
+// parameters BEFORE any hook runs (Azure/azure-dev cli/azd/cmd/up.go, bicep_provider.go): a value a hook sets
+// would be asked for on the first run and would change the keys on the second.
 // Exit code 1 with a message naming the variable; values (keys, secrets) are never printed.
-import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import console from 'node:console';
 import process from 'node:process';
-import { brokerKeysProblem, readAzdEnv, runAzd, valueOf } from './azd.js';
+import { URL } from 'node:url';
+import { brokerKeysProblem, readAzdEnv, valueOf } from './azd.js';
 
-/** 32 random bytes, base64url. Never starts with '-', which `azd env set` would parse as a flag. */
-function newBrokerKey() {
-  for (;;) {
-    const key = randomBytes(32).toString('base64url');
-    if (!key.startsWith('-')) return key;
-  }
-}
+/** Regions with Flex Consumption; the same list as the @allowed of `location` in infra/main.bicep. */
+const FLEX_REGIONS = JSON.parse(readFileSync(new URL('../flex-regions.json', import.meta.url), 'utf8'));
 
 function main() {
   const values = readAzdEnv();
   const problems = [];
 
-  // Read from the azd environment itself, not process.env: only a value saved there is stable across runs.
-  const existing = typeof values.BROKER_KEYS === 'string' ? values.BROKER_KEYS.trim() : '';
-  if (existing === '') {
-    runAzd(['env', 'set', 'BROKER_KEYS', newBrokerKey()], { secret: true });
-    console.log(
-      'preprovision: generated BROKER_KEYS for this azd environment (stored in .azure/<env>/.env).',
+  const location = valueOf('AZURE_LOCATION', values);
+  if (location !== '' && !FLEX_REGIONS.includes(location.toLowerCase())) {
+    problems.push(
+      `AZURE_LOCATION=${location} does not offer the Flex Consumption plan; pick one of: ${FLEX_REGIONS.join(', ')} ('azd env set AZURE_LOCATION <region>'; list the current ones with 'az functionapp list-flexconsumption-locations')`,
     );
-  } else {
-    const problem = brokerKeysProblem(existing);
+  }
+
+  // Optional: only a deliberate override (key rotation) sets it; otherwise azd's generated value is used.
+  const keys = valueOf('BROKER_KEYS', values).trim();
+  if (keys !== '') {
+    const problem = brokerKeysProblem(keys);
     if (problem) problems.push(`BROKER_KEYS ${problem} (fix it with 'azd env set BROKER_KEYS <keys>')`);
-    else console.log('preprovision: BROKER_KEYS already set; keeping it.');
+  }
+
+  // Key Vault keeps the retention chosen at creation and refuses a change; the last provision recorded it.
+  const recorded = valueOf('AZURE_KEY_VAULT_SOFT_DELETE_RETENTION_DAYS', values);
+  const wanted = valueOf('KEY_VAULT_SOFT_DELETE_RETENTION_DAYS', values) || '90';
+  if (!/^\d+$/.test(wanted) || Number(wanted) < 7 || Number(wanted) > 90) {
+    problems.push('KEY_VAULT_SOFT_DELETE_RETENTION_DAYS must be a whole number of days from 7 to 90');
+  } else if (recorded !== '' && Number(recorded) !== Number(wanted)) {
+    problems.push(
+      `KEY_VAULT_SOFT_DELETE_RETENTION_DAYS=${wanted}, but the vault was created with ${recorded} days and Key Vault cannot change it; set it back ('azd env set KEY_VAULT_SOFT_DELETE_RETENTION_DAYS ${recorded}') or create a new environment`,
+    );
+  }
+
+  const vnet = valueOf('VNET_ENABLED', values);
+  if (vnet !== '' && !/^(true|false)$/i.test(vnet)) problems.push('VNET_ENABLED must be true or false');
+
+  const alertMinutes = valueOf('BROKER_SWEEP_ALERT_MINUTES', values);
+  if (alertMinutes !== '' && (!/^\d+$/.test(alertMinutes) || Number(alertMinutes) > 2880)) {
+    problems.push(
+      'BROKER_SWEEP_ALERT_MINUTES must be a whole number of minutes from 0 (three schedule periods) to 2880 (two days, the longest a log alert looks back)',
+    );
   }
 
   const credential = valueOf('MICROSOFT_CREDENTIAL', values);

@@ -1,10 +1,28 @@
-// E-mail alert when a connection stops refreshing. The broker logs `refresh.needs_reauth connection=<name> ...`
-// and `refresh.failed connection=<name> code=<code> ...` through context.log; they land in App Insights `traces`.
+// Two e-mail alerts on the Application Insights data:
+// - refresh failing: the broker logs `refresh.needs_reauth connection=<name> ...` and
+//   `refresh.failed connection=<name> code=<code> ...` (App Insights `traces`);
+// - sweep silent: no successful execution of the timer function `refresh` (App Insights `requests`, one row per
+//   execution, written by the host's Host.Results category) for three schedule periods. On the real host a timer
+//   that fails indexing (bad schedule, missing storage role for its singleton lease) is disabled while HTTP keeps
+//   working (azure-functions-host FunctionIndexer.cs / ScriptHost.cs): nothing fails, the sweep just never runs.
+// host.json keeps both visible: Host.Results and Function at Information, and Request/Exception/Trace excluded
+// from adaptive sampling, so the counts below are never estimates.
 @description('Action group name.')
 param actionGroupName string
 
-@description('Scheduled query rule name.')
+@description('Scheduled query rule name of the refresh-failure alert.')
 param alertRuleName string
+
+@description('Scheduled query rule name of the silent-sweep alert.')
+param sweepAlertRuleName string
+
+@description('NCRONTAB schedule of the sweep (BROKER_REFRESH_SCHEDULE), to derive its period.')
+param refreshSchedule string
+
+@description('Minutes without a completed sweep before alerting; 0 = three schedule periods derived from refreshSchedule.')
+@minValue(0)
+@maxValue(2880)
+param sweepAlertMinutes int = 0
 
 @description('Azure region of the query rule.')
 param location string
@@ -19,8 +37,51 @@ param appInsightsId string
 @minLength(3)
 param alertEmail string
 
-@description('How often the query runs and how far back it looks (ISO 8601 duration).')
+@description('How often the refresh-failure query runs and how far back it looks (ISO 8601 duration).')
 param evaluationFrequency string = 'PT15M'
+
+// --- the sweep's period, from the schedule -------------------------------------------------------------------
+// Recognised (6 fields with seconds or 5 without; day, month and day-of-week all `*`): `*/N` minutes, `*` minutes
+// (every minute), a fixed minute with `*` hours (hourly), with `*/N` hours, or with a fixed hour (daily). Any other
+// shape falls back to the longest window a log alert allows (2 days); set sweepAlertMinutes
+// (BROKER_SWEEP_ALERT_MINUTES) for it. ARM evaluates only the chosen branch of `?:` (the `if` function), so
+// int() never sees a non-number; skip() rather than substring() because `&&` may evaluate both sides.
+func isNumber(text string) bool => !empty(text) && empty(join(split(text, ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9']), ''))
+
+var fields = filter(split(trim(refreshSchedule), ' '), f => !empty(f))
+var offset = length(fields) == 6 ? 1 : 0
+var minuteField = length(fields) >= 5 ? fields[offset] : ''
+var hourField = length(fields) >= 5 ? fields[offset + 1] : ''
+var everyDay = length(fields) >= 5
+  ? fields[offset + 2] == '*' && fields[offset + 3] == '*' && fields[offset + 4] == '*'
+  : false
+var scheduleMinutes = !everyDay
+  ? 0
+  : minuteField == '*'
+      ? 1
+      : startsWith(minuteField, '*/') && isNumber(skip(minuteField, 2)) && hourField == '*'
+          ? int(skip(minuteField, 2))
+          : !isNumber(minuteField)
+              ? 0
+              : hourField == '*'
+                  ? 60
+                  : startsWith(hourField, '*/') && isNumber(skip(hourField, 2))
+                      ? 60 * int(skip(hourField, 2))
+                      : isNumber(hourField) ? 1440 : 0
+// Three periods, within what a log alert can look back (2 days).
+var silenceMinutes = sweepAlertMinutes > 0
+  ? sweepAlertMinutes
+  : (scheduleMinutes == 0 ? 2880 : min(3 * scheduleMinutes, 2880))
+// The rule's window must be one of the sizes Azure Monitor offers; the query itself cuts at exactly silenceMinutes.
+var windowSizes = [5, 10, 15, 30, 45, 60, 120, 180, 240, 300, 360, 1440, 2880]
+var windowMinutes = first(filter(windowSizes, w => w >= silenceMinutes)) ?? 2880
+var windowSize = windowMinutes < 60
+  ? 'PT${windowMinutes}M'
+  : windowMinutes < 1440 ? 'PT${windowMinutes / 60}H' : 'P${windowMinutes / 1440}D'
+var sweepEvaluationFrequency = windowMinutes <= 60 ? 'PT5M' : 'PT15M'
+
+// Successful executions of the timer function (operation_Name is the function name).
+var sweepQuery = 'requests\n| where operation_Name =~ "refresh" and success == true\n| where timestamp > ago(${silenceMinutes}m)\n'
 
 var query = '''
 traces
@@ -95,5 +156,47 @@ resource refreshAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
   }
 }
 
+resource sweepAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
+  name: sweepAlertRuleName
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: 'Token broker: refresh sweep has not completed'
+    description: 'No successful run of the timer function "refresh" for ${silenceMinutes} minutes. Look for "failed indexing" in traces (bad BROKER_REFRESH_SCHEDULE, missing storage role for the timer lease) or failed runs in requests.'
+    severity: 1
+    enabled: true
+    scopes: [
+      appInsightsId
+    ]
+    evaluationFrequency: sweepEvaluationFrequency
+    windowSize: windowSize
+    criteria: {
+      allOf: [
+        {
+          query: sweepQuery
+          timeAggregation: 'Count'
+          operator: 'LessThan'
+          threshold: 1
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    // Resolves by itself once sweeps complete again.
+    autoMitigate: true
+    actions: {
+      actionGroups: [
+        actionGroup.id
+      ]
+    }
+  }
+}
+
 output actionGroupId string = actionGroup.id
 output alertRuleId string = refreshAlert.id
+output sweepAlertRuleId string = sweepAlert.id
+output sweepSilenceMinutes int = silenceMinutes
+output sweepWindowSize string = windowSize

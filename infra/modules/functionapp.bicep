@@ -88,6 +88,9 @@ param brokerAuthAudience string = ''
 @description('NCRONTAB schedule of the refresh sweep.')
 param refreshSchedule string = '0 */5 * * * *'
 
+@description('Subnet (delegated to Microsoft.App/environments) for VNet integration; empty = no VNet.')
+param virtualNetworkSubnetId string = ''
+
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   name: planName
   location: location
@@ -116,6 +119,8 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
   properties: {
     serverFarmId: plan.id
     httpsOnly: true
+    // Outbound through the VNet (private endpoints of storage and Key Vault); inbound stays public (callers, sign-in).
+    virtualNetworkSubnetId: empty(virtualNetworkSubnetId) ? null : virtualNetworkSubnetId
     // Key Vault references resolve as the user-assigned identity (default would be a system identity we don't have).
     keyVaultReferenceIdentity: identityId
     siteConfig: {
@@ -148,6 +153,11 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
 resource ftpPolicy 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
   parent: site
   name: 'ftp'
+  // Without location ARM has answered error 51008 (Azure/bicep#5531; Azure/bicep-types-az#1317, #1526, #1529,
+  // #1571); Azure Verified Modules (avm/res/web/site) send it, and templates exported from Azure carry it. The
+  // Bicep type definitions still lack the property (those issues), hence the one suppressed BCP187 per policy.
+  #disable-next-line BCP187
+  location: location
   properties: {
     allow: false
   }
@@ -156,6 +166,8 @@ resource ftpPolicy 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-
 resource scmPolicy 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
   parent: site
   name: 'scm'
+  #disable-next-line BCP187
+  location: location
   properties: {
     allow: false
   }

@@ -14,7 +14,10 @@ param tags object
 @description('Turn on purge protection. Once on it can never be turned off, and a deleted vault keeps its name reserved for the whole retention period.')
 param enablePurgeProtection bool = false
 
-@description('Days a deleted vault or secret stays recoverable.')
+// Creation-only: Key Vault keeps the retention chosen when the vault was created and refuses a different value
+// later (learn.microsoft.com/azure/key-vault/general/soft-delete-overview). infra/hooks/preprovision.js stops a
+// re-provision that would change it, comparing with the value the last provision recorded (output below).
+@description('Days a deleted vault or secret stays recoverable. Set once, at creation.')
 @minValue(7)
 @maxValue(90)
 param softDeleteRetentionInDays int = 90
@@ -27,6 +30,9 @@ param brokerKeys string
 @description('Client secret of the Entra app registration; empty = no secret stored.')
 @secure()
 param microsoftClientSecret string = ''
+
+@description('Private networking: refuse the public endpoint (reached through a private endpoint in the VNet only).')
+param privateOnly bool = false
 
 // Secret names outside the `conn-` namespace the token store uses for connection records.
 var brokerKeysSecretName = 'broker-keys'
@@ -47,10 +53,10 @@ resource vault 'Microsoft.KeyVault/vaults@2024-11-01' = {
     softDeleteRetentionInDays: softDeleteRetentionInDays
     // The service rejects `false` (purge protection cannot be switched off), so "off" means "not sent".
     enablePurgeProtection: enablePurgeProtection ? true : null
-    publicNetworkAccess: 'Enabled'
+    publicNetworkAccess: privateOnly ? 'Disabled' : 'Enabled'
     networkAcls: {
       bypass: 'AzureServices'
-      defaultAction: 'Allow'
+      defaultAction: privateOnly ? 'Deny' : 'Allow'
     }
   }
 }
@@ -74,6 +80,7 @@ resource clientSecret 'Microsoft.KeyVault/vaults/secrets@2024-11-01' = if (!empt
 }
 
 output id string = vault.id
+output softDeleteRetentionInDays int = vault.properties.softDeleteRetentionInDays
 output name string = vault.name
 output vaultUri string = vault.properties.vaultUri
 // Versionless URIs: a Key Vault reference then follows the latest version (re-read within 24 h or on restart).

@@ -14,8 +14,11 @@ param tags object
 @description('Blob container the Flex Consumption platform deploys the app package into.')
 param deploymentContainerName string
 
-@description('Blob container for the broker\'s per-connection refresh leases (DESIGN §5).')
+@description('Blob container for the broker\'s per-connection refresh leases.')
 param lockContainerName string = 'token-broker-locks'
+
+@description('Private networking: refuse the public endpoint (reached through private endpoints in the VNet only).')
+param privateOnly bool = false
 
 resource storage 'Microsoft.Storage/storageAccounts@2024-01-01' = {
   name: name
@@ -33,12 +36,18 @@ resource storage 'Microsoft.Storage/storageAccounts@2024-01-01' = {
     defaultToOAuthAuthentication: true
     dnsEndpointType: 'Standard'
     minimumTlsVersion: 'TLS1_2'
-    publicNetworkAccess: 'Enabled'
+    publicNetworkAccess: privateOnly ? 'Disabled' : 'Enabled'
     supportsHttpsTrafficOnly: true
-    networkAcls: {
-      bypass: 'AzureServices'
-      defaultAction: 'Allow'
-    }
+    // As the official Flex template: with private networking no bypass at all, every consumer comes through the VNet.
+    networkAcls: privateOnly
+      ? {
+          bypass: 'None'
+          defaultAction: 'Deny'
+        }
+      : {
+          bypass: 'AzureServices'
+          defaultAction: 'Allow'
+        }
   }
 }
 

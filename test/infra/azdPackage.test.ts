@@ -88,17 +88,19 @@ function run(command: string, args: string[], cwd: string, timeoutMs = 300_000):
 
 /**
  * A fresh clone's files. Default: tracked plus new not-ignored files as they are in the working tree (what the
- * next commit would hold). AZD_REPLAY_SOURCE=HEAD takes the last commit instead (`git archive`), exactly a clone.
+ * next commit would hold). AZD_REPLAY_SOURCE=<commit> (e.g. HEAD) takes that commit instead (`git archive`), exactly
+ * what a clone checks out.
  */
 function copyRepository(): number {
-  if (process.env.AZD_REPLAY_SOURCE === 'HEAD') {
+  const commit = process.env.AZD_REPLAY_SOURCE;
+  if (commit) {
     mkdirSync(clone);
-    const archived = spawnSync('sh', ['-c', `git archive --format=tar HEAD | tar -x -C "${clone}"`], {
+    const archived = spawnSync('sh', ['-c', `git archive --format=tar "${commit}" | tar -x -C "${clone}"`], {
       cwd: REPO_ROOT,
       encoding: 'utf8',
     });
     assert.equal(archived.status, 0, archived.stderr);
-    const listed = spawnSync('git', ['ls-tree', '-r', '--name-only', 'HEAD'], {
+    const listed = spawnSync('git', ['ls-tree', '-r', '--name-only', commit], {
       cwd: REPO_ROOT,
       encoding: 'utf8',
     });

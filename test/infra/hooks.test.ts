@@ -101,25 +101,59 @@ function parsedKeyCount(brokerKeys: string): number {
 }
 
 void describe('preprovision hook', () => {
-  void it('generates BROKER_KEYS once and keeps it on every later run', async () => {
-    const state = newState({ AZURE_ENV_NAME: 'dev' });
+  void it('sets nothing in the azd environment: azd generates and keeps BROKER_KEYS itself', async () => {
+    const state = newState({ AZURE_ENV_NAME: 'dev', AZURE_LOCATION: 'swedencentral' });
     const first = await runHook('preprovision.js', state);
     assert.equal(first.code, 0, first.stderr);
-    const keys = first.env.BROKER_KEYS ?? '';
-    assert.match(keys, /^[A-Za-z0-9_][A-Za-z0-9_-]{42}$/);
-    assert.equal(Buffer.from(keys, 'base64url').length, 32);
-    assert.equal(parsedKeyCount(keys), 1);
-    assert.deepEqual(first.calls, ['env get-values --output', 'env set BROKER_KEYS']);
-    assert.ok(!first.stdout.includes(keys) && !first.stderr.includes(keys), 'the key was printed');
+    assert.deepEqual(first.calls, ['env get-values --output'], 'the hook must only read');
+    assert.equal(first.env.BROKER_KEYS, undefined);
+  });
 
-    const second = await runHook('preprovision.js', state);
-    assert.equal(second.code, 0, second.stderr);
-    assert.equal(second.env.BROKER_KEYS, keys);
-    assert.deepEqual(
-      second.calls.slice(2),
-      ['env get-values --output'],
-      'a second run must not set the key again',
+  void it('refuses a region without Flex Consumption, naming the variable and the choices', async () => {
+    const run = await runHook('preprovision.js', newState({ AZURE_LOCATION: 'westindia' }));
+    assert.equal(run.code, 1);
+    assert.match(
+      run.stderr,
+      /AZURE_LOCATION=westindia does not offer the Flex Consumption plan; pick one of: .*swedencentral/,
     );
+    const ok = await runHook('preprovision.js', newState({ AZURE_LOCATION: 'EastUS2' }));
+    assert.equal(ok.code, 0, ok.stderr);
+  });
+
+  void it('refuses to change the Key Vault retention the vault was created with (creation-only)', async () => {
+    const changed = await runHook(
+      'preprovision.js',
+      newState({
+        AZURE_KEY_VAULT_SOFT_DELETE_RETENTION_DAYS: '90',
+        KEY_VAULT_SOFT_DELETE_RETENTION_DAYS: '7',
+      }),
+    );
+    assert.equal(changed.code, 1);
+    assert.match(changed.stderr, /vault was created with 90 days and Key Vault cannot change it/);
+    // Unset means the Bicep default (90): no change either.
+    const same = await runHook(
+      'preprovision.js',
+      newState({ AZURE_KEY_VAULT_SOFT_DELETE_RETENTION_DAYS: '90' }),
+    );
+    assert.equal(same.code, 0, same.stderr);
+    // Before the first provision nothing is recorded: any valid value goes.
+    const first = await runHook('preprovision.js', newState({ KEY_VAULT_SOFT_DELETE_RETENTION_DAYS: '7' }));
+    assert.equal(first.code, 0, first.stderr);
+  });
+
+  void it('checks VNET_ENABLED and BROKER_SWEEP_ALERT_MINUTES', async () => {
+    const run = await runHook(
+      'preprovision.js',
+      newState({ VNET_ENABLED: 'yes', BROKER_SWEEP_ALERT_MINUTES: '3000' }),
+    );
+    assert.equal(run.code, 1);
+    assert.match(run.stderr, /VNET_ENABLED must be true or false/);
+    assert.match(run.stderr, /BROKER_SWEEP_ALERT_MINUTES must be a whole number of minutes from 0/);
+    const ok = await runHook(
+      'preprovision.js',
+      newState({ VNET_ENABLED: 'true', BROKER_SWEEP_ALERT_MINUTES: '45' }),
+    );
+    assert.equal(ok.code, 0, ok.stderr);
   });
 
   void it('keeps a rotated key list (new key first, old one still accepted)', async () => {

@@ -179,12 +179,12 @@ void describe('infra shape (Flex Consumption, identity, azd wiring)', () => {
     assert.match(site.code, /httpsOnly: true/);
     assert.match(site.code, /minTlsVersion: '1\.2'/);
     assert.match(site.code, /type: 'UserAssignedIdentity'\s+userAssignedIdentityResourceId: identityId/);
-    for (const policy of ['ftp', 'scm']) {
-      assert.match(
-        site.code,
-        new RegExp(`name: '${policy}'\\s+properties: \\{\\s+allow: false`),
-        `${policy} policy`,
-      );
+    // With `location` (ARM error 51008 without it: Azure/bicep#5531, bicep-types-az#1317 and others).
+    const policies = resourceBodies(site.code, 'Microsoft.Web/sites/basicPublishingCredentialsPolicies');
+    assert.deepEqual(policies.map((p) => /^\s+name: '(\w+)'/m.exec(p.body)?.[1]).sort(), ['ftp', 'scm']);
+    for (const policy of policies) {
+      assert.match(policy.body, /^\s+location: location$/m, `${policy.symbol} has no location`);
+      assert.match(policy.body, /properties: \{\s+allow: false\s+\}/, `${policy.symbol} allows basic auth`);
     }
   });
 
@@ -248,6 +248,147 @@ void describe('infra shape (Flex Consumption, identity, azd wiring)', () => {
     assert.match(
       main.code,
       /^output REDIRECT_URI string = '\$\{functionApp\.outputs\.publicBaseUrl\}\/api\/callback'$/m,
+    );
+  });
+});
+
+void describe('both network variants (VNET_ENABLED unset/false and true)', () => {
+  const network = byPath('infra/modules/network.bicep');
+  const storage = byPath('infra/modules/storage.bicep');
+  const vault = byPath('infra/modules/keyvault.bicep');
+
+  void it('wires VNET_ENABLED to the network module, the private-only switches and the app subnet', () => {
+    assert.ok(params(main.code).some((p) => p.name === 'vnetEnabled' && p.hasDefault));
+    const mappedParams = (
+      JSON.parse(readFileSync(join(infra, 'main.parameters.json'), 'utf8')) as {
+        parameters: Record<string, { value: string }>;
+      }
+    ).parameters;
+    assert.equal(mappedParams.vnetEnabled?.value, '${VNET_ENABLED}');
+    assert.match(main.code, /^module network 'modules\/network\.bicep' = if \(vnetEnabled\) \{$/m);
+    assert.equal(moduleParam('storage', 'privateOnly'), 'vnetEnabled');
+    assert.equal(moduleParam('keyVault', 'privateOnly'), 'vnetEnabled');
+    assert.equal(
+      moduleParam('functionApp', 'virtualNetworkSubnetId'),
+      "vnetEnabled ? network!.outputs.appSubnetId : ''",
+    );
+    assert.match(
+      site.code,
+      /virtualNetworkSubnetId: empty\(virtualNetworkSubnetId\) \? null : virtualNetworkSubnetId/,
+    );
+    for (const file of [storage, vault]) {
+      assert.match(file.code, /publicNetworkAccess: privateOnly \? 'Disabled' : 'Enabled'/, file.path);
+    }
+    assert.match(storage.code, /privateOnly\s+\?\s+\{\s+bypass: 'None'\s+defaultAction: 'Deny'/);
+    assert.match(vault.code, /defaultAction: privateOnly \? 'Deny' : 'Allow'/);
+  });
+
+  void it('gives every storage service the host is configured with, and Key Vault, a private endpoint and zone', () => {
+    const services = names
+      .map((n) => /^AzureWebJobsStorage__(\w+)ServiceUri$/.exec(n)?.[1])
+      .filter((s): s is string => s !== undefined);
+    assert.ok(services.includes('blob'), `storage services: ${services.join(', ')}`);
+    const groups = [...network.code.matchAll(/^\s+groupId: '(\w+)'$/gm)].map((m) => m[1]);
+    for (const service of [...services, 'vault']) {
+      assert.ok(
+        groups.includes(service),
+        `no private endpoint for ${service} (endpoints: ${groups.join(', ')})`,
+      );
+    }
+    assert.match(network.code, /privatelink\.blob\.\$\{environment\(\)\.suffixes\.storage\}/);
+    assert.match(network.code, /privatelink\.table\.\$\{environment\(\)\.suffixes\.storage\}/);
+    assert.match(
+      network.code,
+      /replace\(environment\(\)\.suffixes\.keyvaultDns, '\.vault\.', '\.vaultcore\.'\)/,
+    );
+    assert.match(network.code, /serviceName: 'Microsoft\.App\/environments'/);
+    // One zone, one VNet link, one endpoint and one zone group per entry of `endpoints`.
+    for (const type of [
+      'privateDnsZones',
+      'privateDnsZones/virtualNetworkLinks',
+      'privateEndpoints',
+      'privateEndpoints/privateDnsZoneGroups',
+    ]) {
+      const loop = new RegExp(
+        `^resource \\w+ 'Microsoft\\.Network/${type}@[^']+' = \\[\\s+for (\\(e, i\\)|e) in endpoints:`,
+        'm',
+      );
+      assert.match(network.code, loop, `${type} is not created for every endpoint`);
+    }
+  });
+
+  void it('keeps one parameter file per variant for tools/bicep.sh (public and private)', () => {
+    const variants = ['public', 'private'].map((v) =>
+      readFileSync(join(infra, 'variants', `${v}.bicepparam`), 'utf8'),
+    );
+    assert.match(variants[0] ?? '', /^param vnetEnabled = false$/m);
+    assert.match(variants[1] ?? '', /^param vnetEnabled = true$/m);
+    for (const v of variants) assert.match(v, /^using '\.\.\/main\.bicep'$/m);
+  });
+
+  void it('keeps the location list and the preprovision check on the same Flex regions', () => {
+    const allowed =
+      /@allowed\(\[([^\]]*)\]\)\s*@metadata\(\{ azd: \{ type: 'location' \} \}\)\s*param location/.exec(
+        main.code,
+      )?.[1];
+    assert.ok(allowed, 'location has no @allowed list');
+    const listed = [...allowed.matchAll(/'([a-z0-9]+)'/g)].map((m) => m[1]);
+    const regions = JSON.parse(readFileSync(join(infra, 'flex-regions.json'), 'utf8')) as string[];
+    assert.deepEqual(listed, regions);
+    assert.ok(regions.length >= 20);
+  });
+});
+
+void describe('monitoring sees what fails silently', () => {
+  const alerts = byPath('infra/modules/alerts.bicep');
+  const hostJson = JSON.parse(readFileSync(join(root, 'host.json'), 'utf8')) as {
+    logging: {
+      logLevel: Record<string, string>;
+      applicationInsights: { samplingSettings: { isEnabled: boolean; excludedTypes?: string } };
+    };
+  };
+  const levels = ['Trace', 'Debug', 'Information', 'Warning', 'Error', 'Critical', 'None'];
+  const atMost = (category: string, level: string) => {
+    const set = hostJson.logging.logLevel[category] ?? hostJson.logging.logLevel.default ?? 'Information';
+    return levels.indexOf(set) <= levels.indexOf(level);
+  };
+
+  void it('alerts on refresh failures and on a sweep that has not completed, both to the action group', () => {
+    const rules = resourceBodies(alerts.code, 'Microsoft.Insights/scheduledQueryRules');
+    assert.deepEqual(rules.map((r) => r.symbol).sort(), ['refreshAlert', 'sweepAlert']);
+    for (const r of rules) assert.match(r.body, /actionGroup\.id/, `${r.symbol} notifies nobody`);
+    const sweep = rules.find((r) => r.symbol === 'sweepAlert')!;
+    assert.match(sweep.body, /operator: 'LessThan'\s+threshold: 1/);
+    assert.match(main.code, /refreshSchedule: refreshSchedule\s+sweepAlertMinutes: sweepAlertMinutes/);
+  });
+
+  void it('counts the timer function the app really registers, in a table sampling never thins', () => {
+    const timer = /app\.timer\('(\w+)'/.exec(
+      readFileSync(join(root, 'functions', 'refresh.ts'), 'utf8'),
+    )?.[1];
+    assert.ok(timer);
+    assert.match(
+      alerts.code,
+      new RegExp(`requests\\\\n\\| where operation_Name =~ "${timer}" and success == true`),
+    );
+    const excluded = (hostJson.logging.applicationInsights.samplingSettings.excludedTypes ?? '').split(';');
+    for (const type of ['Request', 'Exception', 'Trace']) {
+      assert.ok(excluded.includes(type), `host.json samples ${type} telemetry`);
+    }
+    // Executions appear in `requests` only when Host.Results logs at Information (Warning keeps failures only).
+    assert.ok(atMost('Host.Results', 'Information'), 'Host.Results hides successful executions');
+  });
+
+  void it('counts failure events the broker really logs, at a level host.json keeps', () => {
+    const query = /var query = '''([\s\S]*?)'''/.exec(alerts.code)?.[1] ?? '';
+    const events = [...query.matchAll(/startswith "([\w.]+)"/g)].map((m) => m[1] ?? '');
+    assert.deepEqual(events.sort(), ['refresh.failed', 'refresh.needs_reauth']);
+    const source = readFileSync(join(root, 'shared', 'broker', 'failures.ts'), 'utf8');
+    for (const e of events) assert.ok(source.includes(`'${e}'`), `the broker never logs ${e}`);
+    assert.ok(atMost('Function', 'Warning'), "host.json drops the broker's warnings");
+    assert.ok(
+      atMost('Function', 'Information'),
+      "host.json drops the broker's information records (sweep counts)",
     );
   });
 });
