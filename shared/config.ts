@@ -271,20 +271,6 @@ export function parseConfig(env: Env): Readonly<Config> {
 
   const insecure = e.BROKER_ALLOW_INSECURE_HTTP;
   const base = new URL(e.BROKER_PUBLIC_BASE_URL);
-  if (base.protocol !== 'https:' && !insecure && !isLoopback(base.hostname)) {
-    problems.push({ variable: 'BROKER_PUBLIC_BASE_URL', reason: 'must be https (http only for localhost)' });
-  }
-  const authority = new URL(e.MICROSOFT_AUTHORITY_HOST);
-  if (authority.protocol !== 'https:' && !insecure) {
-    problems.push({
-      variable: 'MICROSOFT_AUTHORITY_HOST',
-      reason: 'must be https unless BROKER_ALLOW_INSECURE_HTTP',
-    });
-  }
-
-  const providers: Record<string, ProviderConfig> = {};
-  if (e.MICROSOFT_CLIENT_ID) {
-    providers.microsoft = {
   // Links and the redirect URI are built as `${base}/api/...`: a path, query, fragment or user part would
   // end up inside them (and in the redirect URI registered at the provider).
   if (base.pathname !== '/' || base.search || base.hash || base.username || base.password) {
@@ -299,6 +285,20 @@ export function parseConfig(env: Env): Readonly<Config> {
       reason: 'must be https unless BROKER_ALLOW_INSECURE_HTTP',
     });
   }
+  if (base.protocol !== 'https:' && !insecure && !isLoopback(base.hostname)) {
+    problems.push({ variable: 'BROKER_PUBLIC_BASE_URL', reason: 'must be https (http only for localhost)' });
+  }
+  const authority = new URL(e.MICROSOFT_AUTHORITY_HOST);
+  if (authority.protocol !== 'https:' && !insecure) {
+    problems.push({
+      variable: 'MICROSOFT_AUTHORITY_HOST',
+      reason: 'must be https unless BROKER_ALLOW_INSECURE_HTTP',
+    });
+  }
+
+  const providers: Record<string, ProviderConfig> = {};
+  if (e.MICROSOFT_CLIENT_ID) {
+    providers.microsoft = {
       kind: 'microsoft',
       name: 'microsoft',
       clientId: e.MICROSOFT_CLIENT_ID,
@@ -484,6 +484,11 @@ function microsoftCredential(
         });
         return { kind: 'none' };
       }
+      const mismatch = certificateProblem(keyMatch[0], certMatch[0]);
+      if (mismatch) {
+        problems.push({ variable: 'MICROSOFT_CLIENT_CERTIFICATE', reason: mismatch });
+        return { kind: 'none' };
+      }
       return { kind: 'certificate', privateKeyPem: keyMatch[0], certificatePem: certMatch[0] };
     }
     case 'managed_identity': {
@@ -505,11 +510,6 @@ function microsoftCredential(
 function fedAudience(authorityHost: string): string {
   if (authorityHost.endsWith('.us')) return 'api://AzureADTokenExchangeUSGov';
   if (authorityHost.endsWith('.cn')) return 'api://AzureADTokenExchangeChina';
-      const mismatch = certificateProblem(keyMatch[0], certMatch[0]);
-      if (mismatch) {
-        problems.push({ variable: 'MICROSOFT_CLIENT_CERTIFICATE', reason: mismatch });
-        return { kind: 'none' };
-      }
   return 'api://AzureADTokenExchange';
 }
 
@@ -595,6 +595,7 @@ function deepFreeze<T>(value: T): T {
   }
   return value;
 }
+
 /**
  * Microsoft accepts client assertions signed with RSA only (PS256/RS256), and the assertion names the
  * certificate by its thumbprint: an EC key, or a key of another certificate, would fail every token request.
@@ -612,4 +613,3 @@ function certificateProblem(keyPem: string, certificatePem: string): string | un
     return 'the PEM key or certificate cannot be read';
   }
 }
-
