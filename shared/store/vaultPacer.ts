@@ -21,7 +21,8 @@ export interface PacerClock {
 export interface VaultPacerOptions {
   /** Non-write requests per window for this process; default 3,600 (90 % of 4,000, the rest for others). */
   limit?: number;
-  /** Secret writes (`PUT /secrets/{name}`) per window; default 270 (90 % of 300). */
+  /** Secret writes (`PUT /secrets/{name}`) per window; default 285 (95 % of 300: every refresh is a write, so
+   * this share sets the sweep's pace; the rest is for other instances' connect callbacks and on-demand refreshes). */
   writeLimit?: number;
   windowMs?: number;
   /** Pause after a 429, doubling per consecutive 429 of the same budget up to `maxPauseMs`. The store passes its
@@ -31,7 +32,7 @@ export interface VaultPacerOptions {
   clock?: PacerClock;
 }
 
-export const DEFAULT_PACER = Object.freeze({ limit: 3600, writeLimit: 270, windowMs: 10_000 });
+export const DEFAULT_PACER = Object.freeze({ limit: 3600, writeLimit: 285, windowMs: 10_000 });
 
 const realClock: PacerClock = {
   now: () => Date.now(),

@@ -63,8 +63,8 @@ describe('vault pacer', () => {
     assert.equal(isSecretWrite('POST', `${VAULT}/deletedsecrets/conn-a/recover?api-version=7.6`), false);
   });
 
-  it('defaults to 90 % of both real budgets: 270 writes and 3,600 other requests per 10 s', () => {
-    assert.deepEqual({ ...DEFAULT_PACER }, { limit: 3600, writeLimit: 270, windowMs: 10_000 });
+  it('defaults to 95 % of the write budget (285 per 10 s) and 90 % of the other (3,600 per 10 s)', () => {
+    assert.deepEqual({ ...DEFAULT_PACER }, { limit: 3600, writeLimit: 285, windowMs: 10_000 });
   });
 
   it('holds writes to the write budget while reads keep flowing under theirs', async () => {
@@ -72,10 +72,10 @@ describe('vault pacer', () => {
     const writes = Array.from({ length: 300 }, () => h.write());
     const reads = Array.from({ length: 100 }, () => h.read());
     await h.settle();
-    assert.equal(h.writes(), 270, 'the 271st write waits for the window');
+    assert.equal(h.writes(), 285, 'the 286th write waits for the window');
     assert.equal(h.reads(), 100, 'reads do not wait for writes');
     await h.advance(9_000);
-    assert.equal(h.writes(), 270, 'still inside the 10 s window');
+    assert.equal(h.writes(), 285, 'still inside the 10 s window');
     await h.advance(1_001);
     assert.equal(h.writes(), 300, 'the window moved');
     await Promise.all([...writes, ...reads]);
