@@ -4,6 +4,7 @@
  * (state, nonce, verifier); the callback checks that cookie against the returned state once, redeems the
  * code, checks the pinned identity and stores the tokens.
  */
+import { announce } from './changes.ts';
 import * as oauth from 'oauth4webapi';
 import { constantTimeEqual, seal, unseal } from '../crypto.ts';
 import { BrokerError } from '../errors.ts';
@@ -118,12 +119,13 @@ export class ConnectFlow {
       const latest = (await ctx.store.get(state.c)) ?? record;
       const next = connected(latest, result, refreshToken, ctx.now(), state.scopes, result.identity);
       await ctx.store.put(next);
-      return next;
+      return { before: latest, next };
     });
     ctx.cache.forget(state.c);
+    await announce(ctx, saved.before, saved.next);
     ctx.log.info('connect.completed', { connection: state.c, provider: provider.name, outcome: 'connected' });
-    const out: CallbackResult = { connection: saved.connection };
-    if (saved.identity?.username) out.username = saved.identity.username;
+    const out: CallbackResult = { connection: saved.next.connection };
+    if (saved.next.identity?.username) out.username = saved.next.identity.username;
     return out;
   }
 

@@ -3,6 +3,7 @@
  * Connection administration: create or change settings, read, list, delete, and import an existing refresh
  * token. Every write runs under the connection lock and forgets the connection's cached tokens.
  */
+import { announce } from './changes.ts';
 import { BrokerError } from '../errors.ts';
 import { ProviderFailure, type TokenResult } from '../oauth/provider.ts';
 import type { ConnectionRecord, ConnectionSettings } from '../store/types.ts';
@@ -33,6 +34,7 @@ export class Connections {
       const record = settingsApplied(existing, name, normalised, ctx.now());
       await ctx.store.put(record);
       ctx.cache.forget(name);
+      await announce(ctx, existing, record);
       ctx.log.info('connection.saved', {
         connection: name,
         provider: normalised.provider,
@@ -54,9 +56,13 @@ export class Connections {
   async delete(name: string): Promise<void> {
     const ctx = this.#ctx;
     assertConnectionName(name);
-    const deleted = await ctx.lock.withLock(name, () => ctx.store.delete(name));
+    const before = await ctx.lock.withLock(name, async () => {
+      const existing = await ctx.store.get(name);
+      return (await ctx.store.delete(name)) ? existing : undefined;
+    });
     ctx.cache.forget(name);
-    if (!deleted) throw unknownConnection();
+    if (!before) throw unknownConnection();
+    await announce(ctx, before, undefined);
     ctx.log.info('connection.deleted', { connection: name });
   }
 
@@ -85,11 +91,12 @@ export class Connections {
       const latest = (await ctx.store.get(name)) ?? record;
       const next = connected(latest, result, refreshToken, ctx.now(), latest.settings.scopes, undefined);
       await ctx.store.put(next);
-      return next;
+      return { before: latest, next };
     });
     ctx.cache.forget(name);
+    await announce(ctx, updated.before, updated.next);
     ctx.log.info('connection.imported', { connection: name, provider: record.settings.provider });
-    return connectionView(updated);
+    return connectionView(updated.next);
   }
 }
 

@@ -9,6 +9,7 @@ import type { Logger } from '../log.ts';
 import type { ConnectionLock } from '../lock/types.ts';
 import type { ProviderClient } from '../oauth/provider.ts';
 import type { TokenStore } from '../store/types.ts';
+import type { ChangeListener } from './changes.ts';
 import type { RefreshPolicy } from './refreshPolicy.ts';
 import { SingleFlight } from './singleFlight.ts';
 import { TokenCache } from './tokenCache.ts';
@@ -27,6 +28,8 @@ export interface BrokerDeps {
   cacheCoherenceMs?: number;
   now?: () => number;
   random?: () => number;
+  /** Told of every stored change (notifications); see broker/changes.ts. */
+  onChange?: ChangeListener;
 }
 
 export interface BrokerContext extends Readonly<BrokerDeps> {

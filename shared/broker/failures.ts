@@ -4,6 +4,7 @@
  * pure decision (next record, log event, answer); {@link recordProviderFailure} applies it: the race check
  * against the store, the write, the one log line.
  */
+import { announce } from './changes.ts';
 import { constantTimeEqual } from '../crypto.ts';
 import { BrokerError } from '../errors.ts';
 import type { ProviderFailure } from '../oauth/provider.ts';
@@ -103,6 +104,7 @@ export async function recordProviderFailure(
   const { next, event, answer } = failureOutcome(record, err, now, ctx.random);
   await ctx.store.put(next);
   ctx.cache.forget(name);
+  await announce(ctx, record, next);
   ctx.log.warn(event, { connection: name, reason, code: err.code, status: next.status, ...err.fields });
   logged.add(answer);
   throw answer;

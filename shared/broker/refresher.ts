@@ -4,6 +4,7 @@
  * lock, then a re-read of the store (another instance may have refreshed while we waited), then the policy
  * decision, and only then the provider. The rotated refresh token is stored before anyone is answered.
  */
+import { announce } from './changes.ts';
 import { ProviderFailure } from '../oauth/provider.ts';
 import { scopeKey } from '../oauth/scopes.ts';
 import { type ConnectionRecord, toMetadata } from '../store/types.ts';
@@ -76,6 +77,7 @@ export class Refresher {
       // Persist the rotated refresh token before anyone is answered with the new access token.
       await ctx.store.put(next);
       ctx.cache.forget(name);
+      await announce(ctx, record, next);
       ctx.log.info('refresh.succeeded', {
         connection: name,
         provider: provider.name,
