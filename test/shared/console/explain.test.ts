@@ -1,0 +1,98 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { explainError, statusBadge } from '../../../shared/console/explain.ts';
+
+const at = '2026-11-29T12:00:00.000Z';
+
+describe('statusBadge', () => {
+  it('names the four statuses the way the console shows them', () => {
+    assert.deepEqual(
+      ['active', 'pending', 'needs_reauth', 'error'].map((s) => statusBadge(s)),
+      [
+        { label: 'Active', tone: 'ok' },
+        { label: 'Not connected', tone: 'idle' },
+        { label: 'Needs sign-in', tone: 'warn' },
+        { label: 'Error', tone: 'bad' },
+      ],
+    );
+  });
+  it('shows an unknown status as itself, marked bad', () => {
+    assert.deepEqual(statusBadge('frozen'), { label: 'frozen', tone: 'bad' });
+  });
+});
+
+describe('explainError', () => {
+  it('invalid_grant with AADSTS70008: the account must sign in again, send a new link', () => {
+    const why = explainError('needs_reauth', {
+      code: 'connection_needs_reauth',
+      providerError: 'invalid_grant',
+      providerCodes: [70008],
+      at,
+    });
+    assert.equal(why?.action, 'send_link');
+    assert.equal(why?.title, 'The refresh token has expired');
+    assert.match(why?.todo ?? '', /must sign in again: send its owner a new connect link/);
+    assert.deepEqual(why?.codes, ['invalid_grant', 'AADSTS70008', 'connection_needs_reauth']);
+  });
+
+  it('AADSTS50173 (sessions revoked) is explained as a revoked sign-in', () => {
+    const why = explainError('needs_reauth', {
+      code: 'x',
+      providerError: 'invalid_grant',
+      providerCodes: [50173],
+      at,
+    });
+    assert.equal(why?.title, 'The sign-in was revoked');
+    assert.equal(why?.action, 'send_link');
+  });
+
+  it('a known AADSTS number wins over the generic OAuth error', () => {
+    const why = explainError('error', {
+      code: 'provider_misconfigured',
+      providerError: 'invalid_client',
+      providerCodes: [7000215],
+      at,
+    });
+    assert.equal(why?.title, 'The client secret is wrong');
+    assert.equal(why?.action, 'fix_config');
+    assert.match(why?.todo ?? '', /MICROSOFT_CLIENT_SECRET/);
+  });
+
+  it('an unknown AADSTS number falls back to the OAuth error and is still listed', () => {
+    const why = explainError('needs_reauth', {
+      code: 'c',
+      providerError: 'invalid_grant',
+      providerCodes: [1],
+      at,
+    });
+    assert.equal(why?.title, 'The provider rejected the refresh token');
+    assert.deepEqual(why?.codes, ['invalid_grant', 'AADSTS1', 'c']);
+  });
+
+  it('invalid_client without a number is a broker configuration problem', () => {
+    assert.equal(
+      explainError('error', { code: 'provider_misconfigured', providerError: 'invalid_client', at })?.action,
+      'fix_config',
+    );
+  });
+
+  it('a transient failure says to wait', () => {
+    assert.equal(explainError('active', { code: 'provider_unavailable', at })?.action, 'wait');
+  });
+
+  it('an unknown code falls back to what the status says', () => {
+    assert.equal(explainError('needs_reauth', { code: 'something_new', at })?.action, 'send_link');
+    assert.equal(explainError('error', { code: 'something_new', at })?.action, 'fix_config');
+    assert.equal(explainError('active', { code: 'something_new', at })?.action, 'check_logs');
+  });
+
+  it('a connection never connected asks for a link; a healthy one has nothing to explain', () => {
+    assert.equal(explainError('pending', undefined)?.action, 'send_link');
+    assert.equal(explainError('active', undefined), undefined);
+  });
+
+  it('never repeats a code', () => {
+    const why = explainError('needs_reauth', { code: 'invalid_grant', providerError: 'invalid_grant', at });
+    assert.deepEqual(why?.codes, ['invalid_grant']);
+  });
+});
