@@ -230,6 +230,7 @@ async function announce(): Promise<string[]> {
     rule,
     `Token broker is running at ${api}   (data: ${settings.KEY_VAULT_URL ?? `${settings.BROKER_DATA_DIR ?? '.data'}/`})`,
     `Function key: ${key}`,
+    `Console:      ${api}/console   (paste the function key; it stays in the tab's memory)`,
     '',
   ];
   const keyHeader = `-H "x-functions-key: ${functionKey}"`;
