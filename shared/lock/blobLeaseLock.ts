@@ -70,6 +70,8 @@ export class BlobLeaseLock implements ConnectionLock {
   readonly #poll: { min: number; max: number };
   readonly #requestTimeoutMs: number;
   readonly #log: Logger;
+  /** Leases this process holds now (one holder per connection: a second one waits on the lease). */
+  readonly #holding = new Map<string, { held(): boolean }>();
 
   constructor(options: BlobLeaseLockOptions) {
     const duration = options.leaseDurationSeconds ?? 30;
@@ -91,11 +93,13 @@ export class BlobLeaseLock implements ConnectionLock {
     assertConnectionName(connection);
     const blob = this.#container.getBlockBlobClient(`${connection}.lock`);
     const lease = blob.getBlobLeaseClient(randomUUID());
-    await this.#acquire(connection, blob, lease);
-    const renewal = this.#keepRenewing(connection, lease);
+    const acquiredAt = await this.#acquire(connection, blob, lease);
+    const renewal = this.#keepRenewing(connection, lease, acquiredAt);
+    this.#holding.set(connection, renewal);
     try {
       return await fn();
     } finally {
+      this.#holding.delete(connection);
       await renewal.stop();
       await lease.releaseLease({ abortSignal: this.#signal() }).catch((err: unknown) => {
         this.#log.warn('lock.release_failed', { lock: 'blob', connection, detail: failureOf(err).summary });
@@ -103,14 +107,20 @@ export class BlobLeaseLock implements ConnectionLock {
     }
   }
 
-  async #acquire(connection: string, blob: BlockBlobClient, lease: BlobLeaseClient): Promise<void> {
+  held(connection: string): boolean {
+    return this.#holding.get(connection)?.held() ?? false;
+  }
+
+  /** Returns when the successful acquire request was sent (the lease runs from no earlier than that). */
+  async #acquire(connection: string, blob: BlockBlobClient, lease: BlobLeaseClient): Promise<number> {
     const deadline = Date.now() + this.#waitTimeoutMs;
     let waitingFor = 'another instance holds the lease';
     for (;;) {
       let missing = false;
       try {
+        const sentAt = Date.now();
         await lease.acquireLease(this.#durationSeconds, { abortSignal: this.#signal() });
-        return;
+        return sentAt;
       } catch (err) {
         const failure = failureOf(err);
         if (failure.status === 404) {
@@ -149,8 +159,16 @@ export class BlobLeaseLock implements ConnectionLock {
     }
   }
 
-  #keepRenewing(connection: string, lease: BlobLeaseClient): { stop(): Promise<void> } {
+  /** Renews until stopped; `held()` is false once a renewal was refused or none was confirmed within the lease
+   * duration (counted from when the request that confirmed it was sent). */
+  #keepRenewing(
+    connection: string,
+    lease: BlobLeaseClient,
+    confirmedAt: number,
+  ): { held(): boolean; stop(): Promise<void> } {
     let stopped = false;
+    let lost = false;
+    let validFrom = confirmedAt;
     let inflight: Promise<void> = Promise.resolve();
     // Not unref'd on purpose: a held lock must keep renewing for as long as `fn` runs.
     let timer: NodeJS.Timeout;
@@ -158,8 +176,10 @@ export class BlobLeaseLock implements ConnectionLock {
       timer = setTimeout(tick, this.#renewMs);
     };
     const tick = () => {
+      const sentAt = Date.now();
       inflight = lease.renewLease({ abortSignal: this.#signal() }).then(
         () => {
+          validFrom = sentAt;
           if (!stopped) schedule();
         },
         (err: unknown) => {
@@ -168,6 +188,7 @@ export class BlobLeaseLock implements ConnectionLock {
             this.#log.warn('lock.renew_failed', { lock: 'blob', connection, detail: failure.summary });
             if (!stopped) schedule();
           } else {
+            lost = true;
             this.#log.warn('lock.lease_lost', { lock: 'blob', connection, detail: failure.summary });
           }
         },
@@ -175,6 +196,7 @@ export class BlobLeaseLock implements ConnectionLock {
     };
     schedule();
     return {
+      held: () => !lost && Date.now() < validFrom + this.#durationSeconds * 1000,
       stop: async () => {
         stopped = true;
         clearTimeout(timer);

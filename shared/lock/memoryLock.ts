@@ -36,6 +36,11 @@ export class MemoryLock implements ConnectionLock {
     }
   }
 
+  /** In one process nobody can take the lock from a running holder. */
+  held(connection: string): boolean {
+    return this.#held.has(connection);
+  }
+
   #acquire(connection: string): Promise<void> {
     const waiters = this.#held.get(connection);
     if (!waiters) {

@@ -12,4 +12,8 @@ export interface ConnectionLock {
   /** Runs `fn` while holding the lock for `connection`; waits for a current holder up to an implementation
    * bound and then throws a `lock_timeout` BrokerError. Releases on return or throw. */
   withLock<T>(connection: string, fn: () => Promise<T>): Promise<T>;
+  /** Whether this process still holds the lock for `connection` (called from inside `fn`). A writer checks it
+   * right before a write, because a lease can be lost while `fn` runs (renewal refused, or none confirmed
+   * within the lease duration). Absent = a lock that cannot be lost while held. */
+  held?(connection: string): boolean;
 }
