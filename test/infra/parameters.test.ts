@@ -75,18 +75,14 @@ function minLength(decorators: string): number {
   return Number(/@minLength\((\d+)\)/.exec(decorators)?.[1] ?? 0);
 }
 
-/** What azd's password generator can produce for `config` (pkg/password/generator.go alphabets). */
-function azdGenerate(config: NonNullable<AzdMetadata['config']>): string {
+/** The characters azd's password generator draws from for `config` (pkg/password/generator.go). */
+function azdAlphabet(config: NonNullable<AzdMetadata['config']>): string {
   let alphabet = '';
   if (!config.noLower) alphabet += 'abcdefghijklmnopqrstuvwxyz';
   if (!config.noUpper) alphabet += 'ABCDEFGHIJKLMNOPQRSTUVWXYZ';
   if (!config.noNumeric) alphabet += '0123456789';
   if (!config.noSpecial) alphabet += '-_.{}~()*+!';
-  const length = config.length ?? 0;
-  // Worst cases for a base64url parser: every character from the alphabet appears.
-  let value = '';
-  for (let i = 0; i < length; i += 1) value += alphabet[i % alphabet.length];
-  return value;
+  return alphabet;
 }
 
 /** Variables the hook scripts azure.yaml declares set in the azd environment (`runAzd(['env', 'set', NAME …`). */
@@ -176,7 +172,15 @@ void describe('azd parameters: nothing to prompt for, nothing rotated by acciden
     assert.ok(p);
     const config = azdMetadata(p.decorators)?.config;
     assert.ok(config, 'brokerKeys has no azd generate config');
-    const value = azdGenerate(config);
+    const alphabet = azdAlphabet(config);
+    // Every character azd may draw must be base64url, or some generated keys would be refused at start-up.
+    assert.deepEqual(
+      [...alphabet].filter((c) => !/[A-Za-z0-9_-]/.test(c)),
+      [],
+      'azd may generate non-base64url characters',
+    );
+    const length = config.length ?? 0;
+    const value = Array.from({ length }, (_, i) => alphabet[i % alphabet.length]).join('');
     const parsed = parseConfig({
       BROKER_KEYS: value,
       KEY_VAULT_URL: 'https://kv-test.vault.azure.net',
@@ -184,7 +188,7 @@ void describe('azd parameters: nothing to prompt for, nothing rotated by acciden
     });
     assert.equal(parsed.keys?.length, 1);
     // 62 symbols per character: at least 256 bits of entropy.
-    assert.ok((config.length ?? 0) * Math.log2(62) >= 256, 'generated key has less than 256 bits');
+    assert.ok(length * Math.log2(alphabet.length) >= 256, 'generated key has less than 256 bits');
   });
 
   void it('no hook sets a variable that a built-in or generated parameter is mapped to', () => {
