@@ -1,11 +1,14 @@
 import { app, type InvocationContext, type Timer } from '@azure/functions';
-import { createLogger } from '../shared/log.ts';
+import { type Logger, runInInvocation } from '../shared/log.ts';
 import { getRuntime } from '../shared/runtime.ts';
 import { ncrontabProblem } from '../shared/schedule.ts';
 
 /** The sweep: refreshes every connection that is due, from metadata only. A past-due run is a normal run. */
-export async function refresh(timer: Timer, context: InvocationContext): Promise<void> {
-  const log = createLogger({ function: 'refresh', invocationId: context.invocationId });
+export function refresh(timer: Timer, context: InvocationContext): Promise<void> {
+  return runInInvocation(context, { function: 'refresh' }, (log) => sweep(timer, log));
+}
+
+async function sweep(timer: Timer, log: Logger): Promise<void> {
   const { broker } = await getRuntime();
   const result = await broker.refreshDue();
   log.info('refresh.done', {

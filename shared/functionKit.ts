@@ -1,25 +1,26 @@
 /**
  * @module functionKit
- * The wrapper every HTTP function uses: a per-invocation logger, and one mapping of any thrown error to a
+ * The wrapper every HTTP function uses: a per-invocation logger (lines written through the host's
+ * InvocationContext, broker lines included), and one mapping of any thrown error to a
  * response (problem+json for API callers, an HTML page for people in the connect flow).
  */
 import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import { isBrokerError } from './errors.ts';
 import { problemResponse } from './http.ts';
-import { createLogger, type Logger } from './log.ts';
+import { type Logger, runInInvocation } from './log.ts';
 import { errorPageContent, pageResponse } from './pages.ts';
 
 export type Handler = (request: HttpRequest, log: Logger) => Promise<HttpResponseInit>;
 
 export function apiHandler(name: string, handler: Handler) {
-  return async (request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> => {
-    const log = createLogger({ function: name, invocationId: context.invocationId });
-    try {
-      return await handler(request, log);
-    } catch (err) {
-      return problemResponse(err, log);
-    }
-  };
+  return (request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> =>
+    runInInvocation(context, { function: name }, async (log) => {
+      try {
+        return await handler(request, log);
+      } catch (err) {
+        return problemResponse(err, log);
+      }
+    });
 }
 
 /** For routes a browser opens: errors become a readable page with the same status and code. */
@@ -28,24 +29,24 @@ export function pageHandler(
   handler: Handler,
   options: { errorCookies?: HttpResponseInit['cookies'] } = {},
 ) {
-  return async (request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> => {
-    const log = createLogger({ function: name, invocationId: context.invocationId });
-    try {
-      return await handler(request, log);
-    } catch (err) {
-      const problem = problemResponse(err, log);
-      if (options.errorCookies) problem.cookies = options.errorCookies;
-      if (!prefersHtml(request)) return problem;
-      const code = isBrokerError(err) ? err.code : 'internal_error';
-      const status = isBrokerError(err) ? err.status : 500;
-      return pageResponse(
-        status,
-        errorPageContent(code, context.invocationId),
-        { 'x-broker-error': code },
-        options.errorCookies,
-      );
-    }
-  };
+  return (request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> =>
+    runInInvocation(context, { function: name }, async (log) => {
+      try {
+        return await handler(request, log);
+      } catch (err) {
+        const problem = problemResponse(err, log);
+        if (options.errorCookies) problem.cookies = options.errorCookies;
+        if (!prefersHtml(request)) return problem;
+        const code = isBrokerError(err) ? err.code : 'internal_error';
+        const status = isBrokerError(err) ? err.status : 500;
+        return pageResponse(
+          status,
+          errorPageContent(code, context.invocationId),
+          { 'x-broker-error': code },
+          options.errorCookies,
+        );
+      }
+    });
 }
 
 function prefersHtml(request: HttpRequest): boolean {
