@@ -4,7 +4,7 @@
  * per connection and scope: read the store, authorise the caller, refresh when due, serve.
  */
 import { BrokerError } from '../errors.ts';
-import { isSubsetOfGranted, scopeKey } from '../oauth/scopes.ts';
+import { decideRequestedScopes, scopeKey } from '../oauth/scopes.ts';
 import type { AccessTokenEntry, ConnectionRecord } from '../store/types.ts';
 import { assertConnectionName } from '../store/validate.ts';
 import type { BrokerContext } from './context.ts';
@@ -65,24 +65,35 @@ export class AccessTokens {
     const ctx = this.#ctx;
     const name = record.connection;
     assertUsable(record);
-    if (scopes && key !== '' && !isSubsetOfGranted(scopes, record.tokens?.grantedScopes ?? [])) {
-      // Only scopes the account consented to; anything else would need a new sign-in.
-      throw new BrokerError(
-        'scope_not_granted',
-        'This connection was not granted those scopes. Reconnect with the wider scopes.',
-        { fields: { connection: name } },
-      );
+    // What the provider is asked for: the requested scopes, or for `{resource}/.default` the scopes the
+    // connection holds on that resource (docs/security.md, "The /.default rule"). Stored under that key.
+    let providerScopes = scopes;
+    let entryKey = key;
+    if (scopes && key !== '') {
+      const decision = decideRequestedScopes(scopes, record.tokens?.grantedScopes ?? []);
+      if (!decision.ok) {
+        // Only scopes the account consented to; anything else would need a new sign-in.
+        throw new BrokerError(
+          decision.code,
+          decision.code === 'invalid_request'
+            ? 'A /.default scope cannot be combined with other scopes.'
+            : 'This connection was not granted those scopes. Reconnect with the wider scopes.',
+          { detail: decision.reason, fields: { connection: name } },
+        );
+      }
+      providerScopes = decision.scopes;
+      entryKey = scopeKey(decision.scopes);
     }
-    const current = pickEntry(record, key);
+    const current = pickEntry(record, entryKey);
     if (current && tokenFreshness(current, ctx.now(), ctx.policy.marginMs) === 'fresh') {
       return this.#remember(record, key, current);
     }
     try {
-      const refreshed = await this.#refresher.refresh(name, key === '' ? undefined : scopes, {
+      const refreshed = await this.#refresher.refresh(name, key === '' ? undefined : providerScopes, {
         force: false,
         reason: current ? 'expiring' : 'no_access_token',
       });
-      const entry = pickEntry(refreshed, key);
+      const entry = pickEntry(refreshed, entryKey);
       if (!entry) throw new BrokerError('provider_error', 'The provider returned no access token.');
       return this.#remember(refreshed, key, entry);
     } catch (err) {
