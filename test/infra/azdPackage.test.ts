@@ -177,81 +177,89 @@ let host: DevHostHandle | undefined;
 let entries: string[] = [];
 let serviceDist = '';
 
-void describe('azd package replay (fresh clone → npm install → prepackage hook → npm run build → zip)', () => {
-  before(async () => {
-    const started = Date.now();
-    const copied = copyRepository();
-    assert.ok(copied > 50, `only ${copied} files copied`);
-    assert.ok(
-      !existsSync(join(clone, 'dist')) && !existsSync(join(clone, 'node_modules')),
-      'the clone is not fresh',
+void describe(
+  'azd package replay (fresh clone → npm install → prepackage hooks → npm run build → zip)',
+  { timeout: 900_000 },
+  () => {
+    before(
+      async () => {
+        const started = Date.now();
+        const copied = copyRepository();
+        assert.ok(copied > 50, `only ${copied} files copied`);
+        assert.ok(
+          !existsSync(join(clone, 'dist')) && !existsSync(join(clone, 'node_modules')),
+          'the clone is not fresh',
+        );
+
+        const project = parse(readFileSync(join(clone, 'azure.yaml'), 'utf8')) as AzureYaml;
+        const service = project.services.api;
+        assert.ok(service, 'azure.yaml has no service api');
+        assert.equal(service.host, 'function');
+        assert.equal(service.language, 'ts');
+        const servicePath = join(clone, service.project);
+        assert.ok(service.dist, 'azure.yaml names no dist folder for api');
+        serviceDist = join(servicePath, service.dist);
+        assert.ok(
+          !(service.remoteBuild === false && funcignoreExcludesNodeModules(servicePath)),
+          "azd refuses 'remoteBuild: false' when .funcignore excludes node_modules",
+        );
+
+        // 1. Restore (RequireRestore), 2. prepackage hooks (project-level command hook, then the service's),
+        // 3. the Node framework's Package step = `npm run build`, 4. zip <project>/<dist>.
+        await run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund'], servicePath, 600_000);
+        await runHook('prepackage (project)', project.hooks?.prepackage, clone);
+        await runHook('prepackage (api)', service.hooks?.prepackage, servicePath);
+        await run('npm', ['run', 'build'], servicePath);
+        assert.ok(
+          existsSync(serviceDist) && readdirSync(serviceDist).length > 0,
+          `package source '${service.dist}' is empty or does not exist (azd stops here)`,
+        );
+        entries = azdZipEntries(serviceDist, service.remoteBuild);
+        const list = join(work, 'entries.txt');
+        writeFileSync(list, `${entries.join('\n')}\n`);
+        await run('sh', ['-c', `zip -q -X "${zipFile}" -@ < "${list}"`], serviceDist);
+        mkdirSync(unpacked);
+        await run('unzip', ['-q', zipFile, '-d', unpacked], work);
+
+        const data = join(work, 'data');
+        mkdirSync(data);
+        host = await spawnDevHost({
+          appDir: unpacked,
+          env: { BROKER_DATA_DIR: data, DEVHOST_TIMERS: 'off', DEVHOST_FUNCTION_KEY: 'replay-key' },
+          readyTimeoutMs: 30_000,
+        });
+        console.log(
+          `azd package replay: ${entries.length} zip entries, ready in ${Math.round((Date.now() - started) / 1000)} s`,
+        );
+      },
+      // npm install + build take about 30 s on a warm npm cache; a slow CI machine gets room.
+      { timeout: 600_000 },
     );
 
-    const project = parse(readFileSync(join(clone, 'azure.yaml'), 'utf8')) as AzureYaml;
-    const service = project.services.api;
-    assert.ok(service, 'azure.yaml has no service api');
-    assert.equal(service.host, 'function');
-    assert.equal(service.language, 'ts');
-    const servicePath = join(clone, service.project);
-    assert.ok(service.dist, 'azure.yaml names no dist folder for api');
-    serviceDist = join(servicePath, service.dist);
-    assert.ok(
-      !(service.remoteBuild === false && funcignoreExcludesNodeModules(servicePath)),
-      "azd refuses 'remoteBuild: false' when .funcignore excludes node_modules",
-    );
-
-    // 1. Restore (RequireRestore), 2. prepackage hooks (project-level command hook, then the service's),
-    // 3. the Node framework's Package step = `npm run build`, 4. zip <project>/<dist>.
-    await run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund'], servicePath, 600_000);
-    await runHook('prepackage (project)', project.hooks?.prepackage, clone);
-    await runHook('prepackage (api)', service.hooks?.prepackage, servicePath);
-    await run('npm', ['run', 'build'], servicePath);
-    assert.ok(
-      existsSync(serviceDist) && readdirSync(serviceDist).length > 0,
-      `package source '${service.dist}' is empty or does not exist (azd stops here)`,
-    );
-    entries = azdZipEntries(serviceDist, service.remoteBuild);
-    const list = join(work, 'entries.txt');
-    writeFileSync(list, `${entries.join('\n')}\n`);
-    await run('sh', ['-c', `zip -q -X "${zipFile}" -@ < "${list}"`], serviceDist);
-    mkdirSync(unpacked);
-    await run('unzip', ['-q', zipFile, '-d', unpacked], work);
-
-    const data = join(work, 'data');
-    mkdirSync(data);
-    host = await spawnDevHost({
-      appDir: unpacked,
-      env: { BROKER_DATA_DIR: data, DEVHOST_TIMERS: 'off', DEVHOST_FUNCTION_KEY: 'replay-key' },
-      readyTimeoutMs: 30_000,
+    after(async () => {
+      await host?.stop();
+      rmSync(work, { recursive: true, force: true });
     });
-    console.log(
-      `azd package replay: ${entries.length} zip entries, ready in ${Math.round((Date.now() - started) / 1000)} s`,
-    );
-  });
 
-  after(async () => {
-    await host?.stop();
-    rmSync(work, { recursive: true, force: true });
-  });
+    void it('zips a package the Functions host can load: host.json and package.json at the root, no node_modules', () => {
+      assert.ok(entries.includes('host.json'), `host.json is not at the zip root: ${entries.join(', ')}`);
+      assert.ok(entries.includes('package.json'), 'package.json is not at the zip root');
+      assert.ok(!existsSync(join(unpacked, 'node_modules')), 'node_modules was zipped');
+      assert.deepEqual(
+        entries.filter((e) => /(^|\/)node_modules\/|\.ts$|\.map$/.test(e)),
+        [],
+        'sources, maps or node_modules in the zip',
+      );
+      const pkg = JSON.parse(readFileSync(join(unpacked, 'package.json'), 'utf8')) as { main?: string };
+      assert.ok(pkg.main, 'package.json has no main');
+    });
 
-  void it('zips a package the Functions host can load: host.json and package.json at the root, no node_modules', () => {
-    assert.ok(entries.includes('host.json'), `host.json is not at the zip root: ${entries.join(', ')}`);
-    assert.ok(entries.includes('package.json'), 'package.json is not at the zip root');
-    assert.ok(!existsSync(join(unpacked, 'node_modules')), 'node_modules was zipped');
-    assert.deepEqual(
-      entries.filter((e) => /(^|\/)node_modules\/|\.ts$|\.map$/.test(e)),
-      [],
-      'sources, maps or node_modules in the zip',
-    );
-    const pkg = JSON.parse(readFileSync(join(unpacked, 'package.json'), 'utf8')) as { main?: string };
-    assert.ok(pkg.main, 'package.json has no main');
-  });
-
-  void it('serves /api/health from the unpacked zip with every function of functions/*.ts indexed', async () => {
-    assert.ok(host);
-    const res = await fetch(`${host.baseUrl}/api/health`);
-    assert.equal(res.status, 200, await res.text());
-    const indexed = [...host.logs().matchAll(/^devhost: function (\w+):/gm)].map((m) => m[1] ?? '').sort();
-    assert.deepEqual(indexed, declaredFunctions(clone));
-  });
-});
+    void it('serves /api/health from the unpacked zip with every function of functions/*.ts indexed', async () => {
+      assert.ok(host);
+      const res = await fetch(`${host.baseUrl}/api/health`);
+      assert.equal(res.status, 200, await res.text());
+      const indexed = [...host.logs().matchAll(/^devhost: function (\w+):/gm)].map((m) => m[1] ?? '').sort();
+      assert.deepEqual(indexed, declaredFunctions(clone));
+    });
+  },
+);
