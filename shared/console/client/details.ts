@@ -80,6 +80,21 @@ function problemSection(view: ConnectionView): HTMLElement | null {
     h('h2', { id: 'problem-title' }, why.title),
     h('p', {}, why.meaning),
     h('p', { class: 'todo' }, h('strong', {}, 'What to do: '), why.todo),
+    why.action === 'send_link'
+      ? h(
+          'p',
+          {},
+          h(
+            'button',
+            {
+              type: 'button',
+              id: 'go-to-link',
+              onclick: () => document.getElementById('create-link')?.focus(),
+            },
+            'Create a new link',
+          ),
+        )
+      : null,
     why.codes.length || view.lastError
       ? h(
           'p',
@@ -131,7 +146,7 @@ function linkSection(name: string): HTMLElement {
         { class: 'expiry', id: 'link-expiry' },
         'Expires ',
         h('time', { datetime: link.expiresAt }, `${exactTime(link.expiresAt)} (${fromNow(link.expiresAt)})`),
-        '. It works once per sign-in and only for this connection.',
+        '. Until then anyone holding it can connect an account to this connection (set an expected account to pin one): send it to the account owner only.',
       ),
       h(
         'figure',
@@ -308,7 +323,17 @@ export async function renderDetails(name: string, focus: boolean): Promise<() =>
         { class: 'card', 'aria-labelledby': 'tokens-title' },
         h('h2', { id: 'tokens-title' }, 'Tokens'),
         dl([
-          ['Access token expires', timeEl(v.accessTokenExpiresAt)],
+          [
+            'Access token expires',
+            v.accessTokenExpiresAt && v.status !== 'active'
+              ? h(
+                  'span',
+                  {},
+                  timeEl(v.accessTokenExpiresAt),
+                  ' (not served while the connection needs attention)',
+                )
+              : timeEl(v.accessTokenExpiresAt),
+          ],
           ['Last refresh', timeEl(v.refreshedAt)],
           ['Connected', timeEl(v.connectedAt)],
           ['Failures in a row', String(v.failures)],
