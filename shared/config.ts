@@ -5,6 +5,7 @@
  */
 import { createHash, createPrivateKey, X509Certificate } from 'node:crypto';
 import { z } from 'zod';
+import { PRESET_NAMES, type PresetName, presetFor } from './oauth/presets.ts';
 import { ncrontabProblem } from './schedule.ts';
 
 /** Every setting the broker reads. `requiredInAzure` ones must be set by infra (checked by the parity test). */
@@ -62,8 +63,11 @@ const bool = z
 const genericProviderSchema = z
   .object({
     kind: z.literal('oauth2'),
-    authorizationUrl: z.url(),
-    tokenUrl: z.url(),
+    /** Documented defaults for a known provider (shared/oauth/presets.ts); settings given here win. */
+    preset: z.enum(PRESET_NAMES).optional(),
+    /** Optional with `issuer` (taken from its discovery document); explicit values win over the document. */
+    authorizationUrl: z.url().optional(),
+    tokenUrl: z.url().optional(),
     issuer: z.url().optional(),
     jwksUrl: z.url().optional(),
     clientId: nonEmpty,
@@ -75,10 +79,19 @@ const genericProviderSchema = z
     clientAuthMethod: z
       .enum(['client_secret_post', 'client_secret_basic', 'none'])
       .default('client_secret_post'),
-    defaultScopes: z.array(nonEmpty).default([]),
-    extraAuthorizeParams: z.record(z.string(), z.string()).default({}),
+    defaultScopes: z.array(nonEmpty).optional(),
+    extraAuthorizeParams: z.record(z.string(), z.string()).optional(),
     extraTokenParams: z.record(z.string(), z.string()).default({}),
     usePkce: z.boolean().default(true),
+    /** Access-token lifetime assumed when a token response has no `expires_in` (default 600 s). */
+    defaultExpiresInSeconds: z.number().int().min(30).max(86_400).optional(),
+    /** ID-token algorithms to accept instead of what discovery advertises. */
+    idTokenSigningAlgs: z
+      .array(
+        z.enum(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA']),
+      )
+      .min(1)
+      .optional(),
   })
   .strict();
 
@@ -157,8 +170,12 @@ export interface MicrosoftProviderConfig {
 export interface GenericProviderConfig {
   kind: 'oauth2';
   name: string;
-  authorizationUrl: string;
-  tokenUrl: string;
+  preset?: PresetName;
+  /** Absent only when `issuer` is set: then they come from its discovery document. */
+  authorizationUrl?: string;
+  tokenUrl?: string;
+  defaultExpiresInSeconds?: number;
+  idTokenSigningAlgs?: string[];
   issuer?: string;
   jwksUrl?: string;
   clientId: string;
@@ -539,7 +556,20 @@ function parseGenericProviders(
       problems.push({ variable: 'BROKER_PROVIDERS', reason: 'the name microsoft is reserved' });
       continue;
     }
-    for (const url of [p.authorizationUrl, p.tokenUrl, p.jwksUrl, p.issuer]) {
+    const preset = p.preset ? presetFor(p.preset) : undefined;
+    const issuer = p.issuer ?? preset?.issuer;
+    const authorizationUrl = p.authorizationUrl ?? preset?.authorizationUrl;
+    const tokenUrl = p.tokenUrl ?? preset?.tokenUrl;
+    if (!issuer && (!authorizationUrl || !tokenUrl)) {
+      problems.push({
+        variable: 'BROKER_PROVIDERS',
+        reason: preset?.requiresIssuer
+          ? `${name}.issuer: the ${p.preset} preset needs your tenant's issuer URL`
+          : `${name}: set issuer (endpoints then come from its discovery document) or both authorizationUrl and tokenUrl`,
+      });
+      continue;
+    }
+    for (const url of [authorizationUrl, tokenUrl, p.jwksUrl, issuer]) {
       if (url !== undefined && !url.startsWith('https:') && !insecure) {
         problems.push({
           variable: 'BROKER_PROVIDERS',
@@ -568,16 +598,20 @@ function parseGenericProviders(
     const provider: GenericProviderConfig = {
       kind: 'oauth2',
       name,
-      authorizationUrl: p.authorizationUrl,
-      tokenUrl: p.tokenUrl,
       clientId: p.clientId,
       credential,
-      defaultScopes: p.defaultScopes,
-      extraAuthorizeParams: p.extraAuthorizeParams,
+      defaultScopes: p.defaultScopes ?? [...(preset?.defaultScopes ?? [])],
+      extraAuthorizeParams: p.extraAuthorizeParams ?? { ...preset?.extraAuthorizeParams },
       extraTokenParams: p.extraTokenParams,
       usePkce: p.usePkce,
     };
-    if (p.issuer) provider.issuer = p.issuer;
+    if (p.preset) provider.preset = p.preset;
+    if (authorizationUrl) provider.authorizationUrl = authorizationUrl;
+    if (tokenUrl) provider.tokenUrl = tokenUrl;
+    const defaultExpiresIn = p.defaultExpiresInSeconds ?? preset?.defaultExpiresInSeconds;
+    if (defaultExpiresIn !== undefined) provider.defaultExpiresInSeconds = defaultExpiresIn;
+    if (p.idTokenSigningAlgs) provider.idTokenSigningAlgs = p.idTokenSigningAlgs;
+    if (issuer) provider.issuer = issuer;
     if (p.jwksUrl) provider.jwksUrl = p.jwksUrl;
     out[name] = provider;
   }

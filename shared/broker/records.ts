@@ -5,7 +5,13 @@
  */
 import { BrokerError } from '../errors.ts';
 import type { ProviderClient, TokenResult } from '../oauth/provider.ts';
-import type { AccessTokenEntry, ConnectedIdentity, ConnectionRecord, TokenStore } from '../store/types.ts';
+import type {
+  AccessTokenEntry,
+  ConnectedIdentity,
+  ConnectionRecord,
+  TokenSet,
+  TokenStore,
+} from '../store/types.ts';
 import { assertConnectionName } from '../store/validate.ts';
 
 export function unknownConnection(): BrokerError {
@@ -85,17 +91,24 @@ export function withTokens(
     accessToken: result.accessToken,
     tokenType: result.tokenType,
     expiresAt: now + result.expiresInSeconds * 1000,
+    // With expiresAt, the lifetime granted: the refresh margin is bounded by it (refreshPolicy.ts).
+    issuedAt: now,
     scope: result.scope,
   };
   if (result.refreshInSeconds !== undefined) entry.refreshAt = now + result.refreshInSeconds * 1000;
   const previous = record.tokens;
-  const tokens = {
+  const tokens: TokenSet = {
     // No refresh token in the response means the old one stays valid (RFC 6749 §6).
     refreshToken: result.refreshToken ?? previousRefreshToken,
     grantedScopes: previous?.grantedScopes ?? [],
     ...(previous?.primary ? { primary: previous.primary } : {}),
     ...(previous?.extra ? { extra: { ...previous.extra } } : {}),
   };
+  // A stated end of the grant (`refresh_token_expires_in`) belongs to the refresh token it came with.
+  if (result.refreshTokenExpiresInSeconds !== undefined)
+    tokens.refreshTokenExpiresAt = now + result.refreshTokenExpiresInSeconds * 1000;
+  else if (!result.refreshToken && previous?.refreshTokenExpiresAt !== undefined)
+    tokens.refreshTokenExpiresAt = previous.refreshTokenExpiresAt;
   if (key === undefined) {
     tokens.primary = entry;
     tokens.grantedScopes = mergeGranted(

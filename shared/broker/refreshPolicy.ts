@@ -81,6 +81,20 @@ export function shouldRefresh(meta: RecordMetadata, now: number, policy: Refresh
   return { refresh: false, reason: 'fresh' };
 }
 
+/** How long before a grant with a stated end (`refresh_token_expires_in`) the sweep starts warning about it. */
+export const GRANT_WARNING_MS = 3 * 24 * 3600_000;
+
+export type GrantState = 'open_ended' | 'ok' | 'expiring' | 'expired';
+
+/** Where a connection's grant stands when the provider said when it ends (Google time-based access, GitHub
+ * apps): refreshing cannot extend it, only a new sign-in can, so the sweep flags it ahead of time. */
+export function grantState(grantExpiresAt: number | undefined, now: number): GrantState {
+  if (grantExpiresAt === undefined) return 'open_ended';
+  if (now >= grantExpiresAt) return 'expired';
+  if (now >= grantExpiresAt - GRANT_WARNING_MS) return 'expiring';
+  return 'ok';
+}
+
 export type TokenFreshness = 'fresh' | 'due' | 'expired';
 
 /** A cached access token is served while fresh; once due it is refreshed but may still be served if that

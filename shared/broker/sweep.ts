@@ -9,7 +9,7 @@ import type { RecordMetadata } from '../store/types.ts';
 import type { BrokerContext } from './context.ts';
 import { wasLogged } from './failures.ts';
 import type { Refresher } from './refresher.ts';
-import { type RefreshReason, shouldRefresh } from './refreshPolicy.ts';
+import { grantState, type RefreshReason, shouldRefresh } from './refreshPolicy.ts';
 
 export interface SweepResult {
   listed: number;
@@ -39,6 +39,14 @@ export async function sweep(ctx: BrokerContext, refresher: Refresher): Promise<S
           if (decision.refresh) due.push({ connection: meta.connection, reason: decision.reason });
         }
         result.due = due.length;
+          // A grant with a stated end cannot be extended by refreshing: say so while there is time to reconnect.
+          const grant = grantState(meta.grantExpiresAt, now);
+          if ((grant === 'expiring' || grant === 'expired') && meta.status === 'active')
+            ctx.log.warn('refresh.grant_expiring', {
+              connection: meta.connection,
+              reason: grant,
+              detail: `grant ends ${new Date(meta.grantExpiresAt ?? 0).toISOString()}; open a new connect link`,
+            });
         wake();
       }
     } finally {

@@ -20,6 +20,8 @@ export interface ConnectionView {
   connectedAt?: string;
   refreshedAt?: string;
   accessTokenExpiresAt?: string;
+  /** When the grant itself ends, if the provider said so (`refresh_token_expires_in`): reconnect before then. */
+  grantExpiresAt?: string;
   failures: number;
   nextAttemptAt?: string;
   lastError?: { code: string; providerError?: string; providerCodes?: number[]; at: string };
@@ -51,6 +53,7 @@ export function connectionView(record: ConnectionRecord): ConnectionView {
     ['connectedAt', iso(record.connectedAt)],
     ['refreshedAt', iso(record.refreshedAt)],
     ['accessTokenExpiresAt', iso(record.tokens?.primary?.expiresAt)],
+    ['grantExpiresAt', iso(record.tokens?.refreshTokenExpiresAt)],
     ['nextAttemptAt', iso(record.nextAttemptAt)],
   ];
   for (const [key, value] of optional)
@@ -68,6 +71,7 @@ export interface ConnectionSummary {
   provider: string;
   status: RecordMetadata['status'];
   accessTokenExpiresAt?: string;
+  grantExpiresAt?: string;
   refreshedAt?: string;
   failures: number;
 }
@@ -82,5 +86,6 @@ export function summaryView(meta: RecordMetadata): ConnectionSummary {
   if (meta.accessExpiresAt !== undefined)
     view.accessTokenExpiresAt = new Date(meta.accessExpiresAt).toISOString();
   if (meta.refreshedAt !== undefined) view.refreshedAt = new Date(meta.refreshedAt).toISOString();
+  if (meta.grantExpiresAt !== undefined) view.grantExpiresAt = new Date(meta.grantExpiresAt).toISOString();
   return view;
 }

@@ -1,9 +1,10 @@
 /**
  * @module oauth/provider
- * The only module that speaks OAuth. Protocol steps go through oauth4webapi (PKCE, authorization response
- * checks, token response parsing, id_token claim checks); id_token signatures are verified with jose against
- * the provider's JWKS. Microsoft specifics (tenant paths, `{tenantid}` issuer template, one resource per token
- * request, `refresh_in`) live here too, in small named functions.
+ * The only module that speaks OAuth. Protocol steps go through oauth4webapi (discovery, PKCE, authorization
+ * response checks including RFC 9207 `iss`, token response parsing, ID-token claim and `alg` checks); ID-token
+ * signatures are verified with jose against the provider's JWKS. Endpoints, issuer and algorithms come from
+ * `./metadata.ts`; token-response quirks are handled in `./tokenResponse.ts`. Microsoft specifics (the
+ * `{tenantid}` issuer template, one resource per token request, `refresh_in`) live in small named functions.
  */
 import {
   createRemoteJWKSet,
@@ -17,24 +18,22 @@ import * as oauth from 'oauth4webapi';
 import type { ProviderConfig } from '../config.ts';
 import { constantTimeEqual } from '../crypto.ts';
 import { BrokerError, type ErrorCode } from '../errors.ts';
-import type { ConnectedIdentity } from '../store/types.ts';
 import { type AssertionSource, buildClientAuth } from './clientAuth.ts';
 import { classifyFailure, type FailureClass, type FailureInput } from './classify.ts';
+import {
+  isNetworkError,
+  issuerSetting,
+  metadataSource,
+  type ProviderMetadata,
+  resolveIssuer,
+  tenantFromIssuer,
+} from './metadata.ts';
 import { OIDC_SCOPES, primaryResourceScopes } from './scopes.ts';
+import { toTokenResult, type TokenResult } from './tokenResponse.ts';
 import type { FetchLike } from './transport.ts';
 
-export interface TokenResult {
-  accessToken: string;
-  tokenType: string;
-  /** Lifetime as the provider stated it; the broker turns it into absolute times with its own clock. */
-  expiresInSeconds: number;
-  /** Microsoft `refresh_in`: renew after this many seconds even though the token is still valid. */
-  refreshInSeconds?: number;
-  /** Scopes the provider says the access token carries. */
-  scope: string;
-  refreshToken?: string;
-  identity?: ConnectedIdentity;
-}
+export { resolveIssuer } from './metadata.ts';
+export type { TokenResult } from './tokenResponse.ts';
 
 export interface AuthorizationParams {
   scopes: readonly string[];
@@ -42,6 +41,8 @@ export interface AuthorizationParams {
   nonce: string;
   codeChallenge: string;
   loginHint?: string;
+  /** Claims challenge from an earlier `interaction_required` answer (JSON text), sent on as MSAL does. */
+  claims?: string;
 }
 
 export interface RedeemParams {
@@ -50,6 +51,7 @@ export interface RedeemParams {
   nonce: string;
   codeVerifier: string;
   scopes: readonly string[];
+  claims?: string;
 }
 
 export interface ProviderClient {
@@ -59,7 +61,8 @@ export interface ProviderClient {
   readonly defaultScopes: readonly string[];
   /** Scopes to ask for at sign-in: the connection's scopes plus what refresh and identity checks need. */
   loginScopes(scopes: readonly string[]): string[];
-  authorizationUrl(params: AuthorizationParams): URL;
+  /** Async: the endpoint may first have to be discovered. */
+  authorizationUrl(params: AuthorizationParams): URL | Promise<URL>;
   redeemCode(params: RedeemParams): Promise<TokenResult>;
   /** `scopes` undefined → the connection's primary token; otherwise a token for exactly those scopes. */
   refresh(refreshToken: string, scopes: readonly string[]): Promise<TokenResult>;
@@ -105,7 +108,8 @@ export class ProviderFailure extends BrokerError {
         providerCodes: failure.codes?.join(','),
         traceId: failure.traceId,
         correlationId: failure.correlationId,
-        httpStatus: failure.httpStatus,
+        // Ours is the status the caller gets; the provider's is logged under its own name.
+        providerHttpStatus: failure.httpStatus,
       },
       cause,
     };
@@ -124,47 +128,12 @@ export interface ProviderDeps {
   assertionSource?: AssertionSource;
 }
 
-interface Endpoints {
-  authorize: string;
-  token: string;
-  jwks?: string;
-  /** Exact issuer, or a template containing `{tenantid}` (Microsoft multi-tenant). */
-  issuer?: string;
-}
-
-const MS_GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-/** Microsoft identity platform v2 endpoints for a tenant value and authority host (national clouds). */
-export function microsoftEndpoints(authorityHost: string, tenant: string): Endpoints {
-  const base = `${authorityHost}/${encodeURIComponent(tenant)}`;
-  return {
-    authorize: `${base}/oauth2/v2.0/authorize`,
-    token: `${base}/oauth2/v2.0/token`,
-    jwks: `${base}/discovery/v2.0/keys`,
-    // GUID tenants have a fixed issuer; names (`common`, a domain) resolve to a GUID only in the token.
-    issuer: MS_GUID.test(tenant)
-      ? `${authorityHost}/${tenant.toLowerCase()}/v2.0`
-      : `${authorityHost}/{tenantid}/v2.0`,
-  };
-}
-
-/** Fills Microsoft's `{tenantid}` issuer template from the token's `tid`, which must be a GUID. */
-export function resolveIssuer(template: string, tid: unknown): string | undefined {
-  if (!template.includes('{tenantid}')) return template;
-  if (typeof tid !== 'string' || !MS_GUID.test(tid)) return undefined;
-  return template.replace('{tenantid}', tid);
-}
+/** Lifetime assumed when a provider sends no `expires_in` and its settings name none (a shorter guess only costs
+ * an earlier refresh; a longer one would serve expired tokens). Microsoft always sends it. */
+export const DEFAULT_EXPIRES_IN_SECONDS = { microsoft: 3600, oauth2: 600 } as const;
 
 export function createProviderClient(config: ProviderConfig, deps: ProviderDeps): ProviderClient {
-  const endpoints: Endpoints =
-    config.kind === 'microsoft'
-      ? microsoftEndpoints(config.authorityHost, config.tenant)
-      : {
-          authorize: config.authorizationUrl,
-          token: config.tokenUrl,
-          ...(config.jwksUrl ? { jwks: config.jwksUrl } : {}),
-          ...(config.issuer ? { issuer: config.issuer } : {}),
-        };
+  const metadata = metadataSource(config, deps);
   const client: oauth.Client = { client_id: config.clientId, [oauth.clockTolerance]: 120 };
   const clientAuth = buildClientAuth(config.credential, deps.assertionSource);
   const requestOptions = {
@@ -172,60 +141,81 @@ export function createProviderClient(config: ProviderConfig, deps: ProviderDeps)
     [oauth.allowInsecureRequests]: deps.allowInsecureHttp,
     signal: () => AbortSignal.timeout(deps.timeoutMs),
   };
-  const jwks = endpoints.jwks
-    ? createRemoteJWKSet(new URL(endpoints.jwks), {
-        [joseCustomFetch]: deps.fetch,
-        timeoutDuration: deps.timeoutMs,
-        cooldownDuration: 30_000,
-        cacheMaxAge: 24 * 3600_000,
-      })
-    : undefined;
+  let jwks: ReturnType<typeof createRemoteJWKSet> | undefined;
+  const jwksFor = (md: ProviderMetadata) => {
+    if (!md.as.jwks_uri) return undefined;
+    jwks ??= createRemoteJWKSet(new URL(md.as.jwks_uri), {
+      [joseCustomFetch]: deps.fetch,
+      timeoutDuration: deps.timeoutMs,
+      cooldownDuration: 30_000,
+      cacheMaxAge: 24 * 3600_000,
+    });
+    return jwks;
+  };
   const microsoft = config.kind === 'microsoft';
   const extraAuthorize = config.kind === 'oauth2' ? config.extraAuthorizeParams : {};
   const extraToken = config.kind === 'oauth2' ? config.extraTokenParams : {};
   const usePkce = config.kind === 'oauth2' ? config.usePkce : true;
+  const defaultExpiresIn =
+    config.kind === 'oauth2'
+      ? (config.defaultExpiresInSeconds ?? DEFAULT_EXPIRES_IN_SECONDS.oauth2)
+      : DEFAULT_EXPIRES_IN_SECONDS.microsoft;
+  // Whether sign-in asks for an ID token. Known before discovery: Microsoft always, generic ones with an issuer.
+  const oidc = microsoft || (config.kind === 'oauth2' && config.issuer !== undefined);
 
-  const as = (issuer: string | undefined): oauth.AuthorizationServer => ({
-    issuer: issuer ?? endpoints.authorize,
-    authorization_endpoint: endpoints.authorize,
-    token_endpoint: endpoints.token,
-    ...(endpoints.jwks ? { jwks_uri: endpoints.jwks } : {}),
-  });
+  const withIssuer = (md: ProviderMetadata, issuer: string | undefined): oauth.AuthorizationServer =>
+    issuer === undefined || issuer === md.as.issuer ? md.as : { ...md.as, issuer };
 
   /** Issuer to check an id_token against; undefined when this provider has no issuer to check. */
-  async function issuerFor(response: Response): Promise<string | undefined> {
-    if (!endpoints.issuer) return undefined;
+  async function issuerFor(md: ProviderMetadata, response: Response): Promise<string | undefined> {
+    if (!md.hasIssuer) return undefined;
+    const template = md.as.issuer;
+    if (!template.includes('{tenantid}')) return template;
     let body: unknown;
     try {
       body = await response.clone().json();
     } catch {
-      return endpoints.issuer;
+      return template;
     }
     const idToken = (body as { id_token?: unknown }).id_token;
-    if (typeof idToken !== 'string') return endpoints.issuer;
+    if (typeof idToken !== 'string') return template;
     let tid: unknown;
     try {
       tid = decodeJwt(idToken).tid;
     } catch {
-      return endpoints.issuer;
+      return template;
     }
     // An unresolvable template makes the claim check fail below, which is what we want.
-    return resolveIssuer(endpoints.issuer, tid) ?? endpoints.issuer;
+    return resolveIssuer(template, tid) ?? template;
   }
 
   async function verifyIdToken(
+    md: ProviderMetadata,
     idToken: string,
     issuer: string,
     nonce: string | undefined,
   ): Promise<JWTPayload> {
-    if (!jwks)
+    const keySet = jwksFor(md);
+    if (!keySet)
       throw new BrokerError('provider_error', 'The provider sent an id_token the broker cannot verify.');
-    const { payload } = await jwtVerify(idToken, jwks, {
+    const { payload, protectedHeader } = await jwtVerify(idToken, keySet, {
       issuer,
       audience: config.clientId,
       clockTolerance: 120,
-      algorithms: ['RS256', 'PS256', 'ES256'],
+      algorithms: md.idTokenAlgs,
     });
+    // Microsoft lists the issuer each key may sign for (templated keys: any tenant after substitution).
+    const key = keySet.jwks()?.keys.find((k) => k.kid === protectedHeader.kid);
+    const keyIssuer = (key as { issuer?: unknown } | undefined)?.issuer;
+    if (typeof keyIssuer === 'string' && resolveIssuer(keyIssuer, payload.tid) !== payload.iss) {
+      throw new BrokerError(
+        'provider_error',
+        'The provider sent an id_token signed by a key of another issuer.',
+        {
+          detail: 'signing key issuer mismatch',
+        },
+      );
+    }
     if (
       nonce !== undefined &&
       (typeof payload.nonce !== 'string' || !constantTimeEqual(payload.nonce, nonce))
@@ -237,34 +227,11 @@ export function createProviderClient(config: ProviderConfig, deps: ProviderDeps)
     return payload;
   }
 
-  function toResult(
-    res: oauth.TokenEndpointResponse,
-    claims: JWTPayload | undefined,
-    requested: readonly string[],
-  ): TokenResult {
-    const expiresIn = typeof res.expires_in === 'number' && res.expires_in > 0 ? res.expires_in : 3600;
-    const result: TokenResult = {
-      accessToken: res.access_token,
-      tokenType: res.token_type === 'bearer' ? 'Bearer' : res.token_type,
-      expiresInSeconds: expiresIn,
-      scope: typeof res.scope === 'string' && res.scope.length > 0 ? res.scope : requested.join(' '),
-    };
-    const refreshIn = (res as unknown as { refresh_in?: unknown }).refresh_in;
-    const refreshInSeconds = typeof refreshIn === 'string' ? Number(refreshIn) : refreshIn;
-    if (typeof refreshInSeconds === 'number' && refreshInSeconds > 0 && refreshInSeconds < expiresIn) {
-      result.refreshInSeconds = refreshInSeconds;
-    }
-    if (typeof res.refresh_token === 'string' && res.refresh_token.length > 0)
-      result.refreshToken = res.refresh_token;
-    if (claims) result.identity = identityFrom(claims);
-    return result;
-  }
-
   async function callToken<T>(stage: 'code' | 'refresh', fn: () => Promise<T>): Promise<T> {
     try {
       return await fn();
     } catch (err) {
-      throw toProviderFailure(err, stage);
+      throw toProviderFailure(err, stage, config.credential.kind === 'managed_identity');
     }
   }
 
@@ -276,23 +243,47 @@ export function createProviderClient(config: ProviderConfig, deps: ProviderDeps)
     return [...resourceScopes, ...(microsoft ? ['offline_access'] : [])].join(' ');
   }
 
+  /** RFC 9207: the `iss` a provider puts in its authorization response must be the issuer we know it by. */
+  function checkResponseIssuer(md: ProviderMetadata, params: URLSearchParams): URLSearchParams {
+    const iss = params.get('iss');
+    if (iss === null) return params;
+    if (!md.hasIssuer) {
+      // Not an attack we can tell apart: the provider names itself and we were never told its name.
+      throw new BrokerError(
+        'provider_misconfigured',
+        `Provider ${config.name} identifies itself with an issuer (RFC 9207 iss), but ${issuerSetting(config)} is not set. Set it to the provider's issuer.`,
+        { detail: `authorization response iss without configured issuer: ${iss.slice(0, 120)}` },
+      );
+    }
+    const template = md.as.issuer;
+    const expected = resolveIssuer(template, tenantFromIssuer(iss, template));
+    if (iss !== expected) {
+      throw new BrokerError(
+        'invalid_state',
+        `The sign-in response came from an unexpected issuer. If the provider is yours, check ${issuerSetting(config)}.`,
+        { detail: `authorization response iss mismatch: ${iss.slice(0, 120)}` },
+      );
+    }
+    // Compared above against the resolved issuer; oauth4webapi would compare it with the template.
+    const copy = new URLSearchParams(params);
+    if (template.includes('{tenantid}')) copy.delete('iss');
+    return copy;
+  }
+
   return {
     name: config.name,
     kind: config.kind,
     defaultScopes: [...config.defaultScopes],
 
     loginScopes(scopes) {
-      const extra = microsoft
-        ? ['openid', 'profile', 'offline_access']
-        : config.kind === 'oauth2' && endpoints.issuer
-          ? ['openid']
-          : [];
+      const extra = microsoft ? ['openid', 'profile', 'offline_access'] : oidc ? ['openid'] : [];
       const base = scopes.length > 0 ? scopes : config.defaultScopes;
       return [...new Set([...extra, ...base])];
     },
 
-    authorizationUrl(params) {
-      const url = new URL(endpoints.authorize);
+    async authorizationUrl(params) {
+      const md = await metadata();
+      const url = new URL(md.as.authorization_endpoint ?? '');
       const q = url.searchParams;
       for (const [k, v] of Object.entries(extraAuthorize)) q.set(k, v);
       q.set('client_id', config.clientId);
@@ -307,29 +298,21 @@ export function createProviderClient(config: ProviderConfig, deps: ProviderDeps)
       }
       if (microsoft) q.set('response_mode', 'query');
       if (params.loginHint) q.set('login_hint', params.loginHint);
+      if (params.claims) q.set('claims', params.claims);
       return url;
     },
 
     async redeemCode(params) {
-      // RFC 9207 mix-up defence: when the provider names itself in the response, it must be our provider.
+      const md = await metadata();
+      const checked = checkResponseIssuer(md, params.callbackParams);
       const iss = params.callbackParams.get('iss');
-      const expectedIss =
-        iss && endpoints.issuer
-          ? resolveIssuer(endpoints.issuer, tenantFromIssuer(iss, endpoints.issuer))
-          : undefined;
-      if (iss && endpoints.issuer && iss !== expectedIss) {
-        throw new BrokerError('invalid_state', 'The sign-in response came from an unexpected issuer.', {
-          detail: 'authorization response iss mismatch',
-        });
-      }
+      const responseAs = withIssuer(
+        md,
+        iss !== null && md.as.issuer.includes('{tenantid}') ? iss : undefined,
+      );
       let validated: URLSearchParams;
       try {
-        validated = oauth.validateAuthResponse(
-          as(expectedIss ?? endpoints.issuer),
-          client,
-          stripIss(params.callbackParams, iss !== null && expectedIss === iss),
-          params.expectedState,
-        );
+        validated = oauth.validateAuthResponse(responseAs, client, checked, params.expectedState);
       } catch (err) {
         if (err instanceof oauth.AuthorizationResponseError) {
           throw new BrokerError('provider_denied', 'The provider did not grant access.', {
@@ -337,16 +320,29 @@ export function createProviderClient(config: ProviderConfig, deps: ProviderDeps)
             fields: { providerError: err.error.slice(0, 64) },
           });
         }
+        if (
+          err instanceof oauth.OperationProcessingError &&
+          md.as.authorization_response_iss_parameter_supported === true &&
+          !checked.has('iss')
+        ) {
+          // The provider's metadata promises RFC 9207 `iss`, and the response has none.
+          throw new BrokerError(
+            'invalid_state',
+            `The sign-in response lacks the issuer its provider advertises (RFC 9207). Check ${issuerSetting(config)}.`,
+            { detail: 'authorization response without advertised iss' },
+          );
+        }
         throw new BrokerError('invalid_state', 'The sign-in response did not match this browser session.', {
           detail: 'authorization response validation failed',
         });
       }
-      const wantsIdToken = params.scopes.includes('openid') && endpoints.issuer !== undefined;
+      const wantsIdToken = params.scopes.includes('openid') && md.hasIssuer;
       return callToken('code', async () => {
         const additionalParameters = new URLSearchParams(extraToken);
         if (microsoft) additionalParameters.set('scope', tokenScopes(params.scopes));
+        if (params.claims) additionalParameters.set('claims', params.claims);
         const response = await oauth.authorizationCodeGrantRequest(
-          as(endpoints.issuer),
+          md.as,
           client,
           clientAuth,
           validated,
@@ -354,73 +350,50 @@ export function createProviderClient(config: ProviderConfig, deps: ProviderDeps)
           usePkce ? params.codeVerifier : oauth.nopkce,
           { ...requestOptions, additionalParameters },
         );
-        const issuer = await issuerFor(response);
-        const result = await oauth.processAuthorizationCodeResponse(as(issuer), client, response, {
-          expectedNonce: wantsIdToken ? params.nonce : oauth.expectNoNonce,
-          requireIdToken: wantsIdToken,
-        });
+        const issuer = await issuerFor(md, response);
+        const result = await oauth.processAuthorizationCodeResponse(
+          withIssuer(md, issuer),
+          client,
+          response,
+          {
+            expectedNonce: wantsIdToken ? params.nonce : oauth.expectNoNonce,
+            requireIdToken: wantsIdToken,
+          },
+        );
         const claims =
           wantsIdToken && result.id_token && issuer
-            ? await verifyIdToken(result.id_token, issuer, params.nonce)
+            ? await verifyIdToken(md, result.id_token, issuer, params.nonce)
             : undefined;
-        return toResult(result, claims, params.scopes);
+        return toTokenResult(result, claims, params.scopes, defaultExpiresIn);
       });
     },
 
     async refresh(refreshToken, scopes) {
+      const md = await metadata();
       return callToken('refresh', async () => {
         const additionalParameters = new URLSearchParams(extraToken);
         const scope = tokenScopes(scopes);
         if (scope.length > 0) additionalParameters.set('scope', scope);
-        const response = await oauth.refreshTokenGrantRequest(
-          as(endpoints.issuer),
-          client,
-          clientAuth,
-          refreshToken,
-          {
-            ...requestOptions,
-            additionalParameters,
-          },
-        );
-        const issuer = await issuerFor(response);
-        const result = await oauth.processRefreshTokenResponse(as(issuer), client, response);
-        return toResult(result, undefined, scopes);
+        const response = await oauth.refreshTokenGrantRequest(md.as, client, clientAuth, refreshToken, {
+          ...requestOptions,
+          additionalParameters,
+        });
+        const issuer = await issuerFor(md, response);
+        const result = await oauth.processRefreshTokenResponse(withIssuer(md, issuer), client, response);
+        return toTokenResult(result, undefined, scopes, defaultExpiresIn);
       });
     },
   };
 }
 
-/** For a templated issuer, the tenant id the given issuer claims to be; undefined when it doesn't fit. */
-function tenantFromIssuer(iss: string, template: string): string | undefined {
-  const [prefix, suffix] = template.split('{tenantid}');
-  if (suffix === undefined || prefix === undefined) return undefined;
-  if (!iss.startsWith(prefix) || !iss.endsWith(suffix)) return undefined;
-  return iss.slice(prefix.length, iss.length - suffix.length);
-}
-
-function stripIss(params: URLSearchParams, checked: boolean): URLSearchParams {
-  if (!checked) return params;
-  // Already compared against the resolved issuer above; oauth4webapi would compare it to the template.
-  const copy = new URLSearchParams(params);
-  copy.delete('iss');
-  return copy;
-}
-
-function identityFrom(claims: JWTPayload): ConnectedIdentity {
-  const identity: ConnectedIdentity = {};
-  if (typeof claims.tid === 'string') identity.tenantId = claims.tid;
-  if (typeof claims.oid === 'string') identity.objectId = claims.oid;
-  if (typeof claims.sub === 'string') identity.subject = claims.sub;
-  if (typeof claims.iss === 'string') identity.issuer = claims.iss;
-  const username = claims.preferred_username ?? claims.email ?? claims.upn;
-  if (typeof username === 'string') identity.username = username;
-  return identity;
-}
-
 /** Turns whatever a provider call threw into a classified {@link ProviderFailure} (or passes ours through). */
-export function toProviderFailure(err: unknown, stage: 'code' | 'refresh'): BrokerError {
+export function toProviderFailure(
+  err: unknown,
+  stage: 'code' | 'refresh',
+  federatedCredential = false,
+): BrokerError {
   if (err instanceof BrokerError) return err;
-  const input: FailureInput = {};
+  const input: FailureInput = { federatedCredential };
   if (err instanceof oauth.ResponseBodyError) {
     input.httpStatus = err.status;
     input.body = err.cause;
@@ -468,12 +441,4 @@ function isResponseLike(v: unknown): v is Response {
     'headers' in v &&
     typeof (v as Response).headers.get === 'function'
   );
-}
-
-function isNetworkError(err: unknown): boolean {
-  if (!(err instanceof Error)) return false;
-  if (err.name === 'TimeoutError' || err.name === 'AbortError') return true;
-  if (err instanceof TypeError && /fetch failed|terminated/i.test(err.message)) return true;
-  const code = (err as { code?: unknown }).code;
-  return typeof code === 'string' && /^(ECONN|ETIMEDOUT|EPIPE|UND_ERR|ENOTFOUND|EAI_AGAIN)/.test(code);
 }

@@ -39,6 +39,11 @@ export const connectionViewSchema = z
     connectedAt: isoTime.optional(),
     refreshedAt: isoTime.optional(),
     accessTokenExpiresAt: isoTime.optional(),
+    grantExpiresAt: isoTime
+      .optional()
+      .describe(
+        'When the grant ends, if the provider stated it (refresh_token_expires_in): reconnect before',
+      ),
     failures: z.number().int().min(0),
     nextAttemptAt: isoTime.optional(),
     lastError: z
@@ -60,6 +65,7 @@ export const connectionSummarySchema = z
     provider: z.string(),
     status,
     accessTokenExpiresAt: isoTime.optional(),
+    grantExpiresAt: isoTime.optional(),
     refreshedAt: isoTime.optional(),
     failures: z.number().int().min(0),
   })

@@ -17,7 +17,13 @@ export const MAX_TAGS = 15;
 export const MAX_TAG_LENGTH = 256;
 
 const STATUSES: readonly ConnectionStatus[] = ['pending', 'active', 'needs_reauth', 'error'];
-const OPTIONAL_TIMES = ['accessExpiresAt', 'refreshAt', 'refreshedAt', 'nextAttemptAt'] as const;
+const OPTIONAL_TIMES = [
+  'accessExpiresAt',
+  'refreshAt',
+  'refreshedAt',
+  'nextAttemptAt',
+  'grantExpiresAt',
+] as const;
 const INTEGER = /^(?:0|[1-9][0-9]{0,15})$/;
 
 /** Tags for `record` (plus store-internal `extra` ones); throws `invalid_request` before anything is written

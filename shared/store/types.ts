@@ -56,6 +56,8 @@ export interface TokenSet {
   extra?: Record<string, AccessTokenEntry>;
   /** Scopes the provider reported as granted. */
   grantedScopes: string[];
+  /** Epoch milliseconds the grant ends, when the provider said so (`refresh_token_expires_in`). */
+  refreshTokenExpiresAt?: number;
 }
 
 export interface LastError {
@@ -101,6 +103,8 @@ export interface RecordMetadata {
   revision: number;
   updatedAt: number;
 }
+  /** When the grant ends, if the provider stated it (see {@link TokenSet.refreshTokenExpiresAt}). */
+  grantExpiresAt?: number;
 
 /** One stored version of a record (see {@link TokenStore.history}). */
 export interface RecordVersion {
@@ -148,3 +152,5 @@ export function toMetadata(record: ConnectionRecord): RecordMetadata {
   if (record.nextAttemptAt !== undefined) meta.nextAttemptAt = record.nextAttemptAt;
   return meta;
 }
+  if (record.tokens?.refreshTokenExpiresAt !== undefined)
+    meta.grantExpiresAt = record.tokens.refreshTokenExpiresAt;

@@ -31,6 +31,23 @@ export async function startRogueProvider(): Promise<RogueProvider> {
   let answer: TokenAnswer = () => ({ status: 400, body: { error: 'invalid_grant' } });
   const server: Server = createServer((req, res) => {
     const path = new URL(req.url ?? '/', 'http://x').pathname;
+    const discovery = /^\/([^/]+)\/v2\.0\/\.well-known\/openid-configuration$/.exec(path);
+    if (req.method === 'GET' && discovery?.[1]) {
+      // Microsoft's shape: the `{tenantid}` template for common/organizations, the tenant's issuer otherwise.
+      const tenant = discovery[1];
+      const origin = `http://${req.headers.host ?? '127.0.0.1'}`;
+      const issuerTenant = tenant === 'common' || tenant === 'organizations' ? '{tenantid}' : tenant;
+      res.writeHead(200, { 'content-type': 'application/json' }).end(
+        JSON.stringify({
+          issuer: `${origin}/${issuerTenant}/v2.0`,
+          authorization_endpoint: `${origin}/${tenant}/oauth2/v2.0/authorize`,
+          token_endpoint: `${origin}/${tenant}/oauth2/v2.0/token`,
+          jwks_uri: `${origin}/${tenant}/discovery/v2.0/keys`,
+          id_token_signing_alg_values_supported: ['RS256'],
+        }),
+      );
+      return;
+    }
     if (req.method === 'GET' && /^\/[^/]+\/discovery\/v2\.0\/keys$/.test(path)) {
       res
         .writeHead(200, { 'content-type': 'application/json' })

@@ -41,7 +41,59 @@ export interface Runtime {
   codeAuthorities: Map<string, { key: string; at: number }>;
   /** Every code issued and token value answered, superseded ones included (tests scan logs for them). */
   issued: { kind: 'access_token' | 'refresh_token' | 'id_token' | 'code'; value: string }[];
+  /** false = refresh tokens are reused (Google, Salesforce); default true (Microsoft and most OIDC servers). */
+  rotateRefreshTokens?: boolean;
+  tokenQuirks?: TokenQuirks;
   log: Logger;
+}
+
+/**
+ * Token-response quirks of real providers, applied to successful token responses.
+ * - `omitExpiresIn`: Salesforce sends no `expires_in` (its tokens live as long as the org's session timeout).
+ * - `expiresInAsString`: `"3599"` instead of 3599 (seen in providers and SDK mocks; RFC 6749 §5.1 says number).
+ * - `omitRefreshTokenOnRefresh`: refresh responses carry no refresh token (Google; RFC 6749 §6 "MAY issue").
+ * - `refreshTokenExpiresInSeconds`: `refresh_token_expires_in` (Google time-based access, GitHub apps).
+ * - `omitScope`: no `scope` (RFC 6749 §5.1: optional when identical to the request).
+ */
+export interface TokenQuirks {
+  omitExpiresIn?: boolean;
+  expiresInAsString?: boolean;
+  omitRefreshTokenOnRefresh?: boolean;
+  refreshTokenExpiresInSeconds?: number;
+  omitScope?: boolean;
+}
+
+/** A generic OpenID provider instead of Microsoft's shape (see server.ts `oidc`). */
+export interface OidcFlavor {
+  issuer: string;
+  routes: { authorization: string; token: string; jwks: string };
+  idTokenAlg: string;
+  /** Extra signing key for `idTokenAlg` when it is not RS256. */
+  idTokenJwk?: Record<string, unknown>;
+  /** RFC 9207: `iss` in authorization responses, advertised in discovery. */
+  issParameter: boolean;
+}
+
+/** Applies {@link TokenQuirks} to a successful token response body. */
+export function applyTokenQuirks(
+  body: Record<string, unknown>,
+  grantType: string,
+  quirks: TokenQuirks | undefined,
+): Record<string, unknown> {
+  if (!quirks) return body;
+  const out = { ...body };
+  if (quirks.omitExpiresIn) {
+    delete out.expires_in;
+    delete out.ext_expires_in;
+    delete out.refresh_in;
+  } else if (quirks.expiresInAsString && typeof out.expires_in === 'number') {
+    out.expires_in = String(out.expires_in);
+  }
+  if (quirks.omitRefreshTokenOnRefresh && grantType === 'refresh_token') delete out.refresh_token;
+  if (quirks.refreshTokenExpiresInSeconds !== undefined && typeof out.refresh_token === 'string')
+    out.refresh_token_expires_in = quirks.refreshTokenExpiresInSeconds;
+  if (quirks.omitScope) delete out.scope;
+  return out;
 }
 
 /** Extra authorization-request parameters the front adds; never accepted from clients (the front strips them). */
@@ -85,17 +137,25 @@ export function encodeAuthorizeError(error: string, code: number, message: strin
   return `${error}|AADSTS${code}: ${message}\r\nTrace ID: ${randomUUID()}\r\nCorrelation ID: ${randomUUID()}\r\nTimestamp: ${now}`;
 }
 
-export function createTenantProvider(rt: Runtime, tenant: TenantInfo, index: number): Provider {
+export function createTenantProvider(
+  rt: Runtime,
+  tenant: TenantInfo,
+  index: number,
+  flavor?: OidcFlavor,
+): Provider {
   const providerErrors = new WeakMap<object, OIDCProviderErrorInstance>();
   const findUser = (id: string | undefined) =>
     rt.users.find((u) => u.objectId === id && u.tenantId === tenant.tenantId);
 
-  const provider = new Provider(issuerFor(rt.origin, tenant.tenantId), {
-    adapter: rt.store.adapterFactory(tenant.tenantId, (id) => {
+  const provider = new Provider(flavor?.issuer ?? issuerFor(rt.origin, tenant.tenantId), {
+    adapter: rt.store.adapterFactory(flavor ? `oidc:${tenant.tenantId}` : tenant.tenantId, (id) => {
       const md = rt.clients.get(id)?.metadata;
-      return md ? structuredClone(md) : undefined;
+      if (!md) return undefined;
+      const copy = structuredClone(md);
+      if (flavor) copy.id_token_signed_response_alg = flavor.idTokenAlg;
+      return copy;
     }),
-    jwks: { keys: [rt.signingJwk] },
+    jwks: { keys: flavor?.idTokenJwk ? [rt.signingJwk, flavor.idTokenJwk] : [rt.signingJwk] },
     cookies: {
       keys: rt.cookieKeys,
       names: {
@@ -138,7 +198,7 @@ export function createTenantProvider(rt: Runtime, tenant: TenantInfo, index: num
     sectorIdentifierUriValidate: () => false,
     conformIdTokenClaims: false,
     responseTypes: ['code'],
-    rotateRefreshToken: true,
+    rotateRefreshToken: rt.rotateRefreshTokens ?? true,
     allowOmittingSingleRegisteredRedirectUri: false,
     clockTolerance: 5,
     clientBasedCORS: () => false,
@@ -161,8 +221,8 @@ export function createTenantProvider(rt: Runtime, tenant: TenantInfo, index: num
       Session: SESSION_TTL_SECONDS,
       Grant: GRANT_TTL_SECONDS,
     },
-    // Mounted at `/{tenant}` by the front, these become Microsoft's paths.
-    routes: {
+    // Mounted at `/{tenant}` by the front, these become Microsoft's paths (or Keycloak's under `/realms/{realm}`).
+    routes: flavor?.routes ?? {
       authorization: '/oauth2/v2.0/authorize',
       token: '/oauth2/v2.0/token',
       jwks: '/discovery/v2.0/keys',
@@ -338,10 +398,14 @@ export function createTenantProvider(rt: Runtime, tenant: TenantInfo, index: num
         const value = body[kind];
         if (typeof value === 'string') rt.issued.push({ kind, value });
       }
-      ctx.body = shapeTokenSuccess(body, {
-        grantType: t.grantType,
-        ...(rt.refreshInSeconds !== undefined ? { refreshInSeconds: rt.refreshInSeconds } : {}),
-      });
+      ctx.body = applyTokenQuirks(
+        shapeTokenSuccess(body, {
+          grantType: t.grantType,
+          ...(rt.refreshInSeconds !== undefined ? { refreshInSeconds: rt.refreshInSeconds } : {}),
+        }),
+        t.grantType,
+        rt.tokenQuirks,
+      );
     }
     if (t.afterFault) {
       const fault = await t.afterFault();
@@ -364,6 +428,15 @@ export function createTenantProvider(rt: Runtime, tenant: TenantInfo, index: num
 
   function patchDiscovery(ctx: KoaContextWithOIDC, meta: RequestMeta): void {
     if (ctx.status !== 200 || !isRecord(ctx.body)) return;
+    if (flavor) {
+      // oidc-provider's own document; RFC 9207 advertised only when the responses carry `iss`.
+      if (!flavor.issParameter) {
+        const doc: Record<string, unknown> = { ...ctx.body };
+        delete doc.authorization_response_iss_parameter_supported;
+        ctx.body = doc;
+      }
+      return;
+    }
     const doc: Record<string, unknown> = { ...ctx.body };
     doc.issuer =
       meta.issuerKind === 'template' ? issuerTemplate(rt.origin) : issuerFor(rt.origin, tenant.tenantId);
@@ -381,7 +454,7 @@ export function createTenantProvider(rt: Runtime, tenant: TenantInfo, index: num
   }
 
   function patchKeys(ctx: KoaContextWithOIDC, meta: RequestMeta): void {
-    if (ctx.status !== 200 || !isRecord(ctx.body) || !Array.isArray(ctx.body.keys)) return;
+    if (flavor || ctx.status !== 200 || !isRecord(ctx.body) || !Array.isArray(ctx.body.keys)) return;
     // Microsoft lists the issuer each key may sign for; the tenant-independent set carries the template.
     const issuer =
       meta.issuerKind === 'template' ? issuerTemplate(rt.origin) : issuerFor(rt.origin, tenant.tenantId);
@@ -394,11 +467,12 @@ export function createTenantProvider(rt: Runtime, tenant: TenantInfo, index: num
     if (url) {
       const hash = new URLSearchParams(url.hash.slice(1));
       let changed = false;
-      if (url.searchParams.has('iss')) {
+      const keepIss = flavor?.issParameter === true;
+      if (!keepIss && url.searchParams.has('iss')) {
         url.searchParams.delete('iss');
         changed = true;
       }
-      if (hash.has('iss')) {
+      if (!keepIss && hash.has('iss')) {
         hash.delete('iss');
         url.hash = hash.toString();
         changed = true;
@@ -411,7 +485,14 @@ export function createTenantProvider(rt: Runtime, tenant: TenantInfo, index: num
       if (code) rememberCode(code, meta.authorityKey);
       if (changed) ctx.set('location', url.href);
     }
-    if (typeof ctx.body === 'string' && ctx.body.includes('name="iss"')) {
+    if (typeof ctx.body === 'string' && flavor?.issParameter === true) {
+      const code = /name="code" value="([^"]+)"/.exec(ctx.body)?.[1];
+      if (code)
+        rememberCode(
+          code.replace(/&#(\d+);/g, (_m, n: string) => String.fromCharCode(Number(n))),
+          meta.authorityKey,
+        );
+    } else if (typeof ctx.body === 'string' && ctx.body.includes('name="iss"')) {
       const html = ctx.body.replace(/\s*<input type="hidden" name="iss" value="[^"]*"\/>/, '');
       ctx.body = html;
       const code = /name="code" value="([^"]+)"/.exec(html)?.[1];

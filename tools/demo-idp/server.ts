@@ -45,12 +45,13 @@ import {
   type TenantInfo,
 } from './microsoft.ts';
 import { errorPage, indexPage, newNonce, pageSecurityHeaders } from './pages.ts';
-import { createTenantProvider, type Runtime } from './provider.ts';
+import { createTenantProvider, type OidcFlavor, type Runtime, type TokenQuirks } from './provider.ts';
 import { DEFAULT_RESOURCES, ResourceRegistry, type ResourceDefinition } from './resources.ts';
 import { rewriteAuthorizeParams, rewriteTokenRequest, type ClientAuthKind } from './rewrite.ts';
 import { MemoryStore, type RotatedRefreshTokenReuse } from './store.ts';
 
 export type {
+  TokenQuirks,
   DemoClientConfig,
   DemoUserConfig,
   DemoUser,
@@ -90,6 +91,18 @@ export interface StartDemoIdpOptions {
   /** No request log lines. */
   quiet?: boolean;
   logger?: Logger;
+  /**
+   * A generic OpenID provider instead of Microsoft's shape, for the home tenant: Keycloak-style paths
+   * (`/realms/{realm}/protocol/openid-connect/{auth,token,certs}`, discovery at
+   * `/realms/{realm}/.well-known/openid-configuration`), issuer `<origin>/realms/{realm}`, ID tokens signed with
+   * `idTokenAlg`, RFC 9207 `iss` in authorization responses unless `issParameter: false`. The Microsoft paths keep
+   * working beside it. Source for the layout: https://www.keycloak.org/securing-apps/oidc-layers
+   */
+  oidc?: { realm?: string; idTokenAlg?: 'RS256' | 'PS256' | 'ES256' | 'EdDSA'; issParameter?: boolean };
+  /** Token-response quirks of real providers (see provider.ts `TokenQuirks`). */
+  tokenQuirks?: TokenQuirks;
+  /** false: refresh tokens are not rotated (Google, Salesforce). Default true. */
+  rotateRefreshTokens?: boolean;
 }
 
 export interface TokenFault {
@@ -193,6 +206,22 @@ const SEGMENT = /^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$/;
 const NO_STORE = { 'cache-control': 'no-store', pragma: 'no-cache' };
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** A key for a generic-mode ID-token algorithm other than RS256. */
+function idTokenKey(alg: 'PS256' | 'ES256' | 'EdDSA'): Record<string, unknown> {
+  const { privateKey } =
+    alg === 'ES256'
+      ? generateKeyPairSync('ec', { namedCurve: 'P-256' })
+      : alg === 'EdDSA'
+        ? generateKeyPairSync('ed25519')
+        : generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const jwk = privateKey.export({ format: 'jwk' });
+  const kid = createHash('sha256')
+    .update(JSON.stringify([jwk.n, jwk.x, jwk.y]))
+    .digest('base64url')
+    .slice(0, 27);
+  return { ...jwk, kid, alg, use: 'sig' };
+}
 
 function signingKey(): Record<string, unknown> {
   const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
@@ -348,8 +377,36 @@ export async function startDemoIdp(opts: StartDemoIdpOptions): Promise<DemoIdp> 
     ...(opts.refreshInSeconds !== undefined ? { refreshInSeconds: opts.refreshInSeconds } : {}),
     codeAuthorities: new Map(),
     issued: [],
+    ...(opts.rotateRefreshTokens !== undefined ? { rotateRefreshTokens: opts.rotateRefreshTokens } : {}),
+    ...(opts.tokenQuirks ? { tokenQuirks: opts.tokenQuirks } : {}),
     log,
   };
+  if (opts.tokenQuirks?.omitRefreshTokenOnRefresh && opts.rotateRefreshTokens !== false) {
+    await closeServer();
+    throw new Error('demo-idp: omitRefreshTokenOnRefresh needs rotateRefreshTokens: false');
+  }
+  const realm = opts.oidc ? (opts.oidc.realm ?? 'demo') : undefined;
+  let oidcRuntime: TenantRuntime | undefined;
+  if (opts.oidc && realm !== undefined) {
+    if (!/^[a-z0-9-]{1,32}$/.test(realm)) {
+      await closeServer();
+      throw new Error('demo-idp: oidc.realm must be 1-32 lowercase letters, digits or dashes');
+    }
+    const alg = opts.oidc.idTokenAlg ?? 'RS256';
+    const flavor: OidcFlavor = {
+      issuer: `${origin}/realms/${realm}`,
+      routes: {
+        authorization: '/protocol/openid-connect/auth',
+        token: '/protocol/openid-connect/token',
+        jwks: '/protocol/openid-connect/certs',
+      },
+      idTokenAlg: alg,
+      ...(alg === 'RS256' ? {} : { idTokenJwk: idTokenKey(alg) }),
+      issParameter: opts.oidc.issParameter ?? true,
+    };
+    const provider = createTenantProvider(runtime, home, tenants.length, flavor);
+    oidcRuntime = { tenant: home, provider, callback: provider.callback() };
+  }
   tenants.forEach((tenant, index) => {
     const provider = createTenantProvider(runtime, tenant, index);
     runtimes.set(tenant.tenantId, { tenant, provider, callback: provider.callback() });
@@ -399,6 +456,9 @@ export async function startDemoIdp(opts: StartDemoIdpOptions): Promise<DemoIdp> 
         pageSecurityHeaders(nonce),
       );
       return;
+    }
+    if (oidcRuntime && realm !== undefined && url.pathname.startsWith(`/realms/${realm}/`)) {
+      return routeOidc(req, res, setKind, url, oidcRuntime, realm);
     }
     const [segment = '', ...restParts] = parts;
     const rest = `/${restParts.join('/')}`;
@@ -473,6 +533,65 @@ export async function startDemoIdp(opts: StartDemoIdpOptions): Promise<DemoIdp> 
     }
   }
 
+  /** Generic mode: the same front, Keycloak's paths, one realm on the home tenant's users. */
+  async function routeOidc(
+    req: IncomingMessage,
+    res: ServerResponse,
+    setKind: (k: string) => void,
+    url: URL,
+    trt: TenantRuntime,
+    realmName: string,
+  ): Promise<void> {
+    const segment = `realms/${realmName}`;
+    const rest = url.pathname.slice(segment.length + 1);
+    const kind: EndpointKind | 'interaction' | undefined =
+      rest === '/.well-known/openid-configuration'
+        ? 'discovery'
+        : rest === '/protocol/openid-connect/certs'
+          ? 'keys'
+          : rest === '/protocol/openid-connect/token'
+            ? 'token'
+            : rest === '/protocol/openid-connect/auth' ||
+                /^\/protocol\/openid-connect\/auth\/[\w-]+$/.test(rest)
+              ? 'authorize'
+              : /^\/interaction\/[\w-]+(\/login|\/consent)?$/.test(rest)
+                ? 'interaction'
+                : undefined;
+    if (!kind) {
+      sendJson(res, 404, { error: 'not_found' });
+      return;
+    }
+    setKind(kind);
+    const meta: RequestMeta = {
+      kind: kind === 'interaction' ? 'authorize' : kind,
+      segment,
+      tenantId: trt.tenant.tenantId,
+      issuerKind: 'concrete',
+      authorityKey: segment,
+    };
+    switch (kind) {
+      case 'discovery':
+      case 'keys':
+        return dispatch(req, res, trt, rest, meta);
+      case 'authorize':
+        return handleAuthorize(req, res, trt, meta, rest, url, '/protocol/openid-connect/auth');
+      case 'interaction': {
+        const [, , uid = '', step] = rest.split('/');
+        const action: InteractionAction =
+          step === 'login' ? 'login' : step === 'consent' ? 'consent' : 'show';
+        return handleInteraction(
+          req,
+          res,
+          { rt: runtime, provider: trt.provider, tenant: trt.tenant, segment, showDemoAccounts },
+          uid,
+          action,
+        );
+      }
+      case 'token':
+        return handleToken(req, res, trt, meta, '/protocol/openid-connect/token');
+    }
+  }
+
   /** Hands a request to a tenant's oidc-provider, mounted at `/{segment}`. */
   async function dispatch(
     req: IncomingMessage,
@@ -496,8 +615,9 @@ export async function startDemoIdp(opts: StartDemoIdpOptions): Promise<DemoIdp> 
     meta: RequestMeta,
     rest: string,
     url: URL,
+    authorizePath = '/oauth2/v2.0/authorize',
   ): Promise<void> {
-    if (rest !== '/oauth2/v2.0/authorize') return dispatch(req, res, trt, rest, meta); // resume after a step
+    if (rest !== authorizePath) return dispatch(req, res, trt, rest, meta); // resume after a step
     stats.authorizeRequests++;
     let params = new URLSearchParams(url.search);
     if (req.method === 'POST') {
@@ -514,7 +634,7 @@ export async function startDemoIdp(opts: StartDemoIdpOptions): Promise<DemoIdp> 
       params = new URLSearchParams(await readBody(req));
     }
     rewriteAuthorizeParams(params, { resources, clients, tenantName: trt.tenant.displayName });
-    const target = `/oauth2/v2.0/authorize?${params.toString()}`;
+    const target = `${authorizePath}?${params.toString()}`;
     const forward =
       req.method === 'POST'
         ? syntheticRequest(req, {
@@ -544,6 +664,7 @@ export async function startDemoIdp(opts: StartDemoIdpOptions): Promise<DemoIdp> 
     res: ServerResponse,
     trt: TenantRuntime,
     meta: RequestMeta,
+    tokenPath = '/oauth2/v2.0/token',
   ): Promise<void> {
     const started = Date.now();
     stats.tokenRequests++;
@@ -642,7 +763,7 @@ export async function startDemoIdp(opts: StartDemoIdpOptions): Promise<DemoIdp> 
       }
       forward = syntheticRequest(req, {
         method: 'POST',
-        url: '/oauth2/v2.0/token',
+        url: tokenPath,
         headers: rewritten.headers,
         body: rewritten.body.toString(),
       });
@@ -656,7 +777,7 @@ export async function startDemoIdp(opts: StartDemoIdpOptions): Promise<DemoIdp> 
     } else {
       forward = syntheticRequest(req, {
         method: 'POST',
-        url: '/oauth2/v2.0/token',
+        url: tokenPath,
         headers: req.headers,
         body: raw,
       });
@@ -669,7 +790,7 @@ export async function startDemoIdp(opts: StartDemoIdpOptions): Promise<DemoIdp> 
         return fault.reset ? 'reset' : faultResponse(fault, origin, correlationId);
       };
     }
-    await dispatch(forward, res, trt, '/oauth2/v2.0/token', { ...meta, token: tokenMeta });
+    await dispatch(forward, res, trt, tokenPath, { ...meta, token: tokenMeta });
     // Anything oidc-provider answered without passing the reshaping middleware still gets a log line.
     done(res.statusCode);
   }
@@ -704,7 +825,17 @@ export async function startDemoIdp(opts: StartDemoIdpOptions): Promise<DemoIdp> 
     });
   }
 
-  const endpoints = (tenant: string = home.tenantId): DemoEndpoints => ({
+  const endpoints = (tenant: string = home.tenantId): DemoEndpoints =>
+    realm !== undefined && tenant === `realms/${realm}`
+      ? {
+          issuer: `${origin}/realms/${realm}`,
+          authorization: `${origin}/realms/${realm}/protocol/openid-connect/auth`,
+          token: `${origin}/realms/${realm}/protocol/openid-connect/token`,
+          discovery: `${origin}/realms/${realm}/.well-known/openid-configuration`,
+          jwks: `${origin}/realms/${realm}/protocol/openid-connect/certs`,
+        }
+      : microsoftEndpoints(tenant);
+  const microsoftEndpoints = (tenant: string): DemoEndpoints => ({
     issuer: issuerFor(origin, resolveTenantSegment(tenant, tenants)?.tenant.tenantId ?? tenant),
     authorization: `${origin}/${tenant}/oauth2/v2.0/authorize`,
     token: `${origin}/${tenant}/oauth2/v2.0/token`,

@@ -294,6 +294,11 @@ export interface components {
              * @description RFC 3339 time
              */
             accessTokenExpiresAt?: string;
+            /**
+             * Format: date-time
+             * @description When the grant ends, if the provider stated it (refresh_token_expires_in): reconnect before
+             */
+            grantExpiresAt?: string;
             failures: number;
             /**
              * Format: date-time
@@ -324,6 +329,11 @@ export interface components {
              * @description RFC 3339 time
              */
             accessTokenExpiresAt?: string;
+            /**
+             * Format: date-time
+             * @description RFC 3339 time
+             */
+            grantExpiresAt?: string;
             /**
              * Format: date-time
              * @description RFC 3339 time

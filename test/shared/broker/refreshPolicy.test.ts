@@ -3,6 +3,8 @@ import { describe, it } from 'node:test';
 import {
   backoffMs,
   effectiveMarginMs,
+  GRANT_WARNING_MS,
+  grantState,
   MAX_MARGIN_FRACTION,
   renewAt,
   shouldRefresh,
@@ -120,6 +122,15 @@ describe('refresh window follows the token lifetime', () => {
   it('records written before issue times were kept use the configured margin until their next refresh', () => {
     const legacy = { accessToken: 'a', tokenType: 'Bearer', scope: 's', expiresAt: NOW + 120_000 };
     assert.equal(tokenFreshness(legacy, NOW, margin), 'due');
+  });
+});
+
+describe('grantState', () => {
+  it('open-ended without a stated end; flagged from three days before it; expired after', () => {
+    assert.equal(grantState(undefined, NOW), 'open_ended');
+    assert.equal(grantState(NOW + GRANT_WARNING_MS + 1, NOW), 'ok');
+    assert.equal(grantState(NOW + GRANT_WARNING_MS, NOW), 'expiring');
+    assert.equal(grantState(NOW, NOW), 'expired');
   });
 });
 
