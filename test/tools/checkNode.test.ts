@@ -36,7 +36,7 @@ writeFileSync(
 
 function npm(args: string[], nodeDir: string): Promise<{ code: number; output: string }> {
   return new Promise((resolve) => {
-    const env = {
+    const env: NodeJS.ProcessEnv = {
       ...process.env,
       PATH: [nodeDir, process.env.PATH ?? ''].join(delimiter),
       npm_config_update_notifier: 'false',
