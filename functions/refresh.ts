@@ -9,8 +9,10 @@ export function refresh(timer: Timer, context: InvocationContext): Promise<void>
 }
 
 async function sweep(timer: Timer, log: Logger): Promise<void> {
-  const { broker } = await getRuntime();
+  const { broker, notifier } = await getRuntime();
   const result = await broker.refreshDue();
+  // Notifications whose first delivery failed are retried here, on their schedule (shared/notify).
+  if (notifier) await notifier.drain();
   log.info('refresh.done', {
     due: result.due,
     refreshed: result.refreshed,

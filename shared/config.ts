@@ -6,6 +6,7 @@
 import { createHash, createPrivateKey, X509Certificate } from 'node:crypto';
 import { z } from 'zod';
 import { PRESET_NAMES, type PresetName, presetFor } from './oauth/presets.ts';
+import { NOTIFY_ENV, type NotifyConfig, parseNotify } from './notify/settings.ts';
 import { ncrontabProblem } from './schedule.ts';
 
 /** Every setting the broker reads. `requiredInAzure` ones must be set by infra (checked by the parity test). */
@@ -45,6 +46,13 @@ export const SETTINGS = {
   BROKER_CONSOLE_CLIENT_ID: { requiredInAzure: false, secret: false },
   BROKER_CONSOLE_SCOPE: { requiredInAzure: false, secret: false },
   BROKER_ALLOW_INSECURE_HTTP: { requiredInAzure: false, secret: false },
+  BROKER_WEBHOOK_URL: { requiredInAzure: false, secret: false },
+  BROKER_WEBHOOK_SECRET: { requiredInAzure: false, secret: true },
+  BROKER_NOTIFY_CONNECTION: { requiredInAzure: false, secret: false },
+  BROKER_NOTIFY_TO: { requiredInAzure: false, secret: false },
+  BROKER_GRAPH_URL: { requiredInAzure: false, secret: false },
+  BROKER_NOTIFY_QUEUE: { requiredInAzure: false, secret: false },
+  AzureWebJobsStorage__queueServiceUri: { requiredInAzure: false, secret: false },
   /** TEST-ONLY (refused unless the vault URL is loopback): reach the local Key Vault double from another process. */
   KEY_VAULT_DISABLE_CHALLENGE_RESOURCE_VERIFICATION: { requiredInAzure: false, secret: false },
   KEY_VAULT_TEST_BEARER_TOKEN: { requiredInAzure: false, secret: true },
@@ -149,6 +157,7 @@ const envSchema = z.object({
   BROKER_ALLOW_INSECURE_HTTP: bool,
   KEY_VAULT_DISABLE_CHALLENGE_RESOURCE_VERIFICATION: bool,
   KEY_VAULT_TEST_BEARER_TOKEN: z.string().optional(),
+  ...NOTIFY_ENV,
 });
 
 export type ClientCredential =
@@ -233,6 +242,8 @@ export interface Config {
   allowInsecureHttp: boolean;
   /** Entra mode with BROKER_CONSOLE_CLIENT_ID: how the admin console signs admins in (public values only). */
   console?: { clientId: string; authority: string; scope: string };
+  /** Webhooks and owner mails (absent when neither is configured). */
+  notify?: NotifyConfig;
 }
 
 export class ConfigError extends Error {
@@ -382,6 +393,13 @@ export function parseConfig(env: Env): Readonly<Config> {
       problems.push({ variable: 'BROKER_AUTH_JWKS_URL', reason: 'required with BROKER_AUTH_ISSUER' });
   }
 
+  const notify = parseNotify(
+    e,
+    e.KEY_VAULT_URL ? { kind: 'keyvault' } : { kind: 'file', dataDir: e.BROKER_DATA_DIR },
+    insecure,
+    problems,
+  );
+
   if (problems.length > 0) throw new ConfigError(problems);
 
   const config: Config = {
@@ -410,6 +428,7 @@ export function parseConfig(env: Env): Readonly<Config> {
     httpTimeoutMs: e.BROKER_HTTP_TIMEOUT_MS,
     auth,
     allowInsecureHttp: insecure,
+    ...(notify ? { notify } : {}),
   };
   if (auth.mode === 'entra' && e.BROKER_CONSOLE_CLIENT_ID && e.BROKER_AUTH_TENANT_ID && auth.audience) {
     config.console = {

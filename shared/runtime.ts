@@ -12,6 +12,7 @@ import type { Authenticator } from './auth/callers.ts';
 import type { Broker } from './broker/broker.ts';
 import { type Config, getConfig, keyIdOf } from './config.ts';
 import { createLogger, type Logger } from './log.ts';
+import type { Notifier } from './notify/notifier.ts';
 import type { ProviderClient } from './oauth/provider.ts';
 
 export interface Runtime {
@@ -19,6 +20,8 @@ export interface Runtime {
   broker: Broker;
   auth: Authenticator;
   log: Logger;
+  /** Webhooks and owner mails, when configured; the sweep drains its outbox. */
+  notifier?: Notifier;
 }
 
 let runtime: Promise<Runtime> | undefined;
@@ -75,7 +78,29 @@ export async function buildRuntime(config: Readonly<Config>, log: Logger = creat
     log.warn('config.warning', {
       detail: 'BROKER_ALLOW_INSECURE_HTTP is on: provider calls may use plain http. Never in production.',
     });
+  // The mail to an owner needs the broker (a link, the sending connection's token); the broker needs the
+  // listener at construction: the listener reaches the broker through this late-bound reference.
+  let built: Broker | undefined;
+  const notifications = config.notify
+    ? await (
+        await import('./notify/index.ts')
+      ).createNotifications(config.notify, {
+        fetch: transport.fetch,
+        log,
+        broker: () => {
+          if (!built) throw new Error('broker not built yet');
+          const b = built;
+          return {
+            record: (name) => b.store.get(name),
+            link: (name, ttlSeconds) => b.createLink(name, ttlSeconds),
+            accessToken: async (name) =>
+              (await b.getAccessToken(name, { kind: 'function_key' })).access_token,
+          };
+        },
+      })
+    : undefined;
   const broker = new Broker({
+    ...(notifications ? { onChange: notifications.onChange } : {}),
     store: createTokenStore(config.store),
     lock: createConnectionLock(config.lock),
     providers,
@@ -87,7 +112,9 @@ export async function buildRuntime(config: Readonly<Config>, log: Logger = creat
     sweepConcurrency: config.sweepConcurrency,
     cacheCoherenceMs: config.cacheCoherenceMs,
   });
+  built = broker;
   return {
+    ...(notifications ? { notifier: notifications.notifier } : {}),
     config,
     broker,
     auth: createAuthenticator(config.auth, transport.fetch, config.httpTimeoutMs),

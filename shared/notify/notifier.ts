@@ -74,7 +74,14 @@ export class Notifier {
   async drain(max = 200): Promise<DrainResult> {
     const result: DrainResult = { delivered: 0, retried: 0, gaveUp: 0 };
     while (max > 0) {
-      const batch = await this.#deps.outbox.take(Math.min(32, max), HOLD_SECONDS);
+      let batch: Leased[];
+      try {
+        batch = await this.#deps.outbox.take(Math.min(32, max), HOLD_SECONDS);
+      } catch (err) {
+        // The outbox is unreachable: what waits there stays for the next drain.
+        this.#deps.log.error('notify.drain_failed', { reason: (err as Error).name });
+        break;
+      }
       if (batch.length === 0) break;
       max -= batch.length;
       for (const lease of batch) result[await this.#attempt(lease)]++;

@@ -57,7 +57,7 @@ const subject = (connection: string, revision: number) => ({
   lastError: { code: 'connection_needs_reauth', providerError: 'invalid_grant', providerCodes: [70008] },
 });
 
-function notifier(outbox: Outbox, now: () => number, withMail = false) {
+function notifier(outbox: Outbox, _now: () => number, withMail = false) {
   return new Notifier({
     outbox,
     log,
