@@ -147,18 +147,27 @@ before(async () => {
 });
 
 after(async () => {
+  // Close first, assert after: a failing scan must not leave the dev host and the IdP running.
   responses.uninstall();
-  const { scanner, count } = await refreshTokenScanner(h.store);
+  let found: Awaited<ReturnType<typeof refreshTokenScanner>> | undefined;
+  let logs = '';
+  try {
+    found = await refreshTokenScanner(h.store);
+    logs = await h.collectSecrets();
+  } finally {
+    await h?.close();
+    await idp?.close();
+  }
+  const { scanner, count } = found;
   assert.equal(count, 2);
   scanner.add('function key', h.functionKey);
   scanner.add('broker client secret', h.clientSecret);
   scanner.add('broker key', h.brokerKey.toString('base64url'));
   for (const s of Object.values(secrets)) scanner.add('caller client secret', s);
+  scanner.watch(() => idp.issued().filter((i) => i.kind === 'refresh_token'));
   assert.ok(responses.count > 20, 'responses were recorded');
   responses.assertClean(scanner);
-  await h.assertNoSecretsInLogs();
-  await h.close();
-  await idp.close();
+  h.secrets.assertAbsent(logs, 'dev host logs');
 });
 
 describe('Entra ID callers through the dev host (demo IdP client-credentials tokens)', () => {

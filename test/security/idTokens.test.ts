@@ -138,10 +138,14 @@ after(async () => {
   scanner.add('client secret', CLIENT_SECRET);
   for (const rt of rogue.issuedRefreshTokens) scanner.add('refresh token', rt);
   for (const form of rogue.tokenRequests) scanner.add('code verifier', form.get('code_verifier'));
+  try {
+    await rogue.close();
+    await transport.close();
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+  // Closed first, asserted after: a failing scan leaves nothing running.
   scanner.assertAbsent(logs.join('\n'), 'broker logs');
-  await rogue.close();
-  await transport.close();
-  await rm(dir, { recursive: true, force: true });
 });
 
 describe('id_token checks at code redemption (scripted malicious token endpoint)', () => {

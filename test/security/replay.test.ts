@@ -31,13 +31,17 @@ before(async () => {
 });
 
 after(async () => {
-  for (const meta of await h.store.listMetadata()) {
-    const r = await h.store.get(meta.connection);
-    h.secrets.add(`${meta.connection} refresh token`, r?.tokens?.refreshToken);
-    h.secrets.add(`${meta.connection} access token`, r?.tokens?.primary?.accessToken);
+  // Close first, assert after: a failing scan must not leave the IdP running.
+  try {
+    for (const meta of await h.store.listMetadata()) {
+      const r = await h.store.get(meta.connection);
+      h.secrets.add(`${meta.connection} refresh token`, r?.tokens?.refreshToken);
+      h.secrets.add(`${meta.connection} access token`, r?.tokens?.primary?.accessToken);
+    }
+  } finally {
+    await h?.close();
   }
   h.secrets.assertAbsent(h.logs.join('\n'), 'broker logs');
-  await h.close();
 });
 
 describe('replayed authorization responses', () => {

@@ -68,6 +68,9 @@ export interface BrokerHost {
   record(name: string): Promise<ConnectionRecord | undefined>;
   /** Adds every token in the store and every link/code seen to the scanner, then scans the host's logs. */
   assertNoSecretsInLogs(extraText?: string): Promise<void>;
+  /** The first half of that, for teardown that closes before it asserts: adds the stored tokens to the scanner
+   * and returns the host's logs so far. */
+  collectSecrets(): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -138,6 +141,17 @@ export async function startBrokerHost(opts: BrokerHostOptions = {}): Promise<Bro
     return url;
   };
 
+  const collectSecrets = async (): Promise<string> => {
+    for (const meta of await store.listMetadata()) {
+      const r = await store.get(meta.connection);
+      secrets.add(`${meta.connection} refresh token`, r?.tokens?.refreshToken);
+      secrets.add(`${meta.connection} access token`, r?.tokens?.primary?.accessToken);
+      for (const [k, e] of Object.entries(r?.tokens?.extra ?? {}))
+        secrets.add(`${meta.connection} ${k} token`, e.accessToken);
+    }
+    return host.logs();
+  };
+
   return {
     idp,
     host,
@@ -180,15 +194,9 @@ export async function startBrokerHost(opts: BrokerHostOptions = {}): Promise<Bro
     },
     record: (name) => store.get(name),
     async assertNoSecretsInLogs(extraText = '') {
-      for (const meta of await store.listMetadata()) {
-        const r = await store.get(meta.connection);
-        secrets.add(`${meta.connection} refresh token`, r?.tokens?.refreshToken);
-        secrets.add(`${meta.connection} access token`, r?.tokens?.primary?.accessToken);
-        for (const [k, e] of Object.entries(r?.tokens?.extra ?? {}))
-          secrets.add(`${meta.connection} ${k} token`, e.accessToken);
-      }
-      secrets.assertAbsent(host.logs() + extraText, 'dev host logs');
+      secrets.assertAbsent((await collectSecrets()) + extraText, 'dev host logs');
     },
+    collectSecrets,
     async close() {
       await host.stop();
       if (ownIdp) await idp.close();
