@@ -14,7 +14,7 @@ import {
 } from 'node:crypto';
 import type { SecretKey } from './config.ts';
 
-export type KeyPurpose = 'connect-link' | 'state-cookie';
+export type KeyPurpose = 'connect-link' | 'state-cookie' | 'connect-consent';
 
 interface DerivedKey {
   kid: string;
@@ -82,16 +82,8 @@ export function verifyToken(keyring: Keyring, purpose: KeyPurpose, token: string
 /** AES-256-GCM: `kid.iv.ciphertext.tag`, base64url; `aad` binds the blob to its context. */
 export function seal(keyring: Keyring, purpose: KeyPurpose, payload: object, aad: string): string {
   const { kid, key } = keyring.current(purpose);
-  const iv = randomBytes(12);
-  const cipher = createCipheriv('aes-256-gcm', key, iv);
-  cipher.setAAD(Buffer.from(`${kid}|${aad}`));
-  const ct = Buffer.concat([cipher.update(JSON.stringify(payload), 'utf8'), cipher.final()]);
-  return [
-    kid,
-    iv.toString('base64url'),
-    ct.toString('base64url'),
-    cipher.getAuthTag().toString('base64url'),
-  ].join('.');
+  const box = aesGcmEncrypt(key, JSON.stringify(payload), `${kid}|${aad}`);
+  return [kid, ...[box.iv, box.data, box.tag].map((b) => b.toString('base64url'))].join('.');
 }
 
 export function unseal(keyring: Keyring, purpose: KeyPurpose, sealed: string, aad: string): unknown {
@@ -101,14 +93,44 @@ export function unseal(keyring: Keyring, purpose: KeyPurpose, sealed: string, aa
   const derived = keyring.find(purpose, kid);
   if (!derived) return undefined;
   try {
-    const decipher = createDecipheriv('aes-256-gcm', derived.key, Buffer.from(iv, 'base64url'));
-    decipher.setAAD(Buffer.from(`${kid}|${aad}`));
-    decipher.setAuthTag(Buffer.from(tag, 'base64url'));
-    const pt = Buffer.concat([decipher.update(Buffer.from(ct, 'base64url')), decipher.final()]);
-    return JSON.parse(pt.toString('utf8')) as unknown;
+    const box = {
+      iv: Buffer.from(iv, 'base64url'),
+      data: Buffer.from(ct, 'base64url'),
+      tag: Buffer.from(tag, 'base64url'),
+    };
+    return JSON.parse(aesGcmDecrypt(derived.key, box, `${kid}|${aad}`).toString('utf8')) as unknown;
   } catch {
     return undefined;
   }
+}
+
+export const AES_GCM_IV_BYTES = 12;
+/** Pinned: without `authTagLength`, Node's decipher accepts truncated tags down to 4 bytes. */
+export const AES_GCM_TAG_BYTES = 16;
+
+export interface AesGcmBox {
+  iv: Buffer;
+  data: Buffer;
+  tag: Buffer;
+}
+
+/** AES-256-GCM with a fresh random 96-bit IV; `aad` binds the ciphertext to its context. */
+export function aesGcmEncrypt(key: Buffer, plaintext: string | Buffer, aad: string): AesGcmBox {
+  const iv = randomBytes(AES_GCM_IV_BYTES);
+  const cipher = createCipheriv('aes-256-gcm', key, iv, { authTagLength: AES_GCM_TAG_BYTES });
+  cipher.setAAD(Buffer.from(aad, 'utf8'));
+  const data = Buffer.concat([cipher.update(plaintext), cipher.final()]);
+  return { iv, data, tag: cipher.getAuthTag() };
+}
+
+/** The plaintext; throws when the IV or tag has the wrong length or the box does not authenticate. */
+export function aesGcmDecrypt(key: Buffer, box: AesGcmBox, aad: string): Buffer {
+  if (box.iv.length !== AES_GCM_IV_BYTES) throw new Error('bad AES-GCM IV length');
+  // With authTagLength, setAuthTag throws on any other tag length.
+  const decipher = createDecipheriv('aes-256-gcm', key, box.iv, { authTagLength: AES_GCM_TAG_BYTES });
+  decipher.setAAD(Buffer.from(aad, 'utf8'));
+  decipher.setAuthTag(box.tag);
+  return Buffer.concat([decipher.update(box.data), decipher.final()]);
 }
 
 export function randomToken(bytes = 32): string {

@@ -3,50 +3,45 @@
  * The embedded default store (no `KEY_VAULT_URL`): one encrypted file per connection under the data directory.
  *
  * Layout under `dataDir`:
- * - `data.key`: 32 random bytes, mode 0600, created once. Two processes starting together agree on it because
- *   it is published with `link()` (fails if the name exists) and then re-read.
- * - `connections/<name>.json.enc`: the current record, AES-256-GCM with a fresh 12-byte IV per write and the
+ * - `data.key`: 32 random bytes, mode 0600, created once (keyFile.ts: two processes starting together agree
+ *   on one key).
+ * - `connections/<name>.json.enc`: the record, AES-256-GCM with a fresh 12-byte IV per write and the
  *   connection name as additional data, so a file copied to another name does not decrypt.
- * - `connections/<name>.history/<writtenAt>-<version>.json.enc`: hard links to the last versions (current
- *   included), for {@link FileTokenStore.history}.
  *
- * Writes go to a temp file, are fsynced, then renamed over the current file: a reader sees the old or the new
- * record, never a mix. Writes to one connection are serialised within the process; across processes the
- * rename still keeps every file whole (last writer wins).
+ * Writes use write-file-atomic (temp file in the same directory, fsync, rename over the record): a reader sees
+ * the old or the new record, never a mix. Writes to one connection are serialised within the process; across
+ * processes the rename still keeps every file whole (last writer wins).
  *
  * An unreadable file (tampered, swapped, wrong key) makes `get` throw `store_unavailable`. `listMetadata`
  * skips such a record with a `store.record_unreadable` warning instead of failing the listing of all others.
  */
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { copyFile, link, mkdir, open, readFile, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import writeFileAtomic from 'write-file-atomic';
+import { aesGcmDecrypt, aesGcmEncrypt } from '../crypto.ts';
 import { BrokerError, isBrokerError } from '../errors.ts';
+import { isReadableByOthers, KeyFileError, loadOrCreateKeyFile, syncDir } from '../keyFile.ts';
 import { createLogger, type Logger } from '../log.ts';
 import {
   CONNECTION_NAME_PATTERN,
   toMetadata,
   type ConnectionRecord,
   type RecordMetadata,
-  type RecordVersion,
   type TokenStore,
 } from './types.ts';
 import { assertConnectionName, serializeRecord } from './validate.ts';
 
 const FORMAT = 'token-broker/file-store';
 const KEY_BYTES = 32;
-const IV_BYTES = 12;
-const TAG_BYTES = 16;
 const RECORD_FILE = /^([a-z0-9-]+)\.json\.enc$/;
-const HISTORY_FILE = /^(\d{15})-([0-9a-f]{32})\.json\.enc$/;
 const LIST_CONCURRENCY = 16;
-/** `.<connection>.<16 hex>.tmp`, as written by `#write`. */
-const TEMP_FILE = /^\.[a-z0-9-]{1,63}\.[0-9a-f]{16}\.tmp$/;
+/** Temp files: write-file-atomic's `<record file>.<uint32>`, and `.<connection>.<16 hex>.tmp` from earlier
+ * versions of this store. */
+const TEMP_FILE = /^(?:[a-z0-9-]{1,63}\.json\.enc\.\d{1,10}|\.[a-z0-9-]{1,63}\.[0-9a-f]{16}\.tmp)$/;
 const STALE_TEMP_MS = 10 * 60_000;
 
 export interface FileStoreOptions {
   dataDir: string;
-  /** Versions kept per connection, the current one included. Default 10. */
-  historyLimit?: number;
   logger?: Logger;
 }
 
@@ -58,9 +53,8 @@ interface Sealed {
   data: string;
 }
 
+/** Files written by earlier versions also carry `version` and `writtenAt` (for a history no longer kept). */
 interface Payload {
-  version: string;
-  writtenAt: number;
   record: ConnectionRecord;
 }
 
@@ -68,16 +62,13 @@ export class FileTokenStore implements TokenStore {
   readonly kind = 'file';
   readonly #dataDir: string;
   readonly #connectionsDir: string;
-  readonly #historyLimit: number;
   readonly #log: Logger;
   #key: Promise<Buffer> | undefined;
-  #lastWrittenAt = 0;
   readonly #queues = new Map<string, Promise<void>>();
 
   constructor(options: FileStoreOptions) {
     this.#dataDir = options.dataDir;
     this.#connectionsDir = join(options.dataDir, 'connections');
-    this.#historyLimit = Math.max(1, options.historyLimit ?? 10);
     this.#log = options.logger ?? createLogger({ store: 'file' });
   }
 
@@ -123,34 +114,12 @@ export class FileTokenStore implements TokenStore {
     assertConnectionName(connection);
     return this.#serial(connection, async () => {
       // Unlike Key Vault there is no soft delete here: an admin deleting a connection expects its refresh
-      // token gone from disk, so the history goes too.
+      // token gone from disk, old versions included (earlier versions of this store kept them in a
+      // `<name>.history` directory).
       const existed = await fsStep('delete', () => unlinkIfExists(this.#currentPath(connection)));
-      await fsStep('delete', () => rm(this.#historyDir(connection), { recursive: true, force: true }));
+      await fsStep('delete', () => rm(this.#legacyHistoryDir(connection), { recursive: true, force: true }));
       return existed;
     });
-  }
-
-  async history(connection: string): Promise<RecordVersion[]> {
-    assertConnectionName(connection);
-    const dir = this.#historyDir(connection);
-    const files = (await this.#listDir(dir))
-      .filter((f) => HISTORY_FILE.test(f))
-      .sort()
-      .reverse();
-    const versions: RecordVersion[] = [];
-    for (const file of files) {
-      const [, writtenAt = '0', version = ''] = HISTORY_FILE.exec(file) ?? [];
-      const entry: RecordVersion = { version, createdAt: Number(writtenAt), enabled: true };
-      try {
-        const payload = await this.#read(connection, join(dir, file));
-        if (payload) entry.metadata = toMetadata(payload.record);
-      } catch (err) {
-        if (!isBrokerError(err)) throw err;
-        // One unreadable old version must not hide the others; it is listed without metadata.
-      }
-      versions.push(entry);
-    }
-    return versions;
   }
 
   /**
@@ -176,7 +145,7 @@ export class FileTokenStore implements TokenStore {
     return join(this.#connectionsDir, `${connection}.json.enc`);
   }
 
-  #historyDir(connection: string): string {
+  #legacyHistoryDir(connection: string): string {
     return join(this.#connectionsDir, `${connection}.history`);
   }
 
@@ -197,32 +166,9 @@ export class FileTokenStore implements TokenStore {
 
   async #write(connection: string, json: string): Promise<void> {
     const key = await this.#dataKey();
-    const version = randomBytes(16).toString('hex');
-    // Monotonic per store so history order follows write order even within one millisecond.
-    const writtenAt = Math.max(Date.now(), this.#lastWrittenAt + 1);
-    this.#lastWrittenAt = writtenAt;
-    const payload = `{"version":"${version}","writtenAt":${writtenAt},"record":${json}}`;
-    const sealed = seal(key, connection, payload);
-    const historyDir = this.#historyDir(connection);
-    const tmp = join(this.#connectionsDir, `.${connection}.${randomBytes(8).toString('hex')}.tmp`);
-    try {
-      await fsStep('write', () => mkdir(historyDir, { recursive: true, mode: 0o700 }));
-      await fsStep('write', () => writeFileSynced(tmp, sealed));
-      const historyPath = join(historyDir, `${String(writtenAt).padStart(15, '0')}-${version}.json.enc`);
-      await fsStep('write', () => linkOrCopy(tmp, historyPath));
-      await fsStep('write', () => rename(tmp, this.#currentPath(connection)));
-      await syncDir(this.#connectionsDir);
-    } finally {
-      await unlinkIfExists(tmp).catch(() => false);
-    }
-    await this.#prune(historyDir);
-  }
-
-  async #prune(dir: string): Promise<void> {
-    const files = (await this.#listDir(dir)).filter((f) => HISTORY_FILE.test(f)).sort();
-    for (const old of files.slice(0, Math.max(0, files.length - this.#historyLimit))) {
-      await unlinkIfExists(join(dir, old)).catch(() => false);
-    }
+    const sealed = seal(key, connection, `{"record":${json}}`);
+    await fsStep('write', () => writeFileAtomic(this.#currentPath(connection), sealed, { mode: 0o600 }));
+    await syncDir(this.#connectionsDir);
   }
 
   async #read(connection: string, path: string): Promise<Payload | undefined> {
@@ -257,37 +203,14 @@ export class FileTokenStore implements TokenStore {
   async #loadKey(): Promise<Buffer> {
     await fsStep('key', () => mkdir(this.#connectionsDir, { recursive: true, mode: 0o700 }));
     const path = join(this.#dataDir, 'data.key');
-    const existing = await this.#readKey(path);
-    if (existing) return existing;
-    const tmp = `${path}.${randomBytes(8).toString('hex')}.tmp`;
-    try {
-      await fsStep('key', () => writeFileSynced(tmp, randomBytes(KEY_BYTES)));
-      // link() publishes the complete file or fails with EEXIST: whoever loses the race adopts the winner's key.
-      await fsStep('key', () =>
-        link(tmp, path).catch((err: unknown) => {
-          if (errnoCode(err) !== 'EEXIST') throw err;
-        }),
-      );
-      await syncDir(this.#dataDir);
-    } finally {
-      await unlinkIfExists(tmp).catch(() => false);
-    }
-    const key = await this.#readKey(path);
-    if (!key) throw unavailable('data key vanished after creation');
-    return key;
-  }
-
-  async #readKey(path: string): Promise<Buffer | undefined> {
     let key: Buffer;
     try {
-      key = await readFile(path);
+      key = await loadOrCreateKeyFile(path, { bytes: KEY_BYTES, encoding: 'raw' });
     } catch (err) {
-      if (errnoCode(err) === 'ENOENT') return undefined;
+      if (err instanceof KeyFileError) throw unavailable(`data key: ${err.message}`);
       throw unavailable(`data key unreadable: ${errnoCode(err) ?? 'unknown'}`);
     }
-    if (key.length !== KEY_BYTES)
-      throw unavailable(`data key has ${key.length} bytes, expected ${KEY_BYTES}`);
-    if (process.platform !== 'win32' && ((await stat(path)).mode & 0o077) !== 0) {
+    if (await isReadableByOthers(path)) {
       this.#log.warn('store.key_permissions', {
         store: 'file',
         detail: 'data.key is readable by group or others',
@@ -302,16 +225,13 @@ export function createFileStore(options: FileStoreOptions): FileTokenStore {
 }
 
 function seal(key: Buffer, connection: string, plaintext: string): string {
-  const iv = randomBytes(IV_BYTES);
-  const cipher = createCipheriv('aes-256-gcm', key, iv, { authTagLength: TAG_BYTES });
-  cipher.setAAD(Buffer.from(connection, 'utf8'));
-  const data = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
+  const box = aesGcmEncrypt(key, plaintext, connection);
   const sealed: Sealed = {
     format: FORMAT,
     v: 1,
-    iv: iv.toString('base64url'),
-    tag: cipher.getAuthTag().toString('base64url'),
-    data: data.toString('base64url'),
+    iv: box.iv.toString('base64url'),
+    tag: box.tag.toString('base64url'),
+    data: box.data.toString('base64url'),
   };
   return JSON.stringify(sealed);
 }
@@ -321,16 +241,12 @@ function unseal(key: Buffer, connection: string, text: string): Payload {
   try {
     const sealed = JSON.parse(text) as Partial<Sealed>;
     if (sealed.format !== FORMAT || sealed.v !== 1) throw new Error('unknown format');
-    const iv = Buffer.from(String(sealed.iv), 'base64url');
-    const tag = Buffer.from(String(sealed.tag), 'base64url');
-    if (iv.length !== IV_BYTES || tag.length !== TAG_BYTES) throw new Error('bad iv or tag');
-    const decipher = createDecipheriv('aes-256-gcm', key, iv, { authTagLength: TAG_BYTES });
-    decipher.setAAD(Buffer.from(connection, 'utf8'));
-    decipher.setAuthTag(tag);
-    plaintext = Buffer.concat([
-      decipher.update(Buffer.from(String(sealed.data), 'base64url')),
-      decipher.final(),
-    ]).toString('utf8');
+    const box = {
+      iv: Buffer.from(String(sealed.iv), 'base64url'),
+      tag: Buffer.from(String(sealed.tag), 'base64url'),
+      data: Buffer.from(String(sealed.data), 'base64url'),
+    };
+    plaintext = aesGcmDecrypt(key, box, connection).toString('utf8');
   } catch {
     throw unavailable('record file failed to decrypt (tampered, swapped, or another data key)', connection);
   }
@@ -359,41 +275,6 @@ async function fsStep<T>(step: string, fn: () => Promise<T>): Promise<T> {
   } catch (err) {
     if (isBrokerError(err)) throw err;
     throw unavailable(`file store ${step} failed: ${errnoCode(err) ?? 'unknown'}`);
-  }
-}
-
-async function writeFileSynced(path: string, data: string | Buffer): Promise<void> {
-  const handle = await open(path, 'wx', 0o600);
-  try {
-    await handle.writeFile(data);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
-/** Hard link where the file system allows it (no extra bytes on disk); a copy otherwise. */
-async function linkOrCopy(from: string, to: string): Promise<void> {
-  try {
-    await link(from, to);
-  } catch (err) {
-    const code = errnoCode(err);
-    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EXDEV') throw err;
-    await copyFile(from, to);
-  }
-}
-
-/** Makes a rename durable; not possible on every platform (Windows cannot open directories), so best effort. */
-async function syncDir(dir: string): Promise<void> {
-  try {
-    const handle = await open(dir, 'r');
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-  } catch {
-    // Durability of the directory entry is a bonus; the data itself was fsynced.
   }
 }
 

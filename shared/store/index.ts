@@ -38,15 +38,12 @@ export interface TokenStoreOptions {
   deleteSettleMs?: number;
   /** Key Vault: the process's share of the vault budgets (benchmarks scale them with the double's). */
   pacer?: VaultPacerOptions;
-  /** File store: versions kept per connection. */
-  historyLimit?: number;
 }
 
 export function createTokenStore(config: StoreConfig, opts: TokenStoreOptions = {}): TokenStore {
   if (config.kind === 'file') {
     return createFileStore({
       dataDir: config.dataDir,
-      ...(opts.historyLimit === undefined ? {} : { historyLimit: opts.historyLimit }),
       ...(opts.logger ? { logger: opts.logger } : {}),
     });
   }

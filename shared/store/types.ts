@@ -65,6 +65,8 @@ export interface LastError {
   /** Provider `error` value and, for Microsoft, the AADSTS numbers — never descriptions. */
   providerError?: string;
   providerCodes?: number[];
+  /** For `needs_reauth`: `revoked` and `consent` withhold a still-valid token, `interaction` serves it to expiry. */
+  cause?: 'revoked' | 'interaction' | 'consent';
   at: number;
 }
 
@@ -86,6 +88,8 @@ export interface ConnectionRecord {
   /** Earliest next refresh attempt after a transient failure (backoff). */
   nextAttemptAt?: number;
   lastError?: LastError;
+  /** Claims challenge (JSON text) from Microsoft's last `interaction_required`, sent with the next sign-in. */
+  claims?: string;
   /** Increases on every write; lets a refresher notice that someone else wrote after it read. */
   revision: number;
 }
@@ -99,14 +103,14 @@ export interface RecordMetadata {
   refreshAt?: number;
   refreshedAt?: number;
   nextAttemptAt?: number;
+  /** When the grant ends, if the provider stated it (see {@link TokenSet.refreshTokenExpiresAt}). */
+  grantExpiresAt?: number;
   failures: number;
   revision: number;
   updatedAt: number;
 }
-  /** When the grant ends, if the provider stated it (see {@link TokenSet.refreshTokenExpiresAt}). */
-  grantExpiresAt?: number;
 
-/** One stored version of a record (see {@link TokenStore.history}). */
+/** One stored version of a record, as the Key Vault store lists them (no broker code reads old versions). */
 export interface RecordVersion {
   /** Backend version id: 32 lowercase hex characters in both stores. */
   version: string;
@@ -131,9 +135,6 @@ export interface TokenStore {
   listMetadataPages?(): AsyncIterable<RecordMetadata[]>;
   /** Removes the record (Key Vault: soft delete). Returns false when there was none. */
   delete(connection: string): Promise<boolean>;
-  /** Stored versions of the record, newest first, without reading secret values where the backend allows it.
-   * Optional so that test doubles need not implement it; both real stores do. */
-  history?(connection: string): Promise<RecordVersion[]>;
 }
 
 export function toMetadata(record: ConnectionRecord): RecordMetadata {
@@ -150,7 +151,7 @@ export function toMetadata(record: ConnectionRecord): RecordMetadata {
   if (primary?.refreshAt !== undefined) meta.refreshAt = primary.refreshAt;
   if (record.refreshedAt !== undefined) meta.refreshedAt = record.refreshedAt;
   if (record.nextAttemptAt !== undefined) meta.nextAttemptAt = record.nextAttemptAt;
-  return meta;
-}
   if (record.tokens?.refreshTokenExpiresAt !== undefined)
     meta.grantExpiresAt = record.tokens.refreshTokenExpiresAt;
+  return meta;
+}

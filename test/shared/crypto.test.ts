@@ -2,7 +2,16 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { keyIdOf } from '../../shared/config.ts';
-import { Keyring, constantTimeEqual, seal, signToken, unseal, verifyToken } from '../../shared/crypto.ts';
+import {
+  Keyring,
+  aesGcmDecrypt,
+  aesGcmEncrypt,
+  constantTimeEqual,
+  seal,
+  signToken,
+  unseal,
+  verifyToken,
+} from '../../shared/crypto.ts';
 
 const mk = () => {
   const key = randomBytes(32);
@@ -51,5 +60,21 @@ describe('sealed state', () => {
     assert.equal(constantTimeEqual('abc', 'abc'), true);
     assert.equal(constantTimeEqual('abc', 'abd'), false);
     assert.equal(constantTimeEqual('abc', 'abcd'), false);
+  });
+});
+
+describe('AES-256-GCM boxes (state cookie, file store)', () => {
+  const key = randomBytes(32);
+  it('round-trips and binds to the additional data', () => {
+    const box = aesGcmEncrypt(key, 'refresh-token-value', 'conn-a');
+    assert.equal(box.iv.length, 12);
+    assert.equal(box.tag.length, 16);
+    assert.equal(aesGcmDecrypt(key, box, 'conn-a').toString(), 'refresh-token-value');
+    assert.throws(() => aesGcmDecrypt(key, box, 'conn-b'));
+  });
+  it('refuses a truncated tag, which GCM would otherwise verify as a shorter (forgeable) tag', () => {
+    const box = aesGcmEncrypt(key, 'refresh-token-value', 'conn-a');
+    for (const length of [4, 8, 12, 15])
+      assert.throws(() => aesGcmDecrypt(key, { ...box, tag: box.tag.subarray(0, length) }, 'conn-a'));
   });
 });

@@ -30,6 +30,7 @@ describe('withTokens', () => {
       accessToken: 'at-new',
       tokenType: 'Bearer',
       expiresAt: T0 + 600_000,
+      issuedAt: T0,
       refreshAt: T0 + 300_000,
       scope: 'openid https://graph.microsoft.com/Mail.Send',
     });

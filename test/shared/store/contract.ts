@@ -99,11 +99,10 @@ export function runTokenStoreContract(makeHarness: () => Promise<ContractHarness
       }
     });
 
-    void test('unknown connection: get is undefined, delete is false, history is empty', async () => {
+    void test('unknown connection: get is undefined, delete is false', async () => {
       const { store } = await harness();
       assert.equal(await store.get('nobody-here'), undefined);
       assert.equal(await store.delete('nobody-here'), false);
-      assert.deepEqual((await store.history?.('nobody-here')) ?? [], []);
     });
 
     void test('put then get returns the same record', async () => {
@@ -189,29 +188,6 @@ export function runTokenStoreContract(makeHarness: () => Promise<ContractHarness
         (await store.listMetadata()).filter((m) => m.connection === old.connection),
         [toMetadata(fresh)],
       );
-      const history = (await store.history?.(old.connection)) ?? [];
-      assert.deepEqual(history[0]?.metadata, toMetadata(fresh));
-    });
-
-    void test('history lists the versions newest first, without needing values', async () => {
-      const { store } = await harness();
-      const connection = unique('hist');
-      for (let revision = 1; revision <= 3; revision++) {
-        await store.put(sampleRecord(connection, { revision, updatedAt: BASE_TIME + revision }));
-      }
-      assert.equal(typeof store.history, 'function', 'both stores implement history');
-      const history = (await store.history?.(connection)) ?? [];
-      assert.equal(history.length, 3);
-      assert.deepEqual(
-        history.map((v) => v.metadata?.revision),
-        [3, 2, 1],
-      );
-      for (const v of history) {
-        assert.match(v.version, /^[0-9a-f]{32}$/);
-        assert.equal(v.enabled, true);
-      }
-      assert.equal(new Set(history.map((v) => v.version)).size, 3);
-      assert.ok(history.every((v, i) => i === 0 || (history[i - 1]?.createdAt ?? 0) >= v.createdAt));
     });
 
     void test('invalid connection names are rejected and nothing is written', async () => {
@@ -233,7 +209,6 @@ export function runTokenStoreContract(makeHarness: () => Promise<ContractHarness
         await rejectsWith(h.store.get(name), 'invalid_request');
         await rejectsWith(h.store.put(sampleRecord(name)), 'invalid_request');
         await rejectsWith(h.store.delete(name), 'invalid_request');
-        if (h.store.history) await rejectsWith(h.store.history(name), 'invalid_request');
       }
       assert.equal(await h.fingerprint(), before);
     });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
-import { copyFile, mkdtemp, readFile, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -63,16 +63,17 @@ void describe('file store specifics', () => {
     const store = createFileStore({ dataDir });
     await store.put(sampleRecord('temps'));
     const dir = join(dataDir, 'connections');
-    const stale = join(dir, '.temps.0123456789abcdef.tmp');
-    const fresh = join(dir, '.temps.fedcba9876543210.tmp');
-    await writeFile(stale, 'partial');
-    await writeFile(fresh, 'in flight');
+    // write-file-atomic's temp names, and the names earlier versions of this store used.
+    const stale = ['temps.json.enc.3735928559', '.temps.0123456789abcdef.tmp'];
+    const fresh = ['temps.json.enc.12345', '.temps.fedcba9876543210.tmp'];
+    for (const name of [...stale, ...fresh]) await writeFile(join(dir, name), 'partial');
     const hourAgo = new Date(Date.now() - 3600_000);
-    await utimes(stale, hourAgo, hourAgo);
+    for (const name of stale) await utimes(join(dir, name), hourAgo, hourAgo);
     assert.equal((await store.listMetadata()).length, 1);
     const left = await readdir(dir);
-    assert.ok(!left.includes('.temps.0123456789abcdef.tmp'), 'stale temp removed');
-    assert.ok(left.includes('.temps.fedcba9876543210.tmp'), 'a temp that may still be in flight is kept');
+    for (const name of stale) assert.ok(!left.includes(name), `stale temp ${name} removed`);
+    for (const name of fresh)
+      assert.ok(left.includes(name), `a temp that may still be in flight is kept: ${name}`);
   });
 
   void test('records are encrypted at rest: no token value appears in any file', async () => {
@@ -84,7 +85,7 @@ void describe('file store specifics', () => {
       await store.put({ ...r, revision: 2 });
     }
     const files = await allFiles(dataDir);
-    assert.ok(files.length >= 5, 'key, two current files and history links');
+    assert.equal(files.length, 3, 'the key and two record files');
     const haystack = Buffer.concat(await Promise.all(files.map((f) => readFile(f))));
     for (const r of records) {
       for (const secret of [r.tokens?.refreshToken, r.tokens?.primary?.accessToken, r.identity?.username]) {
@@ -226,17 +227,17 @@ void describe('file store specifics', () => {
     );
   });
 
-  void test('history keeps the last N versions and delete removes them', async () => {
+  void test('keeps one file per connection; delete also removes old versions an earlier store kept', async () => {
     const dataDir = await tempDir();
-    const store = new FileTokenStore({ dataDir, historyLimit: 3 });
+    const store = new FileTokenStore({ dataDir });
     const connection = unique('keep');
-    for (let revision = 1; revision <= 5; revision++) await store.put(sampleRecord(connection, { revision }));
-    assert.deepEqual(
-      (await store.history(connection)).map((v) => v.metadata?.revision),
-      [5, 4, 3],
-    );
+    for (let revision = 1; revision <= 3; revision++) await store.put(sampleRecord(connection, { revision }));
+    assert.deepEqual(await readdir(join(dataDir, 'connections')), [`${connection}.json.enc`]);
+    assert.equal((await store.get(connection))?.revision, 3);
+    const legacy = join(dataDir, 'connections', `${connection}.history`);
+    await mkdir(legacy);
+    await writeFile(join(legacy, '000000000000001-0123456789abcdef0123456789abcdef.json.enc'), 'old version');
     assert.equal(await store.delete(connection), true);
-    assert.deepEqual(await store.history(connection), []);
     assert.deepEqual(await readdir(join(dataDir, 'connections')), []);
   });
 
