@@ -21,6 +21,8 @@ export interface SweepResult {
 
 export async function sweep(ctx: BrokerContext, refresher: Refresher): Promise<SweepResult> {
   const result: SweepResult = { listed: 0, due: 0, refreshed: 0, failed: 0, skipped: 0 };
+  // Rotations this process could not store yet are written first (broker/refresher.ts).
+  await refresher.saveUnwritten();
   const due: { connection: string; reason: RefreshReason }[] = [];
   let next = 0;
   let listing = true;

@@ -163,7 +163,11 @@ describe('Broker.getAccessToken', () => {
     // The lock and the re-read alone would also give one provider call; single flight is what keeps the
     // other 199 requests off the lock and the store.
     assert.equal(lock.acquisitions, 1);
-    assert.equal(reads, 2, 'one read before the lock, one re-read under it');
+    assert.equal(
+      reads,
+      3,
+      'one read before the lock, one re-read under it, one revision check before the write',
+    );
   });
 
   it('marks needs_reauth on invalid_grant, keeps the record, and answers 409 afterwards', async () => {
