@@ -64,11 +64,19 @@ describe('console routes', () => {
     assert.equal(res.status, 200);
     assert.equal(res.headers.get('cache-control'), 'no-store');
     const text = await res.text();
-    assert.deepEqual(JSON.parse(text), {
-      providers: [
-        { name: 'microsoft', kind: 'microsoft', defaultScopes: ['https://graph.microsoft.com/Mail.Send'] },
-      ],
-    });
+    const body = JSON.parse(text) as {
+      providers: unknown[];
+      presets: { name: string; defaultScopes: string[] }[];
+    };
+    assert.deepEqual(body.providers, [
+      { name: 'microsoft', kind: 'microsoft', defaultScopes: ['https://graph.microsoft.com/Mail.Send'] },
+    ]);
+    // Presets not configured yet are offered as what BROKER_PROVIDERS could add.
+    assert.deepEqual(
+      body.presets.map((p) => p.name),
+      ['google', 'salesforce', 'auth0'],
+    );
+    assert.deepEqual(body.presets[0]?.defaultScopes, ['openid', 'email']);
     assert.equal(text.includes(CLIENT_ID), false, 'no client id');
     assert.equal(text.includes(h.clientSecret), false, 'no client secret');
     assert.equal((await h.api('GET', 'manage/providers?x=1')).status, 400);

@@ -38,7 +38,15 @@ export interface ConnectionView extends ConnectionSummary {
 export interface ProviderInfo {
   name: string;
   kind: string;
+  preset?: string;
   defaultScopes: string[];
+}
+
+/** A provider preset not configured on this broker (BROKER_PROVIDERS can add it). */
+export interface PresetInfo {
+  name: string;
+  defaultScopes: string[];
+  requiresIssuer: boolean;
 }
 
 export interface ConnectionSettings {
@@ -146,7 +154,7 @@ export class ManageApi {
   importToken(name: string, refreshToken: string): Promise<ConnectionView> {
     return this.#call('POST', `manage/connections/${encodeURIComponent(name)}/import`, { refreshToken });
   }
-  providers(): Promise<{ providers: ProviderInfo[] }> {
+  providers(): Promise<{ providers: ProviderInfo[]; presets?: PresetInfo[] }> {
     return this.#call('GET', 'manage/providers');
   }
 }

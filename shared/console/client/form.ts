@@ -50,6 +50,30 @@ function label(path: readonly PropertyKey[]): string {
   return typeof index === 'number' ? ` (item ${index + 1})` : '';
 }
 
+/** Configured providers are choosable; presets not configured yet are named with how to add one. */
+function providerHint(): Node | string | undefined {
+  const presets = state.presets;
+  if (!state.providers.length && !presets.length) return 'No provider is configured on this broker.';
+  if (!presets.length) return undefined;
+  return h(
+    'span',
+    { id: 'preset-hint' },
+    `Also available as presets: ${presets.map((p) => p.name).join(', ')}. Add one with BROKER_PROVIDERS, e.g. `,
+    h(
+      'code',
+      {},
+      `{"${presets[0]?.name}":{"preset":"${presets[0]?.name}","clientId":"…","clientSecretSetting":"…"}}`,
+    ),
+    presets.some((p) => p.requiresIssuer)
+      ? ` (${presets
+          .filter((p) => p.requiresIssuer)
+          .map((p) => p.name)
+          .join(', ')} also need "issuer")`
+      : '',
+    ', then restart the app.',
+  );
+}
+
 export async function renderForm(name: string | undefined, focus: boolean): Promise<void> {
   const api = state.api;
   if (!api) return;
@@ -98,7 +122,7 @@ export async function renderForm(name: string | undefined, focus: boolean): Prom
       h(
         'option',
         { value: p.name, selected: existing ? existing.provider === p.name : p.name === providers[0]?.name },
-        `${p.name}${p.kind === 'microsoft' ? ' (Microsoft identity platform)' : ''}`,
+        `${p.name}${p.kind === 'microsoft' ? ' (Microsoft identity platform)' : p.preset ? ` (${p.preset} preset)` : ''}`,
       ),
     ),
   );
@@ -248,12 +272,7 @@ export async function renderForm(name: string | undefined, focus: boolean): Prom
       description,
       'What the connection is for, e.g. "Invoices sent from accounting@…".',
     ),
-    field(
-      'provider',
-      'Provider',
-      providerSelect,
-      providers.length ? undefined : 'No provider is configured on this broker.',
-    ),
+    field('provider', 'Provider', providerSelect, providerHint()),
     h(
       'div',
       { class: 'with-action' },

@@ -145,6 +145,7 @@ export function renderSignIn(settings: PageSettings, onSignedIn: () => void): No
       state.summaries = list.connections;
       state.listedAt = Date.now();
       state.providers = providers.providers;
+      state.presets = providers.presets ?? [];
       state.who = entra?.account ? `Signed in as ${entra.account}` : 'Signed in with a function key';
       input.value = '';
       onSignedIn();

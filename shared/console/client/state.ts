@@ -3,13 +3,14 @@
  * What the console knows between views: the API client (holding the credentials), the providers, the latest
  * list and the connection views fetched for it. Everything here is memory only.
  */
-import type { ConnectionSummary, ConnectionView, ManageApi, ProviderInfo } from './api.ts';
+import type { ConnectionSummary, ConnectionView, ManageApi, PresetInfo, ProviderInfo } from './api.ts';
 
 export interface ConsoleState {
   api: ManageApi | undefined;
   /** Shown in the header: how the admin signed in. */
   who: string;
   providers: ProviderInfo[];
+  presets: PresetInfo[];
   summaries: ConnectionSummary[];
   /** Full views for the list's description and account columns, refetched when the summary changes. */
   views: Map<string, { key: string; view: ConnectionView }>;
@@ -25,6 +26,7 @@ export const state: ConsoleState = {
   api: undefined,
   who: '',
   providers: [],
+  presets: [],
   summaries: [],
   views: new Map(),
   listedAt: undefined,
@@ -42,6 +44,7 @@ export function forgetSession(): void {
   state.api = undefined;
   state.who = '';
   state.providers = [];
+  state.presets = [];
   state.summaries = [];
   state.views.clear();
   state.listedAt = undefined;
