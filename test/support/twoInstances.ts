@@ -72,7 +72,7 @@ export async function startTwoInstances(
   };
   const shared = { sharedIdp: { idp, clientSecret }, store, publicBaseUrl, brokerKey: randomBytes(32) };
   const httpEnv = { ...env, FUNCTIONS_TARGET_GROUP: 'http' };
-  const [a, b, timer] = await Promise.all([
+  const started = await Promise.allSettled([
     startBrokerHost({ ...shared, env: httpEnv, port: portA }),
     startBrokerHost({ ...shared, env: httpEnv, port: portB }),
     options.withTimer === false
@@ -91,6 +91,21 @@ export async function startTwoInstances(
           },
         }),
   ]);
+  const failed = started.find((r) => r.status === 'rejected');
+  if (failed) {
+    // close what did start, so a failed start-up leaves no process or server behind
+    for (const r of started) if (r.status === 'fulfilled') await r.value?.close();
+    await idp.close();
+    await azurite.stop();
+    await kv.close();
+    await rm(tmp, { recursive: true, force: true });
+    throw failed.reason;
+  }
+  const [a, b, timer] = started.map((r) => (r as PromiseFulfilledResult<BrokerHost | undefined>).value) as [
+    BrokerHost,
+    BrokerHost,
+    BrokerHost | undefined,
+  ];
   return {
     kv,
     azurite,
@@ -110,7 +125,10 @@ export async function startTwoInstances(
         },
         body: '{}',
       });
-      if (res.status !== 202) throw new Error(`sweep: ${res.status}`);
+      if (res.status !== 202) {
+        const tail = timer.host.logs().split('\n').slice(-15).join('\n');
+        throw new Error(`sweep: ${res.status}\n${tail}`);
+      }
     },
     async close() {
       await Promise.all([a.close(), b.close(), timer?.close()]);
