@@ -72,7 +72,7 @@ export class ConnectFlow {
     };
     if (record.settings.expectedIdentity?.username)
       params.loginHint = record.settings.expectedIdentity.username;
-    const url = provider.authorizationUrl(params);
+    const url = await provider.authorizationUrl(params);
     ctx.log.info('connect.started', { connection: name, provider: provider.name });
     return {
       redirectUrl: url.href,

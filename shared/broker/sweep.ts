@@ -39,8 +39,6 @@ export async function sweep(ctx: BrokerContext, refresher: Refresher): Promise<S
           result.listed++;
           const decision = shouldRefresh(meta, now, ctx.policy);
           if (decision.refresh) due.push({ connection: meta.connection, reason: decision.reason });
-        }
-        result.due = due.length;
           // A grant with a stated end cannot be extended by refreshing: say so while there is time to reconnect.
           const grant = grantState(meta.grantExpiresAt, now);
           if ((grant === 'expiring' || grant === 'expired') && meta.status === 'active')
@@ -49,6 +47,8 @@ export async function sweep(ctx: BrokerContext, refresher: Refresher): Promise<S
               reason: grant,
               detail: `grant ends ${new Date(meta.grantExpiresAt ?? 0).toISOString()}; open a new connect link`,
             });
+        }
+        result.due = due.length;
         wake();
       }
     } finally {
