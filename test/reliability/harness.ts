@@ -12,6 +12,7 @@ import { keyIdOf, parseConfig } from '../../shared/config.ts';
 import { Keyring } from '../../shared/crypto.ts';
 import { problemResponse } from '../../shared/http.ts';
 import { createMemoryLock } from '../../shared/lock/memoryLock.ts';
+import type { ConnectionLock } from '../../shared/lock/types.ts';
 import { createLogger } from '../../shared/log.ts';
 import { createProviderClient } from '../../shared/oauth/provider.ts';
 import { createTransport } from '../../shared/oauth/transport.ts';
@@ -87,7 +88,7 @@ export async function failure(fn: () => Promise<unknown>): Promise<Answer> {
 }
 
 export async function startReliabilityHarness(
-  opts: { reuse?: RotatedRefreshTokenReuse } = {},
+  opts: { reuse?: RotatedRefreshTokenReuse; lock?: ConnectionLock } = {},
 ): Promise<ReliabilityHarness> {
   const clientSecret = randomBytes(24).toString('base64url');
   const idp = await startDemoIdp({
@@ -134,7 +135,7 @@ export async function startReliabilityHarness(
   secrets.watch(() => idp.issued());
   const broker = new Broker({
     store,
-    lock: createMemoryLock(),
+    lock: opts.lock ?? createMemoryLock(),
     providers: new Map([['microsoft', provider]]),
     keyring: new Keyring([{ kid: keyIdOf(key), key }]),
     log: createLogger({}, sink),

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { MAX_EXTRA_TOKENS } from '../../../shared/broker/extraScopes.ts';
 import { Refresher } from '../../../shared/broker/refresher.ts';
+import { sweep } from '../../../shared/broker/sweep.ts';
 import { BrokerError } from '../../../shared/errors.ts';
 import type { AccessTokenEntry, ConnectionRecord } from '../../../shared/store/types.ts';
 import { activeRecord, HOUR, harness, MemoryStore, T0 } from './fixture.ts';
@@ -78,6 +79,19 @@ describe('no rotation lost while the process lives', () => {
     await h.refresher.saveUnwritten();
     assert.equal(h.store.records.get(NAME)?.tokens?.refreshToken, 'rt-1-yyyyyyyyyyyyyyyyyyyyyyyy');
     assert.equal(h.refresher.unwrittenCount(), 0);
+  });
+
+  it('the sweep writes a kept rotation even when the connection is not due (an extra-scope refresh rotated it)', async () => {
+    const h = setup();
+    await h.store.put(activeRecord({}, HOUR)); // primary token fresh: the sweep has nothing to refresh
+    h.store.failPuts = 1;
+    await assert.rejects(
+      h.refresher.refresh(NAME, [SCOPE(1)], { force: false, reason: 'no_access_token' }),
+      code('store_unavailable'),
+    );
+    const result = await sweep(h.ctx, h.refresher);
+    assert.equal(result.due, 0);
+    assert.equal(h.store.records.get(NAME)?.tokens?.refreshToken, 'rt-1-yyyyyyyyyyyyyyyyyyyyyyyy');
   });
 
   it('writes only while the lock is held: a lease lost before the write keeps the rotation for later', async () => {
