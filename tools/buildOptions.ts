@@ -18,8 +18,9 @@ export const PRODUCTION_BUILD_OPTIONS: Readonly<BuildOptions> = Object.freeze({
   // Supplied by the Functions worker at run time, like a built-in module (azure-functions-nodejs-library#201).
   external: ['@azure/functions-core'],
   // CJS dependencies call require(); route it through Module.prototype.require so the worker's
-  // @azure/functions-core interception still applies inside the ESM bundle.
+  // @azure/functions-core interception still applies inside the ESM bundle. They may also read __filename
+  // (write-file-atomic names its temp files with it), which ESM does not define.
   banner: {
-    js: "import { createRequire as __brokerCreateRequire } from 'node:module'; const require = __brokerCreateRequire(import.meta.url);",
+    js: "import { createRequire as __brokerCreateRequire } from 'node:module'; import { fileURLToPath as __brokerFileURLToPath } from 'node:url'; const require = __brokerCreateRequire(import.meta.url); const __filename = __brokerFileURLToPath(import.meta.url);",
   },
 });
