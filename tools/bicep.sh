@@ -150,4 +150,98 @@ if (problems.length > 0) {
 console.log(`bicep.sh: main.parameters.json maps ${Object.keys(params).length} of ${Object.keys(declared).length} template parameters; none unknown, none required-but-unmapped`);
 EOF
 
+# --- 5. what ARM would deploy, evaluated offline (`bicep snapshot`) -------------------------------------------
+# `bicep snapshot` runs the ARM template engine locally on a .bicepparam file: modules expanded, conditions and
+# expressions evaluated (what cannot be known offline, e.g. reference(), stays an expression). The checks below
+# read the predicted resources of both network variants and of several refresh schedules (the silent-sweep
+# alert's window is computed from the schedule by template expressions).
+snap="$out/snapshots"
+mkdir -p "$snap"
+main_rel="$(realpath --relative-to="$snap" "$infra/main.bicep")"
+write_params() { # name vnetEnabled schedule
+  cat >"$snap/$1.bicepparam" <<EOP
+using '$main_rel'
+param environmentName = 'ci'
+param location = 'swedencentral'
+param brokerKeys = 'placeholder-not-a-key-placeholder-not-a-key-placeholder-not-a-k'
+param alertEmail = 'ops@example.com'
+param vnetEnabled = $2
+param refreshSchedule = '$3'
+EOP
+}
+write_params public false '0 */5 * * * *'
+write_params private true '0 0 */2 * * *'
+write_params hourly false '0 0 * * * *'
+write_params daily false '0 30 9 * * *'
+write_params five-field false '*/10 * * * *'
+write_params weekdays false '0 0 9 * * 1-5'
+for name in public private hourly daily five-field weekdays; do
+  run_clean "snapshot $name" snapshot "$snap/$name.bicepparam" --subscription-id 00000000-0000-0000-0000-000000000000 --tenant-id 00000000-0000-0000-0000-000000000000 --location swedencentral
+done
+[[ $problems -eq 0 ]] || fail "bicep snapshot failed (see above)"
+node - "$snap" <<'EOF2' || fail "the evaluated templates are not what the checks expect (see above)"
+const fs = require('node:fs');
+const path = require('node:path');
+const dir = process.argv[2];
+const load = (n) => JSON.parse(fs.readFileSync(path.join(dir, `${n}.snapshot.json`), 'utf8')).predictedResources;
+const problems = [];
+const expect = (ok, what) => { if (!ok) problems.push(what); };
+const ofType = (rs, t) => rs.filter((r) => r.type === t);
+const sweepRule = (rs) => ofType(rs, 'Microsoft.Insights/scheduledQueryRules').find((r) => String(r.name).startsWith('alert-sweep-'));
+
+for (const [name, privateNet] of [['public', false], ['private', true]]) {
+  const rs = load(name);
+  const net = rs.filter((r) => r.type.startsWith('Microsoft.Network/'));
+  const count = (t) => ofType(rs, t).length;
+  if (privateNet) {
+    expect(count('Microsoft.Network/virtualNetworks') === 1, `${name}: one VNet`);
+    for (const t of ['privateEndpoints', 'privateDnsZones', 'privateDnsZones/virtualNetworkLinks', 'privateEndpoints/privateDnsZoneGroups']) {
+      expect(count(`Microsoft.Network/${t}`) === 3, `${name}: 3 x ${t}, got ${count(`Microsoft.Network/${t}`)}`);
+    }
+    const groups = ofType(rs, 'Microsoft.Network/privateEndpoints').flatMap((r) => r.properties.privateLinkServiceConnections.flatMap((c) => c.properties.groupIds));
+    expect(JSON.stringify(groups.sort()) === JSON.stringify(['blob', 'table', 'vault']), `${name}: endpoint groups ${groups}`);
+    const vnet = ofType(rs, 'Microsoft.Network/virtualNetworks')[0];
+    const app = vnet?.properties.subnets.find((s) => s.name === 'app');
+    expect(app?.properties.delegations?.[0]?.properties.serviceName === 'Microsoft.App/environments', `${name}: app subnet delegated to Microsoft.App/environments`);
+    const site = ofType(rs, 'Microsoft.Web/sites')[0];
+    expect(/\/providers\/Microsoft\.Network\/virtualNetworks\/vnet-\w+\/subnets\/app$/.test(String(site?.properties.virtualNetworkSubnetId)), `${name}: site not on the VNet's app subnet: ${site?.properties.virtualNetworkSubnetId}`);
+  } else {
+    expect(net.length === 0, `${name}: ${net.length} network resources without VNET_ENABLED`);
+    const site = ofType(rs, 'Microsoft.Web/sites')[0];
+    expect(site && site.properties.virtualNetworkSubnetId == null, `${name}: site has a subnet: ${site?.properties.virtualNetworkSubnetId}`);
+  }
+  for (const t of ['Microsoft.Storage/storageAccounts', 'Microsoft.KeyVault/vaults']) {
+    const r = ofType(rs, t)[0];
+    expect(r?.properties.publicNetworkAccess === (privateNet ? 'Disabled' : 'Enabled'), `${name}: ${t} publicNetworkAccess ${r?.properties.publicNetworkAccess}`);
+    expect(r?.properties.networkAcls.defaultAction === (privateNet ? 'Deny' : 'Allow'), `${name}: ${t} default action ${r?.properties.networkAcls.defaultAction}`);
+  }
+  for (const r of ofType(rs, 'Microsoft.Web/sites/basicPublishingCredentialsPolicies')) {
+    expect(r.location === 'swedencentral' && r.properties.allow === false, `${name}: publishing policy ${r.name} location ${r.location}, allow ${r.properties.allow}`);
+  }
+  expect(ofType(rs, 'Microsoft.Web/sites/basicPublishingCredentialsPolicies').length === 2, `${name}: two publishing policies`);
+}
+
+// Silent-sweep alert: three schedule periods, as the ARM engine computes them from the schedule.
+for (const [name, minutes, windowSize, frequency] of [
+  ['public', 15, 'PT15M', 'PT5M'],
+  ['five-field', 30, 'PT30M', 'PT5M'],
+  ['hourly', 180, 'PT3H', 'PT15M'],
+  ['private', 360, 'PT6H', 'PT15M'],
+  ['daily', 2880, 'P2D', 'PT15M'],
+  ['weekdays', 2880, 'P2D', 'PT15M'],
+]) {
+  const rule = sweepRule(load(name));
+  const p = rule?.properties;
+  expect(p?.windowSize === windowSize && p?.evaluationFrequency === frequency, `${name}: sweep alert window ${p?.windowSize} every ${p?.evaluationFrequency}, expected ${windowSize} every ${frequency}`);
+  const query = p?.criteria.allOf[0].query ?? '';
+  expect(query.includes(`ago(${minutes}m)`) && query.includes('operation_Name =~ "refresh" and success == true'), `${name}: sweep query ${JSON.stringify(query)}`);
+  expect(p?.criteria.allOf[0].operator === 'LessThan' && p?.criteria.allOf[0].threshold === 1, `${name}: sweep condition`);
+}
+if (problems.length > 0) {
+  for (const p of problems) console.error(`bicep.sh: snapshot: ${p}`);
+  process.exit(1);
+}
+console.log('bicep.sh: snapshots (ARM engine, offline): both network variants and 6 schedules evaluate as expected');
+EOF2
+
 echo "bicep.sh: OK: Bicep $BICEP_VERSION built and linted ${#files[@]} file(s) and ${#variants[@]} parameter variant(s): 0 errors, 0 warnings, 0 other diagnostics"

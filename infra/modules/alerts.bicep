@@ -44,30 +44,29 @@ param evaluationFrequency string = 'PT15M'
 // Recognised (6 fields with seconds or 5 without; day, month and day-of-week all `*`): `*/N` minutes, `*` minutes
 // (every minute), a fixed minute with `*` hours (hourly), with `*/N` hours, or with a fixed hour (daily). Any other
 // shape falls back to the longest window a log alert allows (2 days); set sweepAlertMinutes
-// (BROKER_SWEEP_ALERT_MINUTES) for it. ARM evaluates only the chosen branch of `?:` (the `if` function), so
-// int() never sees a non-number; skip() rather than substring() because `&&` may evaluate both sides.
+// (BROKER_SWEEP_ALERT_MINUTES) for it. Written so that no sub-expression can fail whatever ARM evaluates: fields are
+// padded (no index out of range), skip() instead of substring(), int() only of digits (toInt).
 func isNumber(text string) bool => !empty(text) && empty(join(split(text, ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9']), ''))
 
-var fields = filter(split(trim(refreshSchedule), ' '), f => !empty(f))
-var offset = length(fields) == 6 ? 1 : 0
-var minuteField = length(fields) >= 5 ? fields[offset] : ''
-var hourField = length(fields) >= 5 ? fields[offset + 1] : ''
-var everyDay = length(fields) >= 5
-  ? fields[offset + 2] == '*' && fields[offset + 3] == '*' && fields[offset + 4] == '*'
-  : false
+func toInt(text string) int => int(isNumber(text) ? text : '0')
+
+var given = filter(split(trim(refreshSchedule), ' '), f => !empty(f))
+var fields = concat(given, ['', '', '', '', '', ''])
+var offset = length(given) == 6 ? 1 : 0
+var minuteField = fields[offset]
+var hourField = fields[offset + 1]
+var everyDay = length(given) >= 5 && fields[offset + 2] == '*' && fields[offset + 3] == '*' && fields[offset + 4] == '*'
+var minuteStep = startsWith(minuteField, '*/') ? toInt(skip(minuteField, 2)) : 0
+var hourStep = startsWith(hourField, '*/') ? toInt(skip(hourField, 2)) : 0
 var scheduleMinutes = !everyDay
   ? 0
   : minuteField == '*'
       ? 1
-      : startsWith(minuteField, '*/') && isNumber(skip(minuteField, 2)) && hourField == '*'
-          ? int(skip(minuteField, 2))
+      : minuteStep > 0 && hourField == '*'
+          ? minuteStep
           : !isNumber(minuteField)
               ? 0
-              : hourField == '*'
-                  ? 60
-                  : startsWith(hourField, '*/') && isNumber(skip(hourField, 2))
-                      ? 60 * int(skip(hourField, 2))
-                      : isNumber(hourField) ? 1440 : 0
+              : hourField == '*' ? 60 : hourStep > 0 ? 60 * hourStep : isNumber(hourField) ? 1440 : 0
 // Three periods, within what a log alert can look back (2 days).
 var silenceMinutes = sweepAlertMinutes > 0
   ? sweepAlertMinutes
