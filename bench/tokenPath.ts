@@ -4,7 +4,9 @@
  * double, counted: the hot path must make 0 calls), versus
  * - a bare `node:http` server returning a JSON body of the same size (own process, bench/fixtures/bareServer.ts);
  * - the hello-world function app on the same dev host returning the same body size (what the Functions
- *   programming model and the host cost before the broker does anything).
+ *   programming model and the host cost before the broker does anything);
+ * - the same broker built with HTTP streams off (test/support/rpcModeApp.ts): the request and answer travel in
+ *   the RPC message instead of through the worker's proxy — the two modes of the same code, same run.
  *
  *   node bench/tokenPath.ts --out result.json [--duration 10] [--warmup 3]
  */
@@ -17,6 +19,7 @@ import { createTokenStore } from '../shared/store/index.ts';
 import { startBrokerHost } from '../test/support/brokerHost.ts';
 import { spawnDevHost } from '../test/support/devhost.ts';
 import { startKeyVaultDouble } from '../test/support/keyVaultDouble.ts';
+import { buildRpcModeApp } from '../test/support/rpcModeApp.ts';
 import { buildHelloApp } from './lib/buildFixture.ts';
 import { machineInfo } from './lib/machine.ts';
 import { isMain, REPO_ROOT, spawnReady } from './lib/proc.ts';
@@ -45,6 +48,11 @@ export interface TokenPathResult {
   broker: LoadFigures;
   /** The broker with one connection (no queueing): the latency of the path itself. */
   brokerOneConnection: LoadFigures;
+  /** The same broker with HTTP streams off (RPC mode), same store, same connection. */
+  brokerRpcMode: LoadFigures;
+  brokerRpcModeOneConnection: LoadFigures;
+  /** requests/s with streams (the shipped mode) ÷ requests/s in RPC mode. */
+  ratioStreamsToRpc: number;
   keyVaultCallsDuringRun: number;
   ratioToBare: number;
   ratioToHello: number;
@@ -144,6 +152,36 @@ export async function runTokenPathBenchmark(
     );
     const keyVaultCalls = kv.counters().total;
     await broker.assertNoSecretsInLogs();
+
+    const rpcDir = join(tmp, 'rpc-mode-app');
+    await buildRpcModeApp(rpcDir);
+    const rpc = await startBrokerHost({
+      appDir: rpcDir,
+      store,
+      sharedIdp: { idp: broker.idp, clientSecret: broker.clientSecret },
+      brokerKey: broker.brokerKey,
+      env: {
+        KEY_VAULT_URL: kv.vaultUrl,
+        KEY_VAULT_DISABLE_CHALLENGE_RESOURCE_VERIFICATION: 'true',
+        KEY_VAULT_TEST_BEARER_TOKEN: kv.token,
+        NODE_EXTRA_CA_CERTS: caFile,
+        BROKER_LOCK: 'memory',
+      },
+    });
+    let rpcFigures: LoadFigures;
+    let rpcOne: LoadFigures;
+    try {
+      if (!/HTTP streams off/.test(rpc.host.logs()))
+        throw new Error('the RPC-mode build still enables streams');
+      const probe = await rpc.api('GET', 'connections/mailbox/token');
+      if (probe.status !== 200) throw new Error(`rpc-mode token: ${probe.status}`);
+      const url = `${rpc.apiUrl}/connections/mailbox/token`;
+      const headers = { 'x-functions-key': rpc.functionKey };
+      rpcFigures = await load(url, headers, durationSeconds, warmupSeconds);
+      rpcOne = await load(url, headers, 3, 1, 1);
+    } finally {
+      await rpc.close();
+    }
     return {
       connections: CONNECTIONS,
       durationSeconds,
@@ -153,6 +191,9 @@ export async function runTokenPathBenchmark(
       hello: helloFigures,
       broker: brokerFigures,
       brokerOneConnection,
+      brokerRpcMode: rpcFigures,
+      brokerRpcModeOneConnection: rpcOne,
+      ratioStreamsToRpc: round(brokerFigures.requestsPerSecond / rpcFigures.requestsPerSecond, 3),
       keyVaultCallsDuringRun: keyVaultCalls,
       ratioToBare: round(brokerFigures.requestsPerSecond / bareFigures.requestsPerSecond, 3),
       ratioToHello: round(brokerFigures.requestsPerSecond / helloFigures.requestsPerSecond, 3),

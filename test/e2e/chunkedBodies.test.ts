@@ -2,9 +2,13 @@
 // real app served by the dev host. The app runs in HTTP streams mode, where the host forwards the request to the
 // worker and the body arrives whole; the dev host forwards exactly like that (tools/devhost/streamProxy.ts).
 import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type BrokerHost, startBrokerHost } from '../support/brokerHost.ts';
+import { buildRpcModeApp } from '../support/rpcModeApp.ts';
 
 let b: BrokerHost;
 
@@ -93,5 +97,51 @@ void describe('chunked request bodies on the real app (HTTP streams)', () => {
     // strict query schemas still refuse unknown parameters; what matters is the path is read from the route
     assert.equal(res.status, 400);
     assert.match(await res.text(), /unexpected query field/);
+  });
+});
+
+void describe('the same app with HTTP streams off: a chunked body the host drops is refused loudly', () => {
+  let rpc: BrokerHost;
+  let tmp: string;
+  before(async () => {
+    tmp = await mkdtemp(join(tmpdir(), 'rpc-mode-app-'));
+    await buildRpcModeApp(tmp);
+    rpc = await startBrokerHost({ appDir: tmp });
+  });
+  after(async () => {
+    await rpc?.close();
+    await rm(tmp, { recursive: true, force: true });
+  });
+
+  void it('serves in RPC mode (the dev host drops chunked bodies there, as the host does)', () => {
+    assert.match(rpc.host.logs(), /HTTP streams off/);
+  });
+
+  void it('chunked PUT, link and import → 411 length_required problem+json; the same bodies with Content-Length work', async () => {
+    const saved = b;
+    b = rpc;
+    try {
+      for (const [method, path, body] of [
+        ['PUT', 'manage/connections/rpc', { provider: 'microsoft' }],
+        ['POST', 'manage/connections/rpc/link', { ttlSeconds: 60 }],
+        ['POST', 'manage/connections/rpc/import', { refreshToken: 'x' }],
+      ] as const) {
+        const res = await chunked(method, path, body);
+        assert.equal(res.status, 411, `${method} ${path}: ${res.body}`);
+        assert.equal((JSON.parse(res.body) as { code: string }).code, 'length_required');
+      }
+      assert.equal(
+        (await rpc.api('PUT', 'manage/connections/rpc', { body: { provider: 'microsoft' } })).status,
+        201,
+      );
+      const link = await rpc.api('POST', 'manage/connections/rpc/link', { body: { ttlSeconds: 60 } });
+      assert.equal(link.status, 201);
+      rpc.secrets.add(
+        'connect link',
+        new URL(((await link.json()) as { url: string }).url).searchParams.get('link'),
+      );
+    } finally {
+      b = saved;
+    }
   });
 });

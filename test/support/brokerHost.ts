@@ -32,6 +32,8 @@ export interface BrokerHostOptions {
   publicBaseUrl?: string;
   /** BROKER_KEYS key (default: a random one); instances of one deployment share it. */
   brokerKey?: Buffer;
+  /** App folder the dev host serves (default: the repository, i.e. the app built into dist/). */
+  appDir?: string;
 }
 
 export interface ConnectOutcome {
@@ -105,9 +107,12 @@ export async function startBrokerHost(opts: BrokerHostOptions = {}): Promise<Bro
   const dataDir = opts.dataDir ?? (await mkdtemp(join(tmpdir(), 'broker-e2e-')));
   const host = await spawnDevHost({
     port,
+    appDir: opts.appDir,
     env: {
       DEVHOST_FUNCTION_KEY: functionKey,
       DEVHOST_TIMERS: 'off',
+      // an instance of the Flex `http` group: every HTTP function, no timer listener
+      FUNCTIONS_TARGET_GROUP: 'http',
       BROKER_DATA_DIR: dataDir,
       BROKER_KEYS: brokerKey.toString('base64url'),
       BROKER_PUBLIC_BASE_URL: opts.publicBaseUrl ?? baseUrl,
