@@ -9,6 +9,9 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { newSigningKey, type SigningKey } from './entraTokens.ts';
 
+/** Microsoft's personal-account (MSA) tenant, whose issuer `consumers` discovery publishes. */
+export const MSA_TENANT = '9188040d-6c67-4c5b-b112-36a304b66dad';
+
 export type TokenAnswer = (form: URLSearchParams) => { status?: number; body: Record<string, unknown> };
 
 export interface RogueProvider {
@@ -21,6 +24,8 @@ export interface RogueProvider {
   /** Every refresh token it handed out, so tests can look for them where they must not be. */
   issuedRefreshTokens: string[];
   answerWith(answer: TokenAnswer): void;
+  /** The `issuer` its JWKS lists on the key, as Microsoft's does (undefined: none listed). */
+  keyIssuer: string | undefined;
   close(): Promise<void>;
 }
 
@@ -28,6 +33,7 @@ export async function startRogueProvider(): Promise<RogueProvider> {
   const key = await newSigningKey('rogue-key');
   const tokenRequests: URLSearchParams[] = [];
   const issuedRefreshTokens: string[] = [];
+  let keyIssuer: string | undefined;
   let answer: TokenAnswer = () => ({ status: 400, body: { error: 'invalid_grant' } });
   const server: Server = createServer((req, res) => {
     const path = new URL(req.url ?? '/', 'http://x').pathname;
@@ -36,7 +42,13 @@ export async function startRogueProvider(): Promise<RogueProvider> {
       // Microsoft's shape: the `{tenantid}` template for common/organizations, the tenant's issuer otherwise.
       const tenant = discovery[1];
       const origin = `http://${req.headers.host ?? '127.0.0.1'}`;
-      const issuerTenant = tenant === 'common' || tenant === 'organizations' ? '{tenantid}' : tenant;
+      // `consumers` publishes the personal-account tenant's own issuer.
+      const issuerTenant =
+        tenant === 'common' || tenant === 'organizations'
+          ? '{tenantid}'
+          : tenant === 'consumers'
+            ? MSA_TENANT
+            : tenant;
       res.writeHead(200, { 'content-type': 'application/json' }).end(
         JSON.stringify({
           issuer: `${origin}/${issuerTenant}/v2.0`,
@@ -49,9 +61,11 @@ export async function startRogueProvider(): Promise<RogueProvider> {
       return;
     }
     if (req.method === 'GET' && /^\/[^/]+\/discovery\/v2\.0\/keys$/.test(path)) {
-      res
-        .writeHead(200, { 'content-type': 'application/json' })
-        .end(JSON.stringify({ keys: [key.publicJwk] }));
+      res.writeHead(200, { 'content-type': 'application/json' }).end(
+        JSON.stringify({
+          keys: [keyIssuer ? { ...key.publicJwk, issuer: keyIssuer } : key.publicJwk],
+        }),
+      );
       return;
     }
     if (req.method === 'POST' && /^\/[^/]+\/oauth2\/v2\.0\/token$/.test(path)) {
@@ -79,6 +93,12 @@ export async function startRogueProvider(): Promise<RogueProvider> {
     issuedRefreshTokens,
     answerWith(next) {
       answer = next;
+    },
+    get keyIssuer() {
+      return keyIssuer;
+    },
+    set keyIssuer(value) {
+      keyIssuer = value;
     },
     close: () =>
       new Promise<void>((resolve) => {
