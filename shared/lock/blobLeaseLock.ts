@@ -15,16 +15,17 @@
  * is why the broker re-reads the store after taking the lock (see lock/types.ts).
  */
 import { randomUUID } from 'node:crypto';
-import { DefaultAzureCredential, ManagedIdentityCredential, type TokenCredential } from '@azure/identity';
+import type { TokenCredential } from '@azure/identity';
 import {
   BlobServiceClient,
-  isRestError,
   type BlobLeaseClient,
   type BlockBlobClient,
   type ContainerClient,
   type StoragePipelineOptions,
 } from '@azure/storage-blob';
+import { azureFailureOf as failureOf } from '../azureFailure.ts';
 import { BrokerError } from '../errors.ts';
+import { azureCredential } from '../identity.ts';
 import { createLogger, type Logger } from '../log.ts';
 import { assertConnectionName } from '../store/validate.ts';
 import type { ConnectionLock } from './types.ts';
@@ -52,13 +53,6 @@ export interface BlobLeaseLockOptions {
   /** Per storage request. Default 10 s. */
   requestTimeoutMs?: number;
   logger?: Logger;
-}
-
-interface Failure {
-  status?: number;
-  code?: string;
-  transient: boolean;
-  summary: string;
 }
 
 export class BlobLeaseLock implements ConnectionLock {
@@ -223,11 +217,7 @@ function serviceClientFrom(options: BlobLeaseLockOptions): BlobServiceClient {
   if (options.connectionString)
     return BlobServiceClient.fromConnectionString(options.connectionString, pipeline);
   if (options.blobServiceUri) {
-    const credential =
-      options.credential ??
-      (options.clientId
-        ? new ManagedIdentityCredential({ clientId: options.clientId })
-        : new DefaultAzureCredential());
+    const credential = options.credential ?? azureCredential(options.clientId);
     return new BlobServiceClient(options.blobServiceUri, credential, pipeline);
   }
   throw new BrokerError(
@@ -237,23 +227,6 @@ function serviceClientFrom(options: BlobLeaseLockOptions): BlobServiceClient {
       detail: 'set AzureWebJobsStorage or AzureWebJobsStorage__blobServiceUri',
     },
   );
-}
-
-function failureOf(err: unknown): Failure {
-  if (err instanceof Error && (err.name === 'AbortError' || err.name === 'TimeoutError')) {
-    return { transient: true, summary: 'timed out' };
-  }
-  if (!isRestError(err)) return { transient: false, summary: err instanceof Error ? err.name : 'non-error' };
-  const status = err.statusCode;
-  const code = err.code;
-  const transient = status === undefined || status === 408 || status === 429 || status >= 500;
-  const failure: Failure = {
-    transient,
-    summary: `${status === undefined ? 'network' : `HTTP ${status}`} ${code ?? ''}`.trim(),
-  };
-  if (status !== undefined) failure.status = status;
-  if (code !== undefined) failure.code = code;
-  return failure;
 }
 
 function lockError(connection: string | undefined, detail: string): BrokerError {

@@ -6,6 +6,7 @@
  * @see https://learn.microsoft.com/en-us/entra/identity-platform/reference-error-codes
  * @see https://github.com/AzureAD/microsoft-authentication-library-for-js/blob/dev/lib/msal-common/src/error/InteractionRequiredAuthError.ts
  */
+import { retryAfterMs } from '../retryAfter.ts';
 
 export type FailureKind = 'reauth' | 'config' | 'transient' | 'protocol';
 
@@ -68,14 +69,10 @@ const TRANSIENT_ERRORS = new Set(['temporarily_unavailable', 'server_error']);
 /** Claims challenges are small JSON objects; anything bigger is not one. */
 const MAX_CLAIMS_LENGTH = 4096;
 
-/** Parses a Retry-After header given in seconds or as an HTTP date. */
+/** Seconds from a Retry-After header (seconds or an HTTP date), at most an hour. */
 export function parseRetryAfter(header: string | null | undefined, now = Date.now()): number | undefined {
-  if (!header) return undefined;
-  const trimmed = header.trim();
-  if (/^\d+$/.test(trimmed)) return Math.min(Number(trimmed), 3600);
-  const at = Date.parse(trimmed);
-  if (Number.isNaN(at)) return undefined;
-  return Math.min(Math.max(0, Math.ceil((at - now) / 1000)), 3600);
+  const ms = retryAfterMs((name) => (name === 'retry-after' ? header : undefined), now);
+  return ms === undefined ? undefined : Math.min(Math.ceil(ms / 1000), 3600);
 }
 
 export function classifyFailure(input: FailureInput): FailureClass {

@@ -80,10 +80,10 @@ function federatedAuth(source: AssertionSource): oauth.ClientAuth {
 function managedIdentityAssertion(clientId: string, audience: string): AssertionSource {
   return {
     async getAssertion() {
-      // Loaded lazily: @azure/identity is only needed when this option is configured.
-      const { ManagedIdentityCredential } = await import('@azure/identity');
-      const credential = new ManagedIdentityCredential({ clientId });
-      const token = await credential.getToken(`${audience}/.default`);
+      // Loaded lazily: @azure/identity is only needed when this option is configured. One credential per
+      // process (identity.ts): a new one per assertion would fetch a new token every time.
+      const { azureCredential } = await import('../identity.ts');
+      const token = await azureCredential(clientId).getToken(`${audience}/.default`);
       if (!token) throw new Error('managed identity returned no token');
       return { token: token.token, expiresOnTimestamp: token.expiresOnTimestamp };
     },

@@ -22,14 +22,11 @@
  *   request URLs, bodies and service messages are never copied (the RestError is not kept as `cause` either,
  *   because its request carries the secret value).
  */
-import { DefaultAzureCredential, ManagedIdentityCredential, type TokenCredential } from '@azure/identity';
-import {
-  SecretClient,
-  isRestError,
-  type SecretClientOptions,
-  type SecretProperties,
-} from '@azure/keyvault-secrets';
+import type { TokenCredential } from '@azure/identity';
+import { SecretClient, type SecretClientOptions, type SecretProperties } from '@azure/keyvault-secrets';
+import { azureFailureOf } from '../azureFailure.ts';
 import { BrokerError, isBrokerError } from '../errors.ts';
+import { azureCredential } from '../identity.ts';
 import { createLogger, type Logger } from '../log.ts';
 import { metadataFromTags, toTags } from './tags.ts';
 import {
@@ -45,16 +42,6 @@ import { createVaultPacerPolicy, type VaultPacerOptions } from './vaultPacer.ts'
 /** Key Vault accepts at most 25 items per page. */
 const PAGE_SIZE = 25;
 const SECRET_PREFIX = 'conn-';
-const NETWORK_CODES = new Set([
-  'ECONNRESET',
-  'ECONNREFUSED',
-  'ETIMEDOUT',
-  'ESOCKETTIMEDOUT',
-  'EPIPE',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'REQUEST_SEND_ERROR',
-]);
 /** Store-internal tag: epoch ms of the write (not part of RecordMetadata). */
 const WRITTEN_AT_TAG = 'writtenAt';
 const TRANSIENT_CONFLICTS = new Set(['ObjectIsBeingDeleted', 'ObjectIsBeingRecovered']);
@@ -97,15 +84,6 @@ export interface KeyVaultStoreOptions {
   logger?: Logger;
 }
 
-interface Failure {
-  transient: boolean;
-  status?: number;
-  code?: string;
-  inner?: string;
-  retryAfterMs?: number;
-  summary: string;
-}
-
 export class KeyVaultTokenStore implements TokenStore {
   readonly kind = 'keyvault';
   readonly #client: SecretClient;
@@ -117,11 +95,7 @@ export class KeyVaultTokenStore implements TokenStore {
   #lastWrittenAt = 0;
 
   constructor(options: KeyVaultStoreOptions) {
-    const credential =
-      options.credential ??
-      (options.clientId
-        ? new ManagedIdentityCredential({ clientId: options.clientId })
-        : new DefaultAzureCredential());
+    const credential = options.credential ?? azureCredential(options.clientId);
     const retry = { ...DEFAULT_STORE_RETRY, ...options.retry };
     const clientOptions: SecretClientOptions = {
       ...options.secretClientOptions,
@@ -466,62 +440,10 @@ function parseEnvelope(value: string | undefined, connection: string): Connectio
   return record;
 }
 
-function failureOf(err: unknown): Failure {
-  if (err instanceof Error && (err.name === 'AbortError' || err.name === 'TimeoutError')) {
-    return { transient: true, code: 'timeout', summary: 'timed out' };
-  }
-  if (!isRestError(err)) {
-    return { transient: false, summary: `unexpected ${err instanceof Error ? err.name : 'non-error'}` };
-  }
-  const status = err.statusCode;
-  const code = err.code;
-  if (status === undefined) {
-    return {
-      transient: code !== undefined && NETWORK_CODES.has(code),
-      code,
-      summary: `network error ${code}`,
-    };
-  }
-  const inner = innerCodeOf(err.details);
-  const transient =
-    status === 408 ||
-    status === 429 ||
-    (status >= 500 && status !== 501 && status !== 505) ||
-    (status === 409 && inner !== undefined && TRANSIENT_CONFLICTS.has(inner));
-  const failure: Failure = {
-    transient,
-    status,
-    summary: `HTTP ${status} ${code ?? ''}${inner ? `/${inner}` : ''}`.trim(),
-  };
-  if (code !== undefined) failure.code = code;
-  if (inner !== undefined) failure.inner = inner;
-  const retryAfterMs = retryAfterOf(err.response?.headers.get.bind(err.response.headers));
-  if (retryAfterMs !== undefined) failure.retryAfterMs = retryAfterMs;
-  return failure;
-}
-
-/** `innererror.code` of a Key Vault error body (the SDK renames it `innerError`). */
-function innerCodeOf(details: unknown): string | undefined {
-  if (typeof details !== 'object' || details === null || !('error' in details)) return undefined;
-  const error: unknown = details.error;
-  if (typeof error !== 'object' || error === null || !('innerError' in error)) return undefined;
-  const inner: unknown = error.innerError;
-  if (typeof inner !== 'object' || inner === null || !('code' in inner)) return undefined;
-  return typeof inner.code === 'string' ? inner.code : undefined;
-}
-
-/** Milliseconds from `retry-after-ms`, `x-ms-retry-after-ms` or `Retry-After` (seconds or HTTP date). */
-function retryAfterOf(header: ((name: string) => string | undefined) | undefined): number | undefined {
-  if (!header) return undefined;
-  for (const name of ['retry-after-ms', 'x-ms-retry-after-ms']) {
-    const ms = Number(header(name));
-    if (header(name) !== undefined && Number.isFinite(ms) && ms >= 0) return ms;
-  }
-  const value = header('retry-after');
-  if (value === undefined) return undefined;
-  if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000;
-  const date = Date.parse(value);
-  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
+/** Classification shared with the lease lock (azureFailure.ts); a 409 while a delete or recovery is still
+ * running is transient here. */
+function failureOf(err: unknown) {
+  return azureFailureOf(err, TRANSIENT_CONFLICTS);
 }
 
 function toBrokerError(op: string, err: unknown, connection?: string): BrokerError {
