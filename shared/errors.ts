@@ -8,9 +8,10 @@
 export const ERROR_CODES = {
   invalid_request: 400,
   unknown_connection: 404,
-  connection_exists: 409,
   connection_not_connected: 409,
   connection_needs_reauth: 409,
+  /** One resource (`?scope=`) needs the account owner to sign in (MFA, Conditional Access); others still serve. */
+  resource_needs_reauth: 409,
   connection_error: 409,
   provider_unavailable: 503,
   provider_error: 502,
