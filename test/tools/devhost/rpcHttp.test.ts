@@ -13,10 +13,11 @@ void describe('RPC request shape', () => {
     assert.deepEqual(parseQuery('?bad=%zz'), { bad: { value: '%zz' } });
   });
 
-  void it('lower-cases header names, joins repeats with "," and drops empty values', () => {
+  void it('lower-cases header names, joins repeats with "," and keeps empty values (nullable map)', () => {
     assert.deepEqual(collectHeaders(['Host', 'h', 'X-A', '1', 'x-a', '2', 'X-Empty', '']), {
       host: { value: 'h' },
       'x-a': { value: '1,2' },
+      'x-empty': { value: '' },
     });
   });
 

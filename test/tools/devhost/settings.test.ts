@@ -6,6 +6,7 @@ import { after, describe, it } from 'node:test';
 import {
   applyLocalValues,
   DEFAULT_BODY_LIMIT_BYTES,
+  DEFAULT_MAX_CONNECTIONS,
   readAppFiles,
   readDevHostOptions,
   SettingsError,
@@ -74,6 +75,9 @@ void describe('app settings', () => {
       timersEnabled: true,
       bodyLimitBytes: DEFAULT_BODY_LIMIT_BYTES,
       routePrefix: 'api',
+      targetGroup: undefined,
+      allowedHosts: undefined,
+      maxConnections: DEFAULT_MAX_CONNECTIONS,
     });
     const custom = readDevHostOptions(
       {
@@ -82,6 +86,9 @@ void describe('app settings', () => {
         DEVHOST_TIMERS: 'off',
         FUNCTIONS_REQUEST_BODY_SIZE_LIMIT: '10',
         AzureFunctionsJobHost__extensions__http__routePrefix: 'v2',
+        FUNCTIONS_TARGET_GROUP: 'function:refresh',
+        DEVHOST_ALLOWED_HOSTS: 'broker.test',
+        DEVHOST_MAX_CONNECTIONS: '5',
       },
       files,
     );
@@ -91,7 +98,14 @@ void describe('app settings', () => {
       timersEnabled: false,
       bodyLimitBytes: 10,
       routePrefix: 'v2',
+      targetGroup: 'function:refresh',
+      allowedHosts: 'broker.test',
+      maxConnections: 5,
     });
+    assert.throws(
+      () => readDevHostOptions({ FUNCTIONS_TARGET_GROUP: 'timers' }, files),
+      /FUNCTIONS_TARGET_GROUP must be "http" or "function:<function name>"/,
+    );
     assert.equal(readDevHostOptions({ DEVHOST_FUNCTION_KEY: '' }, files).functionKey, undefined);
     assert.throws(() => readDevHostOptions({ DEVHOST_PORT: 'x' }, files), /DEVHOST_PORT/);
     assert.throws(() => readDevHostOptions({ DEVHOST_TIMERS: 'sometimes' }, files), /DEVHOST_TIMERS/);
