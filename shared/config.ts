@@ -32,6 +32,7 @@ export const SETTINGS = {
   BROKER_LINK_TTL_SECONDS: { requiredInAzure: false, secret: false },
   BROKER_REFRESH_MARGIN_SECONDS: { requiredInAzure: false, secret: false },
   BROKER_KEEPALIVE_DAYS: { requiredInAzure: false, secret: false },
+  BROKER_IDLE_AFTER_HOURS: { requiredInAzure: false, secret: false },
   BROKER_SWEEP_CONCURRENCY: { requiredInAzure: false, secret: false },
   BROKER_CACHE_COHERENCE_SECONDS: { requiredInAzure: false, secret: false },
   BROKER_REFRESH_SCHEDULE: { requiredInAzure: true, secret: false },
@@ -129,6 +130,8 @@ const envSchema = z.object({
   BROKER_LINK_TTL_SECONDS: intFrom(60, 7 * 24 * 3600).default(900),
   BROKER_REFRESH_MARGIN_SECONDS: intFrom(30, 3600).default(300),
   BROKER_KEEPALIVE_DAYS: intFrom(1, 80).default(7),
+  /** Connections nobody read for this long are kept alive but not refreshed ahead; 0 = always refresh ahead. */
+  BROKER_IDLE_AFTER_HOURS: intFrom(0, 24 * 80).default(24),
   BROKER_SWEEP_CONCURRENCY: intFrom(1, 64).default(32),
   /** How long an instance serves a cached token before re-reading the store (changes made by other instances). */
   BROKER_CACHE_COHERENCE_SECONDS: intFrom(0, 60).default(30),
@@ -234,6 +237,7 @@ export interface Config {
   linkTtlSeconds: number;
   refreshMarginMs: number;
   keepAliveMs: number;
+  idleAfterMs: number;
   sweepConcurrency: number;
   cacheCoherenceMs: number;
   refreshSchedule: string;
@@ -422,6 +426,7 @@ export function parseConfig(env: Env): Readonly<Config> {
     linkTtlSeconds: e.BROKER_LINK_TTL_SECONDS,
     refreshMarginMs: e.BROKER_REFRESH_MARGIN_SECONDS * 1000,
     keepAliveMs: e.BROKER_KEEPALIVE_DAYS * 24 * 3600 * 1000,
+    idleAfterMs: e.BROKER_IDLE_AFTER_HOURS * 3600 * 1000,
     sweepConcurrency: e.BROKER_SWEEP_CONCURRENCY,
     cacheCoherenceMs: e.BROKER_CACHE_COHERENCE_SECONDS * 1000,
     refreshSchedule: e.BROKER_REFRESH_SCHEDULE,

@@ -108,7 +108,11 @@ export async function buildRuntime(config: Readonly<Config>, log: Logger = creat
     log,
     publicBaseUrl: config.publicBaseUrl,
     linkTtlSeconds: config.linkTtlSeconds,
-    policy: { marginMs: config.refreshMarginMs, keepAliveMs: config.keepAliveMs },
+    policy: {
+      marginMs: config.refreshMarginMs,
+      keepAliveMs: config.keepAliveMs,
+      idleAfterMs: config.idleAfterMs,
+    },
     sweepConcurrency: config.sweepConcurrency,
     cacheCoherenceMs: config.cacheCoherenceMs,
   });

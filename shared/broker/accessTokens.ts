@@ -43,6 +43,8 @@ export class AccessTokens {
     assertConnectionName(name);
     const key = scopes && scopes.length > 0 ? scopeKey(scopes) : '';
     const now = ctx.now();
+    // Remembered in memory and written with the next refresh: the sweep keeps only used connections fresh.
+    this.#refresher.noteRead(name, now);
     const cached = ctx.cache.fresh(name, key, now, ctx.policy.marginMs);
     if (cached) {
       authorizeCaller(cached.allowedCallers, caller, name);

@@ -21,6 +21,8 @@ export const BACKOFF_MAX_MS = 15 * 60_000;
 export interface RefreshPolicy {
   marginMs: number;
   keepAliveMs: number;
+  /** The sweep stops refreshing ahead connections nobody read for this long (0 or absent: never). */
+  idleAfterMs?: number;
 }
 
 export type RefreshReason =

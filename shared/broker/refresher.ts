@@ -35,9 +35,21 @@ export class Refresher {
   /** Backoff of extra-scope (`?scope=`) tokens after transient failures, by connection and scope set: kept
    * apart from the record so one resource's failures do not back off the connection's primary token. */
   readonly #extraBackoff = new Map<string, { failures: number; until: number }>();
+  /** Last read of each connection through this process (written with the next refresh; see broker/idle.ts). */
+  readonly #lastRead = new Map<string, number>();
 
   constructor(ctx: BrokerContext) {
     this.#ctx = ctx;
+  }
+
+  /** A caller read a token of `name`: no write now, the next refresh records it as the record's `readAt`. */
+  noteRead(name: string, now: number): void {
+    this.#lastRead.set(name, now);
+  }
+
+  /** The last read of `name` through this process, if any. */
+  lastReadOf(name: string): number | undefined {
+    return this.#lastRead.get(name);
   }
 
   /** Connections holding a rotated token that is not in the store yet. */
@@ -180,6 +192,8 @@ export class Refresher {
       const result = await provider.refresh(tokens.refreshToken, scopes ?? record.settings.scopes);
       const now = ctx.now();
       const next = withTokens(base, result, tokens.refreshToken, key === '' ? undefined : key, now);
+      // Records from before reads were recorded start their idle clock at this write.
+      next.readAt = Math.max(record.readAt ?? now, this.#lastRead.get(name) ?? 0);
       if (key !== '') this.#extraBackoff.delete(`${name}\n${key}`);
       // Persist the rotated refresh token before anyone is answered with the new access token.
       const current = await this.#write(next, record, reason);

@@ -10,7 +10,8 @@ import type { RecordMetadata } from '../store/types.ts';
 import type { BrokerContext } from './context.ts';
 import { wasLogged } from './failures.ts';
 import type { Refresher } from './refresher.ts';
-import { grantState, type RefreshReason, shouldRefresh } from './refreshPolicy.ts';
+import { sweepDecision } from './idle.ts';
+import { grantState, type RefreshReason } from './refreshPolicy.ts';
 
 export interface SweepResult {
   listed: number;
@@ -34,7 +35,7 @@ export async function sweep(ctx: BrokerContext, refresher: Refresher): Promise<S
       const now = ctx.now();
       for (const meta of page) {
         result.listed++;
-        const decision = shouldRefresh(meta, now, ctx.policy);
+        const decision = sweepDecision(meta, now, ctx.policy, refresher.lastReadOf(meta.connection));
         if (decision.refresh) {
           result.due++;
           const item = { connection: meta.connection, reason: decision.reason };

@@ -23,6 +23,7 @@ const OPTIONAL_TIMES = [
   'refreshedAt',
   'nextAttemptAt',
   'grantExpiresAt',
+  'readAt',
 ] as const;
 const INTEGER = /^(?:0|[1-9][0-9]{0,15})$/;
 

@@ -90,6 +90,10 @@ export interface ConnectionRecord {
   lastError?: LastError;
   /** Claims challenge (JSON text) from Microsoft's last `interaction_required`, sent with the next sign-in. */
   claims?: string;
+  /** Last time a caller read a token of this connection, as known to the instance that wrote the record: it is
+   * written with each refresh, never on a read. The sweep stops refreshing ahead connections idle for
+   * `BROKER_IDLE_AFTER_HOURS` (they are still kept alive). */
+  readAt?: number;
   /** Increases on every write; lets a refresher notice that someone else wrote after it read. */
   revision: number;
 }
@@ -105,6 +109,7 @@ export interface RecordMetadata {
   nextAttemptAt?: number;
   /** When the grant ends, if the provider stated it (see {@link TokenSet.refreshTokenExpiresAt}). */
   grantExpiresAt?: number;
+  readAt?: number;
   failures: number;
   revision: number;
   updatedAt: number;
@@ -153,5 +158,6 @@ export function toMetadata(record: ConnectionRecord): RecordMetadata {
   if (record.nextAttemptAt !== undefined) meta.nextAttemptAt = record.nextAttemptAt;
   if (record.tokens?.refreshTokenExpiresAt !== undefined)
     meta.grantExpiresAt = record.tokens.refreshTokenExpiresAt;
+  if (record.readAt !== undefined) meta.readAt = record.readAt;
   return meta;
 }
