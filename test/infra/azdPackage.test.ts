@@ -187,9 +187,19 @@ void describe(
         const copied = copyRepository();
         assert.ok(copied > 50, `only ${copied} files copied`);
         assert.ok(
-          !existsSync(join(clone, 'dist')) && !existsSync(join(clone, 'node_modules')),
+          !existsSync(join(clone, 'dist')) &&
+            !existsSync(join(clone, '.tools')) &&
+            !existsSync(join(clone, 'node_modules')),
           'the clone is not fresh',
         );
+        // Leftovers of an older build in both places a stale package could come from: none may reach the zip
+        // (they would show up as an extra indexed function, or break the start-up).
+        const stale =
+          "import { app } from '@azure/functions';\napp.http('staleLeftover', { handler: async () => ({}) });\n";
+        for (const dir of ['dist/functions', '.tools/azd-package/dist/functions']) {
+          mkdirSync(join(clone, dir), { recursive: true });
+          writeFileSync(join(clone, dir, 'staleLeftover.js'), stale);
+        }
 
         const project = parse(readFileSync(join(clone, 'azure.yaml'), 'utf8')) as AzureYaml;
         const service = project.services.api;
