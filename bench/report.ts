@@ -125,7 +125,15 @@ function tokenPathSection(r: TokenPathResult, verdicts: Verdict[]): string {
     row('bare `node:http`, same body', r.bare),
     row('hello-world function on the same dev host, same body', r.hello),
     row('**broker** `GET /api/connections/{c}/token`', r.broker),
+    ...(r.brokerRpcMode ? [row('same broker built with HTTP streams off (RPC mode)', r.brokerRpcMode)] : []),
     '',
+    ...(r.brokerRpcMode
+      ? [
+          `- HTTP streams (the shipped mode) vs the same code in RPC mode, same run: **${fmt(r.ratioStreamsToRpc, 2)}×** ` +
+            'the requests per second. Streams are kept: the measurement does not speak against them, and only they ' +
+            'pass chunked request bodies (tools/devhost/README.md).',
+        ]
+      : []),
     `- Key Vault calls during warm-up and measurement: **${r.keyVaultCallsDuringRun}** (the hot path serves from ` +
       'the in-memory cache).',
     `- Broker vs bare node:http: **${pct(share)}** of the requests per second. Broker vs a function that does ` +

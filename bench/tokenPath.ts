@@ -1,7 +1,7 @@
 /**
  * Token hot path over HTTP: autocannon (50 connections, 10 s after a warm-up) against
  * `GET /api/connections/{c}/token` on the dev host serving the production bundle with the Key Vault store (the
- * double, counted: the hot path must make 0 calls), versus
+ * double, counted: the hot path makes at most one store read per connection per coherence bound), versus
  * - a bare `node:http` server returning a JSON body of the same size (own process, bench/fixtures/bareServer.ts);
  * - the hello-world function app on the same dev host returning the same body size (what the Functions
  *   programming model and the host cost before the broker does anything);
