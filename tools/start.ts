@@ -26,6 +26,19 @@ if (nodeProblem) {
 const DEMO_CONNECTION = 'demo-mailbox';
 const DEMO_SCOPES = ['https://graph.microsoft.com/Mail.Send'];
 
+/** The connection body the banner suggests: Microsoft when it is configured, else the first generic provider
+ * (with its own default scopes). */
+function bannerConnection(): string {
+  if (settings.MICROSOFT_CLIENT_ID) return JSON.stringify({ provider: 'microsoft', scopes: DEMO_SCOPES });
+  let first: string | undefined;
+  try {
+    first = Object.keys(JSON.parse(settings.BROKER_PROVIDERS ?? '{}') as Record<string, unknown>)[0];
+  } catch {
+    first = undefined; // the broker itself reports a malformed BROKER_PROVIDERS
+  }
+  return JSON.stringify({ provider: first ?? 'microsoft', scopes: first ? [] : DEMO_SCOPES });
+}
+
 function fail(message: string): never {
   process.stderr.write(`start: ${message}\n`);
   process.exit(1);
@@ -268,7 +281,7 @@ async function announce(): Promise<string[]> {
     lines.push(
       'Connect an account (see README "HTTP API"):',
       `  curl -X PUT ${keyHeader} -H "content-type: application/json" \\`,
-      `       -d '{"provider":"microsoft","scopes":${JSON.stringify(DEMO_SCOPES)}}' ${api}/manage/connections/sales-mailbox`,
+      `       -d '${bannerConnection()}' ${api}/manage/connections/sales-mailbox`,
       `  curl -X POST ${keyHeader} ${api}/manage/connections/sales-mailbox/link`,
       '  Open the returned url, sign in, then:',
       `  curl ${keyHeader} ${api}/connections/sales-mailbox/token`,
