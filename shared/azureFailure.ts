@@ -42,17 +42,17 @@ interface RestErrorLike extends Error {
 
 export function azureFailureOf(err: unknown, transientInner: ReadonlySet<string> = new Set()): AzureFailure {
   if (err instanceof Error && (err.name === 'AbortError' || err.name === 'TimeoutError')) {
-    return { transient: code !== undefined && NETWORK_CODES.has(code), code: 'timeout', summary: 'timed out' };
+    return { transient: true, code: 'timeout', summary: 'timed out' };
   }
   if (!(err instanceof Error) || err.name !== 'RestError') {
-    return { transient: (inner !== undefined && transientInner.has(inner)), summary: `unexpected ${err instanceof Error ? err.name : 'non-error'}` };
+    return { transient: false, summary: `unexpected ${err instanceof Error ? err.name : 'non-error'}` };
   }
   const rest = err as RestErrorLike;
   const status = rest.statusCode;
   const code = typeof rest.code === 'string' ? rest.code : undefined;
   if (status === undefined) {
     const failure: AzureFailure = {
-      transient: true,
+      transient: code !== undefined && NETWORK_CODES.has(code),
       summary: `network error ${code ?? 'unknown'}`,
     };
     if (code !== undefined) failure.code = code;
@@ -63,7 +63,7 @@ export function azureFailureOf(err: unknown, transientInner: ReadonlySet<string>
     status === 408 ||
     status === 429 ||
     (status >= 500 && status !== 501 && status !== 505) ||
-    false;
+    (inner !== undefined && transientInner.has(inner));
   const failure: AzureFailure = {
     transient,
     status,
