@@ -5,7 +5,9 @@
  *
  * Environment: DEVHOST_PORT (default: local.settings.json Host.LocalHttpPort, else 7071; 0 = any free port),
  * DEVHOST_FUNCTION_KEY (enforce function/admin keys), DEVHOST_TIMERS=off (no scheduled or runOnStartup runs),
- * FUNCTIONS_REQUEST_BODY_SIZE_LIMIT (bytes, default 100 MB). Listens on 127.0.0.1 only.
+ * FUNCTIONS_REQUEST_BODY_SIZE_LIMIT (bytes, default 100 MB), FUNCTIONS_TARGET_GROUP (Flex instance group: `http` or
+ * `function:<name>`), DEVHOST_ALLOWED_HOSTS (Host names besides loopback), DEVHOST_MAX_CONNECTIONS (default 1024).
+ * Listens on 127.0.0.1 only; see tools/devhost/README.md.
  * SIGINT/SIGTERM run the app's appTerminate hooks, then exit 0; a second signal exits at once.
  */
 import { parseArgs } from 'node:util';
