@@ -1,0 +1,46 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type * as oauth from 'oauth4webapi';
+import { positiveSeconds, toTokenResult } from '../../../shared/oauth/tokenResponse.ts';
+
+const base = { access_token: 'at', token_type: 'bearer' } as oauth.TokenEndpointResponse;
+const requested = ['openid', 'https://graph.microsoft.com/Mail.Read'];
+
+describe('toTokenResult', () => {
+  it('uses the stated lifetime, as a number or a numeric string', () => {
+    assert.equal(
+      toTokenResult({ ...base, expires_in: 120 }, undefined, requested, 600).expiresInSeconds,
+      120,
+    );
+    const fromString = { ...base, expires_in: '120' } as unknown as oauth.TokenEndpointResponse;
+    assert.equal(toTokenResult(fromString, undefined, requested, 600).expiresInSeconds, 120);
+  });
+  it('without expires_in: the provider default, flagged as assumed (never a silent 3600)', () => {
+    const r = toTokenResult(base, undefined, requested, 900);
+    assert.equal(r.expiresInSeconds, 900);
+    assert.equal(r.expiresInAssumed, true);
+    assert.equal(
+      toTokenResult({ ...base, expires_in: 60 }, undefined, requested, 900).expiresInAssumed,
+      undefined,
+    );
+  });
+  it('reads refresh_token_expires_in and refresh_in (numbers or strings); refresh_in only below the lifetime', () => {
+    const res = { ...base, expires_in: 3600, refresh_in: '1800', refresh_token_expires_in: '604800' };
+    const r = toTokenResult(res, undefined, requested, 600);
+    assert.equal(r.refreshInSeconds, 1800);
+    assert.equal(r.refreshTokenExpiresInSeconds, 604800);
+    const late = { ...base, expires_in: 60, refresh_in: 60 } as unknown as oauth.TokenEndpointResponse;
+    assert.equal(toTokenResult(late, undefined, requested, 600).refreshInSeconds, undefined);
+  });
+  it('no scope: the requested scopes; no refresh token: none (the broker keeps the old one)', () => {
+    const r = toTokenResult({ ...base, expires_in: 60 }, undefined, requested, 600);
+    assert.equal(r.scope, requested.join(' '));
+    assert.equal(r.refreshToken, undefined);
+    assert.equal(r.tokenType, 'Bearer');
+  });
+  it('positiveSeconds refuses what is not a positive finite number', () => {
+    for (const v of [undefined, null, '', 'abc', -1, 0, Number.NaN, Number.POSITIVE_INFINITY, {}])
+      assert.equal(positiveSeconds(v), undefined, JSON.stringify(v));
+    assert.equal(positiveSeconds(' 42 '), 42);
+  });
+});
