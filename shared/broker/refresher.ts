@@ -204,6 +204,10 @@ export class Refresher {
         reason,
         durationMs: now - started,
         outcome: result.refreshToken ? 'rotated' : 'kept',
+        // Never silent: the provider sent no expires_in, so its configured default lifetime was assumed.
+        ...(result.expiresInAssumed
+          ? { detail: `no expires_in: assumed ${result.expiresInSeconds} s (provider setting)` }
+          : {}),
       });
       return next;
     } catch (err) {

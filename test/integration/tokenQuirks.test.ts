@@ -42,6 +42,11 @@ describe('token-response quirks', () => {
       assert.equal(await lifetimeSeconds(h, 'q'), 900);
       const token = await h.broker.getAccessToken('q', caller);
       assert.equal(token.expires_in, 900);
+      await h.broker.forceRefresh('q');
+      assert.ok(
+        h.logs.some((l) => l.startsWith('refresh.succeeded') && l.includes('no expires_in: assumed 900 s')),
+        'the assumption is logged',
+      );
     });
   });
 
