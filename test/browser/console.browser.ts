@@ -6,11 +6,13 @@
  * screenshots are taken on the way.
  */
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
+import { SignJWT } from 'jose';
 import type { Browser, BrowserContext, Page, Response } from 'playwright-core';
 import { startDemoIdp, type DemoIdp } from '../../tools/demo-idp/server.ts';
 import { type BrokerHost, CLIENT_ID, freePort, startBrokerHost } from '../support/brokerHost.ts';
+import { type JwksServer, newSigningKey, type SigningKey, startJwksServer } from '../support/entraTokens.ts';
 import { assertAccessible, launchChromium, openPage, screenshot, type WatchedPage } from './chromium.ts';
 
 let idp: DemoIdp;
@@ -411,5 +413,218 @@ describe('admin console in Chromium', () => {
     await out.filter({ hasText: /\(\w+\)$/ }).waitFor();
     assert.equal((await h.record('import-target'))?.status, 'pending');
     await check(w, 'console import');
+  });
+});
+
+/**
+ * Entra mode. Chromium cannot reach Microsoft here, so Playwright's request routing answers for
+ * login.microsoftonline.com the way Microsoft's v2.0 endpoints do (discovery document, authorize → redirect with a
+ * code, token endpoint with CORS, as documented for single-page apps:
+ * https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth2-auth-code-flow). The access token is signed
+ * by a local key the broker trusts through BROKER_AUTH_JWKS_URL, so the broker's own validation and role check run
+ * for real. What this checks is the console's side: MSAL Browser's PKCE request, the redirect bridge, the bearer
+ * on every manage call, and nothing in Web Storage but MSAL's short-lived request state.
+ */
+describe('admin console in Entra mode', () => {
+  const TENANT = '5b0c7a8e-3f1d-4c2a-9e6b-7d4f2a1c8e91';
+  const API_APP = '8d1f0c2a-6b3e-4f5a-9c7d-2e1b0a9f8c71';
+  const CONSOLE_APP = '3c2b1a09-8f7e-4d6c-b5a4-938271605f4e';
+  const AUTHORITY = `https://login.microsoftonline.com/${TENANT}`;
+  const ISSUER = `${AUTHORITY}/v2.0`;
+  let eh: BrokerHost;
+  let jwks: JwksServer;
+  let key: SigningKey;
+
+  before(async () => {
+    key = await newSigningKey();
+    jwks = await startJwksServer([key]);
+    eh = await startBrokerHost({
+      env: {
+        BROKER_AUTH_MODE: 'entra',
+        BROKER_AUTH_TENANT_ID: TENANT,
+        BROKER_AUTH_ISSUER: ISSUER,
+        BROKER_AUTH_JWKS_URL: jwks.url,
+        BROKER_AUTH_AUDIENCE: `api://${API_APP}`,
+        BROKER_CONSOLE_CLIENT_ID: CONSOLE_APP,
+        // The console's authority is built from this; MSAL accepts only https authorities.
+        MICROSOFT_AUTHORITY_HOST: 'https://login.microsoftonline.com',
+      },
+    });
+  });
+  after(async () => {
+    await eh?.close();
+    await jwks?.close();
+  });
+
+  async function jwt(claims: Record<string, unknown>, signed: boolean): Promise<string> {
+    const now = Math.floor(Date.now() / 1000);
+    const body = { iat: now, nbf: now, exp: now + 3600, ...claims };
+    if (signed) {
+      return new SignJWT(body)
+        .setProtectedHeader({ alg: 'RS256', kid: key.kid, typ: 'JWT' })
+        .sign(key.privateKey);
+    }
+    // MSAL Browser reads the ID token's claims without checking its signature (it came over TLS from the authority).
+    const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
+    return `${b64({ alg: 'RS256', typ: 'JWT', kid: key.kid })}.${b64(body)}.c2ln`;
+  }
+
+  it('signs the admin in with Microsoft (PKCE) and calls the manage API with the bearer and the key', async () => {
+    const cors = { 'access-control-allow-origin': eh.baseUrl, 'access-control-allow-headers': '*' };
+    const seen = {
+      challenge: '',
+      verifier: '',
+      nonce: '',
+      redirectUri: '',
+      scope: '',
+      authorize: 0,
+      token: 0,
+    };
+    const user = { oid: '0f9e8d7c-6b5a-4c3d-8e2f-1a0b9c8d7e6f', username: 'admin@contoso.example' };
+    let accessToken = '';
+    const context = await browser.newContext({ viewport: { width: 1100, height: 760 }, locale: 'en-US' });
+    contexts.push(context);
+    await context.route('https://login.microsoftonline.com/**', async (route) => {
+      const request = route.request();
+      const url = new URL(request.url());
+      if (request.method() === 'OPTIONS')
+        return route.fulfill({
+          status: 204,
+          headers: { ...cors, 'access-control-allow-methods': 'GET, POST' },
+        });
+      if (url.pathname.endsWith('/.well-known/openid-configuration')) {
+        return route.fulfill({
+          status: 200,
+          headers: { ...cors, 'content-type': 'application/json' },
+          body: JSON.stringify({
+            issuer: ISSUER,
+            authorization_endpoint: `${AUTHORITY}/oauth2/v2.0/authorize`,
+            token_endpoint: `${AUTHORITY}/oauth2/v2.0/token`,
+            end_session_endpoint: `${AUTHORITY}/oauth2/v2.0/logout`,
+            jwks_uri: `${AUTHORITY}/discovery/v2.0/keys`,
+            response_modes_supported: ['query', 'fragment', 'form_post'],
+          }),
+        });
+      }
+      if (url.pathname.endsWith('/discovery/instance')) {
+        return route.fulfill({
+          status: 200,
+          headers: { ...cors, 'content-type': 'application/json' },
+          body: JSON.stringify({
+            tenant_discovery_endpoint: `${ISSUER}/.well-known/openid-configuration`,
+            'api-version': '1.1',
+            metadata: [
+              {
+                preferred_network: 'login.microsoftonline.com',
+                preferred_cache: 'login.windows.net',
+                aliases: ['login.microsoftonline.com', 'login.windows.net'],
+              },
+            ],
+          }),
+        });
+      }
+      if (url.pathname.endsWith('/oauth2/v2.0/authorize')) {
+        seen.authorize++;
+        const q = url.searchParams;
+        assert.equal(q.get('client_id'), CONSOLE_APP);
+        assert.equal(q.get('response_type'), 'code');
+        assert.equal(q.get('code_challenge_method'), 'S256');
+        seen.challenge = q.get('code_challenge') ?? '';
+        seen.nonce = q.get('nonce') ?? '';
+        seen.redirectUri = q.get('redirect_uri') ?? '';
+        seen.scope = q.get('scope') ?? '';
+        const response = new URLSearchParams({
+          code: 'console-code-0123456789',
+          state: q.get('state') ?? '',
+        });
+        response.set(
+          'client_info',
+          Buffer.from(JSON.stringify({ uid: user.oid, utid: TENANT })).toString('base64url'),
+        );
+        const sep = q.get('response_mode') === 'query' ? '?' : '#';
+        return route.fulfill({ status: 302, headers: { location: `${seen.redirectUri}${sep}${response}` } });
+      }
+      if (url.pathname.endsWith('/oauth2/v2.0/token')) {
+        seen.token++;
+        const form = new URLSearchParams(request.postData() ?? '');
+        seen.verifier = form.get('code_verifier') ?? '';
+        accessToken = await jwt(
+          {
+            iss: ISSUER,
+            aud: `api://${API_APP}`,
+            tid: TENANT,
+            oid: user.oid,
+            azp: CONSOLE_APP,
+            roles: ['Connections.Manage'],
+            scp: 'Console.Access',
+            ver: '2.0',
+          },
+          true,
+        );
+        eh.secrets.add('console access token', accessToken);
+        const idToken = await jwt(
+          {
+            iss: ISSUER,
+            aud: CONSOLE_APP,
+            tid: TENANT,
+            oid: user.oid,
+            sub: user.oid,
+            preferred_username: user.username,
+            name: 'Console Admin',
+            nonce: seen.nonce,
+            ver: '2.0',
+          },
+          false,
+        );
+        return route.fulfill({
+          status: 200,
+          headers: { ...cors, 'content-type': 'application/json' },
+          body: JSON.stringify({
+            token_type: 'Bearer',
+            scope: `api://${API_APP}/.default`,
+            expires_in: 3600,
+            ext_expires_in: 3600,
+            access_token: accessToken,
+            id_token: idToken,
+            client_info: Buffer.from(JSON.stringify({ uid: user.oid, utid: TENANT })).toString('base64url'),
+          }),
+        });
+      }
+      return route.fulfill({ status: 404, headers: cors, body: 'not modelled' });
+    });
+    const w = await openPage(context);
+    const { page } = w;
+    const bearers: string[] = [];
+    page.on('request', (r) => {
+      if (r.url().startsWith(`${eh.apiUrl}/manage/`)) bearers.push(r.headers().authorization ?? '');
+    });
+    const response = await page.goto(`${eh.apiUrl}/console`);
+    const csp = (await response?.allHeaders())?.['content-security-policy'] ?? '';
+    assert.match(csp, /connect-src 'self' https:\/\/login\.microsoftonline\.com;/);
+    await page.locator('#sign-in-microsoft').click();
+    await page.getByText(`Signed in with Microsoft as ${user.username}.`).waitFor();
+    assert.equal(seen.authorize, 1);
+    assert.equal(seen.token, 1);
+    assert.equal(createHash('sha256').update(seen.verifier).digest('base64url'), seen.challenge, 'PKCE S256');
+    assert.equal(seen.redirectUri, `${eh.apiUrl}/console/redirect`);
+    assert.match(seen.scope, new RegExp(`api://${API_APP}/\\.default`));
+    await check(w, 'console Entra sign-in');
+
+    await page.getByLabel('Function key').fill(eh.functionKey);
+    await page.getByLabel('Function key').press('Enter');
+    await page.locator('main h1', { hasText: 'Connections' }).waitFor();
+    assert.match(
+      (await page.locator('#session').textContent()) ?? '',
+      new RegExp(`Signed in as ${user.username}`),
+    );
+    assert.ok(bearers.length >= 2);
+    assert.ok(
+      bearers.every((b) => b === `Bearer ${accessToken}`),
+      'every manage call carries the bearer',
+    );
+    const storage = await page.evaluate(() => JSON.stringify({ ...localStorage, ...sessionStorage }));
+    assert.equal(storage.includes(accessToken.slice(0, 40)), false, 'no access token in Web Storage');
+    assert.equal(storage.includes(eh.functionKey), false, 'no key in Web Storage');
+    await eh.assertNoSecretsInLogs();
   });
 });

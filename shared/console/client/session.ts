@@ -88,7 +88,12 @@ export function renderSignIn(settings: PageSettings, onSignedIn: () => void): No
             type: 'button',
             id: 'sign-in-microsoft',
             class: 'primary',
-            onclick: () => void entra?.signIn(),
+            onclick: () => {
+              entra?.signIn().then(onSignedIn, (err: unknown) => {
+                error.textContent = `Microsoft sign-in failed: ${err instanceof Error ? err.message : 'unknown error'}`;
+                error.hidden = false;
+              });
+            },
           },
           'Sign in with Microsoft',
         )
