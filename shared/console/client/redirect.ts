@@ -1,7 +1,7 @@
 /**
  * @module console/client/redirect
- * Entra mode: the page Microsoft redirects back to. MSAL Browser v5's redirect bridge hands the response to the
- * console (BroadcastChannel for silent renewals, sessionStorage for a full-page sign-in) and returns there.
+ * Entra mode: the page Microsoft sends the sign-in popup (and silent renewals) back to. MSAL Browser v5's
+ * redirect bridge hands the response to the console over a BroadcastChannel and closes the popup.
  * @see https://github.com/AzureAD/microsoft-authentication-library-for-js/blob/dev/lib/msal-browser/docs/v4-migration.md
  */
 import { broadcastResponseToMainFrame } from '@azure/msal-browser/redirect-bridge';
