@@ -78,6 +78,10 @@ export function metadataSource(config: ProviderConfig, deps: MetadataDeps): () =
   };
 }
 
+function hasExplicitEndpoints(config: ProviderConfig & { kind: 'oauth2' }): boolean {
+  return Boolean(config.authorizationUrl && config.tokenUrl && config.jwksUrl);
+}
+
 function explicitMetadata(config: ProviderConfig): ProviderMetadata {
   if (config.kind === 'microsoft' || !config.authorizationUrl || !config.tokenUrl) {
     throw new Error('explicit metadata needs both endpoint URLs (config parsing guarantees them)');
@@ -110,6 +114,11 @@ async function discover(config: ProviderConfig, deps: MetadataDeps): Promise<Pro
       [oauth.allowInsecureRequests]: deps.allowInsecureHttp,
       signal: AbortSignal.timeout(deps.timeoutMs),
     });
+    if (response.status === 404 && config.kind === 'oauth2' && hasExplicitEndpoints(config)) {
+      // No discovery document, but every endpoint is configured: the issuer is then only checked, not read.
+      const explicit = explicitMetadata(config);
+      return { ...explicit, as: { ...explicit.as, issuer: config.issuer ?? '' }, hasIssuer: true };
+    }
     if (response.status >= 500 || response.status === 429) {
       throw new BrokerError(
         'provider_unavailable',

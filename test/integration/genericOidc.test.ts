@@ -129,12 +129,66 @@ describe('configuration mistakes are reported as such, naming the setting', () =
     }
   });
 
-  it('a provider that advertises RFC 9207 but answers without iss is refused', async () => {
+  it('an issuer without a discovery document: the explicit endpoints are used and the issuer still checked', async () => {
+    const h = await startGenericHarness({
+      idp: { oidc: { discovery: false } },
+      provider: (idp) => {
+        const ep = idp.endpoints(REALM);
+        return {
+          issuer: ep.issuer,
+          authorizationUrl: ep.authorization,
+          tokenUrl: ep.token,
+          jwksUrl: ep.jwks,
+          defaultScopes: ['offline_access', 'https://graph.microsoft.com/Mail.Read'],
+        };
+      },
+    });
+    try {
+      await h.connect(h.broker, 'nodoc');
+      assert.equal((await h.store.get('nodoc'))?.identity?.issuer, h.idp.endpoints(REALM).issuer);
+      // Without the endpoints the same issuer is a configuration mistake, named as such.
+      const bare = await startGenericHarness({
+        idp: { oidc: { discovery: false } },
+        provider: realmProvider,
+      });
+      try {
+        await assert.rejects(
+          bare.connect(bare.broker, 'bare'),
+          (e) =>
+            e instanceof BrokerError && e.code === 'provider_misconfigured' && /acme\.issuer/.test(e.message),
+        );
+      } finally {
+        await bare.close();
+      }
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('a provider that neither advertises nor sends RFC 9207 iss connects', async () => {
     const h = await startGenericHarness({ idp: { oidc: { issParameter: false } }, provider: realmProvider });
     try {
-      // issParameter false: the document does not advertise it either, so the answer without iss is fine.
       await h.connect(h.broker, 'plain');
       assert.equal((await h.store.get('plain'))?.status, 'active');
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('a provider that advertises RFC 9207 but answers without iss is refused, naming the issuer setting', async () => {
+    const h = await startGenericHarness({
+      idp: { oidc: { issParameter: 'advertised-only' } },
+      provider: realmProvider,
+    });
+    try {
+      await assert.rejects(h.connect(h.broker, 'noiss'), (e) => {
+        assert.ok(e instanceof BrokerError);
+        assert.equal(e.code, 'invalid_state');
+        assert.match(e.message, /RFC 9207/);
+        assert.match(e.message, /BROKER_PROVIDERS\.acme\.issuer/);
+        return true;
+      });
+      assert.equal(h.idp.stats.authorizationCodeGrants, 0, 'the code is never redeemed');
     } finally {
       await h.close();
     }

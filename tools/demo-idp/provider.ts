@@ -70,8 +70,9 @@ export interface OidcFlavor {
   idTokenAlg: string;
   /** Extra signing key for `idTokenAlg` when it is not RS256. */
   idTokenJwk?: Record<string, unknown>;
-  /** RFC 9207: `iss` in authorization responses, advertised in discovery. */
-  issParameter: boolean;
+  /** RFC 9207: `iss` in authorization responses and advertised in discovery; 'advertised-only' = a provider that
+   * advertises it but leaves it out (misbehaving, for the client's check). */
+  issParameter: boolean | 'advertised-only';
 }
 
 /** Applies {@link TokenQuirks} to a successful token response body. */
@@ -430,7 +431,7 @@ export function createTenantProvider(
     if (ctx.status !== 200 || !isRecord(ctx.body)) return;
     if (flavor) {
       // oidc-provider's own document; RFC 9207 advertised only when the responses carry `iss`.
-      if (!flavor.issParameter) {
+      if (flavor.issParameter === false) {
         const doc: Record<string, unknown> = { ...ctx.body };
         delete doc.authorization_response_iss_parameter_supported;
         ctx.body = doc;

@@ -98,7 +98,14 @@ export interface StartDemoIdpOptions {
    * `idTokenAlg`, RFC 9207 `iss` in authorization responses unless `issParameter: false`. The Microsoft paths keep
    * working beside it. Source for the layout: https://www.keycloak.org/securing-apps/oidc-layers
    */
-  oidc?: { realm?: string; idTokenAlg?: 'RS256' | 'PS256' | 'ES256' | 'EdDSA'; issParameter?: boolean };
+  oidc?: {
+    realm?: string;
+    idTokenAlg?: 'RS256' | 'PS256' | 'ES256' | 'EdDSA';
+    /** RFC 9207 `iss` in authorization responses (default true); 'advertised-only' = advertised but not sent. */
+    issParameter?: boolean | 'advertised-only';
+    /** false: no discovery document (404), like a plain OAuth server that still signs ID tokens. */
+    discovery?: boolean;
+  };
   /** Token-response quirks of real providers (see provider.ts `TokenQuirks`). */
   tokenQuirks?: TokenQuirks;
   /** false: refresh tokens are not rotated (Google, Salesforce). Default true. */
@@ -557,7 +564,7 @@ export async function startDemoIdp(opts: StartDemoIdpOptions): Promise<DemoIdp> 
               : /^\/interaction\/[\w-]+(\/login|\/consent)?$/.test(rest)
                 ? 'interaction'
                 : undefined;
-    if (!kind) {
+    if (!kind || (kind === 'discovery' && opts.oidc?.discovery === false)) {
       sendJson(res, 404, { error: 'not_found' });
       return;
     }
