@@ -8,7 +8,7 @@ import { decideRequestedScopes, scopeKey } from '../oauth/scopes.ts';
 import type { AccessTokenEntry, ConnectionRecord } from '../store/types.ts';
 import { assertConnectionName } from '../store/validate.ts';
 import type { BrokerContext } from './context.ts';
-import { isTransient } from './failures.ts';
+import { servesAfterFailure, servesUntilExpiry } from './failures.ts';
 import { assertUsable, mustGet, pickEntry } from './records.ts';
 import type { Refresher } from './refresher.ts';
 import { tokenFreshness } from './refreshPolicy.ts';
@@ -66,6 +66,15 @@ export class AccessTokens {
   ): Promise<CacheEntry> {
     const ctx = this.#ctx;
     const name = record.connection;
+    const held = pickEntry(record, key);
+    if (
+      held &&
+      servesUntilExpiry(record) &&
+      tokenFreshness(held, ctx.now(), ctx.policy.marginMs) !== 'expired'
+    ) {
+      // Refreshing is pointless until a person acts, but the token already issued stays good to its expiry.
+      return this.#remember(record, key, held);
+    }
     assertUsable(record);
     // What the provider is asked for: the requested scopes, or for `{resource}/.default` the scopes the
     // connection holds on that resource (docs/security.md, "The /.default rule"). Stored under that key.
@@ -99,11 +108,12 @@ export class AccessTokens {
       if (!entry) throw new BrokerError('provider_error', 'The provider returned no access token.');
       return this.#remember(refreshed, key, entry);
     } catch (err) {
-      // A still-valid token is served even though its early refresh failed; an expired one never is.
+      // A still-valid token is served even though its early refresh failed, unless the grant was revoked
+      // (docs/security.md, "Provider failures: per-class policy"); an expired one never is.
       if (
         current &&
         tokenFreshness(current, ctx.now(), ctx.policy.marginMs) !== 'expired' &&
-        isTransient(err)
+        servesAfterFailure(err)
       ) {
         ctx.log.warn('token.served_stale', { connection: name, code: (err as BrokerError).code });
         return { entry: current, allowedCallers: record.settings.allowedCallers };

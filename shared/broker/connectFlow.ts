@@ -19,6 +19,8 @@ import { UsedStates } from './usedStates.ts';
 
 export interface ConnectStart {
   redirectUrl: string;
+  /** Microsoft asked for a sign-in step (claims challenge) that this sign-in carries; the page may say so. */
+  claimsChallenge: boolean;
   cookie: { name: string; value: string; maxAgeSeconds: number };
 }
 
@@ -72,10 +74,12 @@ export class ConnectFlow {
     };
     if (record.settings.expectedIdentity?.username)
       params.loginHint = record.settings.expectedIdentity.username;
+    if (record.claims) params.claims = record.claims;
     const url = await provider.authorizationUrl(params);
     ctx.log.info('connect.started', { connection: name, provider: provider.name });
     return {
       redirectUrl: url.href,
+      claimsChallenge: record.claims !== undefined,
       cookie: {
         name: STATE_COOKIE_NAME,
         value: seal(ctx.keyring, 'state-cookie', state, STATE_COOKIE_NAME),
@@ -105,6 +109,9 @@ export class ConnectFlow {
       nonce: state.n,
       codeVerifier: state.v,
       scopes: state.scopes,
+      // The claims challenge goes with the code redemption too, as MSAL sends it (kept on the record, not in
+      // the size-limited login cookie).
+      ...(record.claims ? { claims: record.claims } : {}),
     });
     if (!result.refreshToken) {
       throw new BrokerError(

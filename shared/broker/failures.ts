@@ -7,6 +7,7 @@
 import { announce } from './changes.ts';
 import { constantTimeEqual } from '../crypto.ts';
 import { BrokerError } from '../errors.ts';
+import { codeHint } from '../oauth/classify.ts';
 import type { ProviderFailure } from '../oauth/provider.ts';
 import type { ConnectionRecord } from '../store/types.ts';
 import type { BrokerContext } from './context.ts';
@@ -25,7 +26,8 @@ export function wasLogged(err: unknown): boolean {
   return err instanceof Error && logged.has(err);
 }
 
-/** reauth → needs_reauth; config → error; anything else → counted, backed off, answered 503 with Retry-After. */
+/** reauth → needs_reauth (with its cause, and a claims challenge to send with the next sign-in); config → error;
+ * anything else → counted, backed off, answered 503 with Retry-After. */
 export function failureOutcome(
   record: ConnectionRecord,
   err: ProviderFailure,
@@ -39,6 +41,8 @@ export function failureOutcome(
   if (err.failure.codes) next.lastError.providerCodes = err.failure.codes;
   if (kind === 'reauth') {
     next.status = 'needs_reauth';
+    next.lastError.cause = err.failure.cause ?? 'revoked';
+    if (err.failure.claims) next.claims = err.failure.claims;
     delete next.nextAttemptAt;
   } else if (kind === 'config') {
     next.status = 'error';
@@ -49,12 +53,16 @@ export function failureOutcome(
   }
   let answer: BrokerError = err;
   if (kind === 'reauth') {
+    const cause = next.lastError.cause ?? 'revoked';
+    const hint = codeHint(err.failure.codes);
     answer = new BrokerError(
       'connection_needs_reauth',
-      'The account must sign in again: open a new connect link.',
+      cause === 'interaction'
+        ? `Microsoft requires the account owner to complete a sign-in step${hint ? ` (${hint})` : ''}: open a new connect link.`
+        : `The account must sign in again${hint ? ` (${hint})` : ''}: open a new connect link.`,
       {
-        detail: 'refresh token rejected',
-        fields: err.fields,
+        detail: `refresh token rejected (${cause})`,
+        fields: { ...err.fields, reauthCause: cause },
         cause: err,
       },
     );
@@ -82,13 +90,22 @@ export async function recordProviderFailure(
 ): Promise<never> {
   const name = record.connection;
   const now = ctx.now();
-  if (key !== '' && isScopeRefusal(err)) {
-    // The provider refused only the extra resource; the connection itself is fine.
-    throw new BrokerError(
-      'scope_not_granted',
-      'The provider refused a token for those scopes; reconnect with consent for them.',
-      { fields: { connection: name, ...err.fields } },
-    );
+  const refusal = key !== '' ? resourceRefusal(err) : undefined;
+  if (refusal) {
+    // Only this resource was refused (MFA or Conditional Access for it, consent, scope): the refresh token and
+    // the connection's other tokens are fine. A claims challenge is kept for the next sign-in.
+    if (err.failure.claims && err.failure.claims !== record.claims) {
+      await ctx.store.put({
+        ...record,
+        claims: err.failure.claims,
+        updatedAt: now,
+        revision: record.revision + 1,
+      });
+      ctx.cache.forget(name);
+    }
+    ctx.log.warn('refresh.resource_refused', { connection: name, reason, code: refusal.code, ...err.fields });
+    logged.add(refusal);
+    throw refusal;
   }
   if (err.failure.kind === 'reauth') {
     // A concurrent refresh elsewhere may have rotated the token we just used: if the store moved on, the
@@ -126,14 +143,50 @@ export function isTransient(err: unknown): boolean {
   );
 }
 
-function isScopeRefusal(err: ProviderFailure): boolean {
+/** The answer when a failure concerns only the resource of a `?scope=` read, judged from the class (never from
+ * AADSTS numbers); undefined when it concerns the whole connection (`bad_token`: the refresh token is dead). */
+function resourceRefusal(err: ProviderFailure): BrokerError | undefined {
   const f = err.failure;
+  const hint = codeHint(f.codes);
+  const fields = { ...err.fields, reauthCause: f.cause };
+  if (
+    (f.kind === 'reauth' && f.cause === 'consent') ||
+    (f.kind === 'config' && (f.providerError === 'invalid_scope' || f.providerError === 'invalid_resource'))
+  ) {
+    return new BrokerError(
+      'scope_not_granted',
+      `The provider refused a token for those scopes${hint ? ` (${hint})` : ''}; the account owner must reconnect and consent to them.`,
+      { fields, cause: err },
+    );
+  }
+  if (f.kind === 'reauth' && f.suberror !== 'bad_token') {
+    return new BrokerError(
+      'resource_needs_reauth',
+      `Microsoft requires the account owner to sign in again for these scopes${hint ? ` (${hint})` : ''}: ` +
+        "open a new connect link. The connection's other tokens keep working.",
+      { fields, cause: err },
+    );
+  }
+  return undefined;
+}
+
+/** Whether a connection that cannot refresh may still serve an access token until it expires: a configuration
+ * error says nothing about the grant, and an interaction demand (MFA, Conditional Access) concerns the next
+ * token, not the one already issued. A revoked grant or withdrawn consent never serves. */
+export function servesUntilExpiry(record: ConnectionRecord): boolean {
   return (
-    f.suberror === 'consent_required' ||
-    f.providerError === 'consent_required' ||
-    f.providerError === 'invalid_scope' ||
-    f.providerError === 'invalid_resource' ||
-    (f.codes ?? []).some((c) => c === 65001 || c === 70011 || c === 500011)
+    record.status === 'error' ||
+    (record.status === 'needs_reauth' && record.lastError?.cause === 'interaction')
+  );
+}
+
+/** Whether a refresh answer still lets the caller have the token it already holds (see {@link servesUntilExpiry}). */
+export function servesAfterFailure(err: unknown): boolean {
+  if (!(err instanceof BrokerError)) return false;
+  if (isTransient(err) || err.code === 'provider_misconfigured') return true;
+  return (
+    (err.code === 'connection_needs_reauth' || err.code === 'resource_needs_reauth') &&
+    err.fields.reauthCause === 'interaction'
   );
 }
 

@@ -145,6 +145,8 @@ export function connected(
   const next = withTokens(withoutTokens(latest), result, refreshToken, undefined, now, consented);
   next.status = 'active';
   next.connectedAt = now;
+  // The sign-in answered any claims challenge it carried.
+  delete next.claims;
   if (identity) next.identity = identity;
   else delete next.identity;
   return next;

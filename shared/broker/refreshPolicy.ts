@@ -109,13 +109,14 @@ export function tokenFreshness(entry: AccessTokenEntry, now: number, marginMs: n
 }
 
 /** Delay before the next attempt after `failures` consecutive transient failures: exponential, jittered,
- * bounded, and never shorter than the provider's Retry-After. */
+ * bounded, and never shorter than the provider's Retry-After. The jitter only adds (100-150 %), so the first
+ * retry keeps Microsoft's 5 s floor. */
 export function backoffMs(
   failures: number,
   retryAfterSeconds: number | undefined,
   random: () => number = Math.random,
 ): number {
   const exp = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** Math.max(0, failures - 1));
-  const jittered = Math.round(exp * (0.5 + random() / 2));
+  const jittered = Math.min(BACKOFF_MAX_MS, Math.round(exp * (1 + random() / 2)));
   return Math.max(jittered, (retryAfterSeconds ?? 0) * 1000);
 }

@@ -169,7 +169,7 @@ const OPERATIONS: Operation[] = [
       },
     },
     ok: { 200: 'AccessToken' },
-    errors: [...KEYED, ...REFRESHING, 'scope_not_granted', 'identity_mismatch'],
+    errors: [...KEYED, ...REFRESHING, 'scope_not_granted', 'resource_needs_reauth', 'identity_mismatch'],
   },
   {
     method: 'get',

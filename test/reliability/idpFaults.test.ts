@@ -7,7 +7,8 @@ import { failure, HTTP_TIMEOUT_MS, type ReliabilityHarness, startReliabilityHarn
 // path that calls the token endpoint — the timer sweep, the token endpoint's refresh-on-read, and the callback's
 // code redemption. Microsoft's guidance (reference/ms-identity.md §4): no fast retry loop, first retry after a
 // 5xx or timeout ≥ 5 s, honour Retry-After on 429. So every case expects exactly ONE request at the IdP, a
-// backoff of at least 2.5 s (5 s base, 50-100 % jitter) or the Retry-After, and an intact refresh token.
+// backoff of at least the documented 5 s floor (or the Retry-After, when longer), and an intact refresh token.
+// https://learn.microsoft.com/en-us/entra/architecture/resilience-client-app
 
 interface IdpCase {
   name: string;
@@ -29,7 +30,8 @@ const CASES: IdpCase[] = [
   { name: 'HTML with 200 instead of a token response', fault: { status: 200, body: 'html' }, protocol: true },
 ];
 
-const MIN_BACKOFF_MS = 2_500;
+/** Microsoft's documented floor for the first retry — not a number copied from our code. */
+const MIN_BACKOFF_MS = 5_000;
 const caller = { kind: 'function_key' as const };
 let h: ReliabilityHarness;
 let n = 0;
@@ -130,7 +132,7 @@ for (const c of CASES) {
       assert.equal(answer.status, 503);
       assert.equal(answer.code, 'provider_unavailable');
       assert.ok(
-        (answer.retryAfter ?? 0) >= Math.max(3, c.retryAfter ?? 0),
+        (answer.retryAfter ?? 0) >= Math.max(MIN_BACKOFF_MS / 1000, c.retryAfter ?? 0),
         `Retry-After ${answer.retryAfter}`,
       );
       assert.equal(h.idp.stats.refreshGrants, 1);

@@ -395,7 +395,7 @@ export interface components {
              * @description Stable machine-readable error code
              * @enum {string}
              */
-            code: "invalid_request" | "unknown_connection" | "connection_exists" | "connection_not_connected" | "connection_needs_reauth" | "connection_error" | "provider_unavailable" | "provider_error" | "provider_denied" | "provider_misconfigured" | "invalid_link" | "invalid_state" | "identity_mismatch" | "unauthorized" | "invalid_token" | "forbidden" | "insufficient_scope" | "scope_not_granted" | "payload_too_large" | "unsupported_media_type" | "store_unavailable" | "store_conflict" | "record_too_large" | "secret_disabled" | "lock_timeout" | "config_error" | "internal_error";
+            code: "invalid_request" | "unknown_connection" | "connection_not_connected" | "connection_needs_reauth" | "resource_needs_reauth" | "connection_error" | "provider_unavailable" | "provider_error" | "provider_denied" | "provider_misconfigured" | "invalid_link" | "invalid_state" | "identity_mismatch" | "unauthorized" | "invalid_token" | "forbidden" | "insufficient_scope" | "scope_not_granted" | "payload_too_large" | "length_required" | "unsupported_media_type" | "store_unavailable" | "store_conflict" | "record_too_large" | "secret_disabled" | "lock_timeout" | "config_error" | "internal_error";
         };
         /** @description An OpenAPI 3.1 document */
         OpenApiDocument: Record<string, never>;
@@ -1545,7 +1545,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Problem: connection_error, connection_needs_reauth, connection_not_connected, secret_disabled */
+            /** @description Problem: connection_error, connection_needs_reauth, connection_not_connected, resource_needs_reauth, secret_disabled */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -1553,7 +1553,7 @@ export interface operations {
                 content: {
                     "application/problem+json": components["schemas"]["Problem"] & {
                         /** @enum {unknown} */
-                        code?: "connection_error" | "connection_needs_reauth" | "connection_not_connected" | "secret_disabled";
+                        code?: "connection_error" | "connection_needs_reauth" | "connection_not_connected" | "resource_needs_reauth" | "secret_disabled";
                         /** @constant */
                         status?: 409;
                     };

@@ -135,18 +135,26 @@ describe('grantState', () => {
 });
 
 describe('backoffMs', () => {
-  it('starts at 5 s or more, grows, caps at 15 min, honours Retry-After', () => {
+  // Microsoft's resilience guidance: the first retry after a 5xx or timeout waits at least 5 s
+  // (https://learn.microsoft.com/en-us/entra/architecture/resilience-client-app). Asserted against that floor.
+  const FIRST_RETRY_FLOOR_MS = 5_000;
+  it('never retries sooner than the documented 5 s floor, whatever the jitter', () => {
+    for (const r of [0, 0.25, 0.5, 0.999, 1]) {
+      assert.ok(backoffMs(1, undefined, () => r) >= FIRST_RETRY_FLOOR_MS, `random ${r}`);
+    }
+  });
+  it('starts at 5–7.5 s, grows, caps at 15 min, honours Retry-After', () => {
     assert.equal(
       backoffMs(1, undefined, () => 1),
-      5_000,
+      7_500,
     );
     assert.equal(
       backoffMs(1, undefined, () => 0),
-      2_500,
+      5_000,
     );
     assert.equal(
       backoffMs(3, undefined, () => 1),
-      20_000,
+      30_000,
     );
     assert.equal(
       backoffMs(30, undefined, () => 1),
