@@ -169,7 +169,7 @@ const OPERATIONS: Operation[] = [
       },
     },
     ok: { 200: 'AccessToken' },
-    errors: [...KEYED, ...REFRESHING, 'scope_not_granted', 'resource_needs_reauth', 'identity_mismatch'],
+    errors: [...KEYED, ...REFRESHING, 'scope_not_granted', 'identity_mismatch'],
   },
   {
     method: 'get',
@@ -190,7 +190,16 @@ const OPERATIONS: Operation[] = [
     summary: 'The admin console (a page; it signs in and calls the manage API from the browser)',
     auth: 'none',
     ok: { 200: 'html' },
-    errors: [],
+    errors: ['invalid_request'],
+  },
+  {
+    method: 'get',
+    path: '/console/redirect',
+    operationId: 'consoleRedirect',
+    summary: 'Entra mode: where Microsoft sends the console’s sign-in back (runs MSAL’s redirect bridge)',
+    auth: 'none',
+    ok: { 200: 'html' },
+    errors: ['invalid_request'],
   },
   {
     method: 'get',
@@ -198,8 +207,8 @@ const OPERATIONS: Operation[] = [
     operationId: 'consoleAsset',
     summary: 'The console’s script and style sheet',
     auth: 'none',
-    ok: { 200: 'asset' },
-    errors: [],
+    ok: { 200: 'asset', 304: 'empty' },
+    errors: ['invalid_request'],
   },
   {
     method: 'get',

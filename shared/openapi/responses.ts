@@ -97,9 +97,20 @@ export const providerListSchema = z
   .object({
     providers: z.array(
       z
-        .object({ name: z.string(), kind: z.string(), defaultScopes: z.array(z.string()) })
+        .object({
+          name: z.string(),
+          kind: z.string(),
+          preset: z.string().optional(),
+          defaultScopes: z.array(z.string()),
+        })
         .strict()
         .describe('A provider connections may name; no client id, secret or endpoint'),
+    ),
+    presets: z.array(
+      z
+        .object({ name: z.string(), defaultScopes: z.array(z.string()), requiresIssuer: z.boolean() })
+        .strict()
+        .describe('A provider preset not configured yet (BROKER_PROVIDERS can add it)'),
     ),
   })
   .strict();

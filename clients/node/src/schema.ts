@@ -189,6 +189,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/console/redirect": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Entra mode: where Microsoft sends the console’s sign-in back (runs MSAL’s redirect bridge) */
+        get: operations["consoleRedirect"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/console/assets/{name}": {
         parameters: {
             query?: never;
@@ -375,7 +392,13 @@ export interface components {
             providers: {
                 name: string;
                 kind: string;
+                preset?: string;
                 defaultScopes: string[];
+            }[];
+            presets: {
+                name: string;
+                defaultScopes: string[];
+                requiresIssuer: boolean;
             }[];
         };
         Health: {
@@ -1545,7 +1568,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Problem: connection_error, connection_needs_reauth, connection_not_connected, resource_needs_reauth, secret_disabled */
+            /** @description Problem: connection_error, connection_needs_reauth, connection_not_connected, secret_disabled */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -1553,7 +1576,7 @@ export interface operations {
                 content: {
                     "application/problem+json": components["schemas"]["Problem"] & {
                         /** @enum {unknown} */
-                        code?: "connection_error" | "connection_needs_reauth" | "connection_not_connected" | "resource_needs_reauth" | "secret_disabled";
+                        code?: "connection_error" | "connection_needs_reauth" | "connection_not_connected" | "secret_disabled";
                         /** @constant */
                         status?: 409;
                     };
@@ -1726,6 +1749,54 @@ export interface operations {
                     "text/html": string;
                 };
             };
+            /** @description Problem: invalid_request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {unknown} */
+                        code?: "invalid_request";
+                        /** @constant */
+                        status?: 400;
+                    };
+                };
+            };
+        };
+    };
+    consoleRedirect: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page for people */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": string;
+                };
+            };
+            /** @description Problem: invalid_request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {unknown} */
+                        code?: "invalid_request";
+                        /** @constant */
+                        status?: 400;
+                    };
+                };
+            };
         };
     };
     consoleAsset: {
@@ -1747,6 +1818,27 @@ export interface operations {
                 content: {
                     "text/javascript": string;
                     "text/css": string;
+                };
+            };
+            /** @description No content */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Problem: invalid_request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {unknown} */
+                        code?: "invalid_request";
+                        /** @constant */
+                        status?: 400;
+                    };
                 };
             };
         };
