@@ -31,6 +31,8 @@ export interface ConnectionView extends ConnectionSummary {
   createdAt: string;
   updatedAt: string;
   connectedAt?: string;
+  /** When the grant itself ends, if the provider said so: reconnect before then. */
+  grantExpiresAt?: string;
   nextAttemptAt?: string;
   lastError?: LastError;
 }

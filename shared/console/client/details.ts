@@ -335,6 +335,12 @@ export async function renderDetails(name: string, focus: boolean): Promise<() =>
               : timeEl(v.accessTokenExpiresAt),
           ],
           ['Last refresh', timeEl(v.refreshedAt)],
+          [
+            'Grant expires',
+            v.grantExpiresAt
+              ? h('span', {}, timeEl(v.grantExpiresAt), ' — send a new link before then')
+              : 'not announced by the provider',
+          ],
           ['Connected', timeEl(v.connectedAt)],
           ['Failures in a row', String(v.failures)],
           ['Next automatic attempt', v.nextAttemptAt ? timeEl(v.nextAttemptAt) : undefined],
