@@ -618,6 +618,8 @@ void describe(`Microsoft error shapes (${ROWS.length} documented answers) agains
         h.idp.clearFaults();
         const authorize = await connect(h.secretBroker, name, claims);
         assert.equal(authorize.searchParams.get('claims'), claims);
+        const redemption = h.idp.tokenLog.filter((t) => t.grantType === 'authorization_code').at(-1);
+        assert.equal(redemption?.claims, true, 'the code redemption carries the claims challenge too');
         const reconnected = await record(name);
         assert.equal(reconnected.status, 'active');
         assert.equal(reconnected.claims, undefined);

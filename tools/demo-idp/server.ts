@@ -148,6 +148,8 @@ export interface TokenRequestRecord {
   clientAuth: ClientAuthKind;
   /** The `scope` parameter as sent by the client. */
   scope?: string;
+  /** The request carried a `claims` parameter (a claims challenge passed on, as MSAL does); the IdP ignores it. */
+  claims?: boolean;
   status: number;
   error?: string;
   errorCodes?: number[];
@@ -731,6 +733,7 @@ export async function startDemoIdp(opts: StartDemoIdpOptions): Promise<DemoIdp> 
     const grantType = form?.get('grant_type') ?? '';
     record.grantType = grantType;
     if (form?.has('scope')) record.scope = form.get('scope') ?? '';
+    if (form?.has('claims')) record.claims = true;
     if (grantType === 'authorization_code') stats.authorizationCodeGrants++;
     else if (grantType === 'refresh_token') stats.refreshGrants++;
     else if (grantType === 'client_credentials') stats.clientCredentialsGrants++;
