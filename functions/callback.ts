@@ -1,6 +1,6 @@
-import { app, type HttpRequest } from '@azure/functions';
+import { app, type HttpRequest, type HttpResponseInit } from '@azure/functions';
 import { z } from 'zod';
-import { STATE_COOKIE_NAME } from '../shared/broker/stateCookie.ts';
+import { stateCookieName } from '../shared/broker/stateCookie.ts';
 import { pageHandler } from '../shared/functionKit.ts';
 import { parseQuery, readCookie } from '../shared/http.ts';
 import { connectedPage, pageResponse } from '../shared/pages.ts';
@@ -23,29 +23,34 @@ const query = z
   .strict()
   .refine((q) => q.code !== undefined || q.error !== undefined, 'code or error is required');
 
-const clearCookie = [
-  {
-    name: STATE_COOKIE_NAME,
-    value: '',
-    maxAge: 0,
-    path: '/',
-    secure: true,
-    httpOnly: true,
-    sameSite: 'Lax' as const,
-  },
-];
+/** Clears this sign-in's login cookie (named after its state), on success and on failure alike. */
+function clearCookie(request: HttpRequest): HttpResponseInit['cookies'] {
+  const state = new URL(request.url).searchParams.get('state');
+  if (!state) return [];
+  return [
+    {
+      name: stateCookieName(state),
+      value: '',
+      maxAge: 0,
+      path: '/',
+      secure: true,
+      httpOnly: true,
+      sameSite: 'Lax' as const,
+    },
+  ];
+}
 
 /** Where the provider sends the browser back: verifies, redeems the code, stores the tokens, shows a page. */
 export const callback = pageHandler(
   'callback',
   async (request: HttpRequest) => {
-    parseQuery(request, query);
+    const { state } = parseQuery(request, query);
     const { broker } = await getRuntime();
     const result = await broker.completeCallback(
       new URL(request.url).searchParams,
-      readCookie(request, STATE_COOKIE_NAME),
+      readCookie(request, stateCookieName(state)),
     );
-    return pageResponse(200, connectedPage(result.connection, result.username), {}, clearCookie);
+    return pageResponse(200, connectedPage(result.connection, result.username), {}, clearCookie(request));
   },
   { errorCookies: clearCookie },
 );

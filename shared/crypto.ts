@@ -26,7 +26,7 @@ export class Keyring {
 
   constructor(keys: readonly SecretKey[]) {
     if (keys.length === 0) throw new Error('Keyring needs at least one key');
-    for (const purpose of ['connect-link', 'state-cookie'] as const) {
+    for (const purpose of ['connect-link', 'state-cookie', 'connect-consent'] as const) {
       this.#derived.set(
         purpose,
         keys.map((k) => ({

@@ -27,7 +27,10 @@ export function apiHandler(name: string, handler: Handler) {
 export function pageHandler(
   name: string,
   handler: Handler,
-  options: { errorCookies?: HttpResponseInit['cookies'] } = {},
+  options: {
+    /** Cookies to set on an error answer (e.g. clearing the login cookie), fixed or per request. */
+    errorCookies?: HttpResponseInit['cookies'] | ((request: HttpRequest) => HttpResponseInit['cookies']);
+  } = {},
 ) {
   return (request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> =>
     runInInvocation(context, { function: name }, async (log) => {
@@ -35,7 +38,9 @@ export function pageHandler(
         return await handler(request, log);
       } catch (err) {
         const problem = problemResponse(err, log);
-        if (options.errorCookies) problem.cookies = options.errorCookies;
+        const cookies =
+          typeof options.errorCookies === 'function' ? options.errorCookies(request) : options.errorCookies;
+        if (cookies) problem.cookies = cookies;
         if (!prefersHtml(request)) return problem;
         const code = isBrokerError(err) ? err.code : 'internal_error';
         const status = isBrokerError(err) ? err.status : 500;
@@ -43,7 +48,7 @@ export function pageHandler(
           status,
           errorPageContent(code, context.invocationId),
           { 'x-broker-error': code },
-          options.errorCookies,
+          cookies,
         );
       }
     });

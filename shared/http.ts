@@ -203,6 +203,30 @@ export async function parseOptionalJsonBody<T extends z.ZodType>(
   return bytes.length === 0 ? undefined : parseJsonBytes(request, bytes, schema);
 }
 
+/**
+ * Reads and validates an HTML form post (`application/x-www-form-urlencoded`): size bound, repeated fields
+ * refused, strict schema. For the connect page's continue button.
+ */
+export async function parseFormBody<T extends z.ZodType>(
+  request: HttpRequest,
+  schema: T,
+  maxBytes = 8 * 1024,
+): Promise<z.infer<T>> {
+  const type = request.headers.get('content-type') ?? '';
+  if (!/^application\/x-www-form-urlencoded\s*(?:;|$)/i.test(type)) {
+    throw new BrokerError('unsupported_media_type', 'Send the form as application/x-www-form-urlencoded.');
+  }
+  const raw: Record<string, string> = {};
+  for (const [key, value] of new URLSearchParams((await readBodyBytes(request, maxBytes)).toString('utf8'))) {
+    if (Object.hasOwn(raw, key))
+      throw new BrokerError('invalid_request', `Invalid form: field ${safeName(key)} is repeated`);
+    raw[key] = value;
+  }
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) throw zodProblem(parsed.error, 'form');
+  return parsed.data;
+}
+
 /** Rejects any body on routes that take none (a stray body is a client bug worth surfacing). */
 export async function requireEmptyBody(request: HttpRequest): Promise<void> {
   if (request.body === null && !request.headers.has('transfer-encoding')) return;

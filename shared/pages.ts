@@ -29,6 +29,8 @@ dl{display:grid;grid-template-columns:max-content 1fr;gap:.35rem 1rem;margin:0 0
 code{font:.9em ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;overflow-wrap:anywhere}
 .foot{margin:1.5rem 0 0;padding-top:1rem;border-top:1px solid var(--line);color:var(--muted);font-size:.9rem}
 a{color:var(--link)}:focus-visible{outline:3px solid var(--focus);outline-offset:2px}
+form{margin:1.5rem 0 0}button{font:inherit;font-weight:600;padding:.65rem 1.25rem;border:0;border-radius:.375rem;background:var(--link);color:var(--card);cursor:pointer}
+.info{--tone:var(--link)}
 `;
 
 const CSS_HASH = createHash('sha256').update(CSS).digest('base64');
@@ -42,7 +44,7 @@ export const PAGE_SECURITY_HEADERS: Readonly<Record<string, string>> = Object.fr
   'x-frame-options': 'DENY',
 });
 
-export type PageTone = 'ok' | 'bad' | 'warn';
+export type PageTone = 'ok' | 'bad' | 'warn' | 'info';
 
 export interface PageContent {
   /** Stable outcome: `connected` or an error code (`<main data-code>`; tests read it). */
@@ -60,6 +62,8 @@ export interface PageContent {
   foot?: string;
   /** Error pages: the invocation id an administrator can look up in the logs (random, nothing secret). */
   reference?: string;
+  /** A POST form back to the same address (the consent page's continue button), with hidden fields. */
+  form?: { action: string; button: string; fields: [name: string, value: string][] };
 }
 
 export function escapeHtml(text: string): string {
@@ -74,6 +78,7 @@ const ICON_PATHS: Record<PageTone, string> = {
   ok: 'M7 12.5l3.3 3.3L17.2 8.8',
   bad: 'M8.5 8.5l7 7M15.5 8.5l-7 7',
   warn: 'M12 6.8v6.4M12 17.2v.01',
+  info: 'M12 10.8v6.4M12 6.8v.01',
 };
 
 function icon(tone: PageTone): string {
@@ -97,6 +102,11 @@ export function renderPage(content: PageContent): string {
   const next = content.next?.length
     ? `<h2>What to do next</h2><ul>${content.next.map((n) => `<li>${e(n)}</li>`).join('')}</ul>`
     : '';
+  const form = content.form
+    ? `<form method="post" action="${e(content.form.action)}">${content.form.fields
+        .map(([k, v]) => `<input type="hidden" name="${e(k)}" value="${e(v)}">`)
+        .join('')}<button type="submit">${e(content.form.button)}</button></form>`
+    : '';
   return `<!doctype html>
 <html lang="en">
 <head>
@@ -111,7 +121,7 @@ export function renderPage(content: PageContent): string {
 <p class="brand">Token broker</p>
 <p class="status">${icon(content.tone)}<span>${e(content.badge)}</span></p>
 <h1 id="page-title">${e(content.title)}</h1>
-${paragraphs}${facts}${next}${footer(content)}
+${paragraphs}${facts}${next}${form}${footer(content)}
 </main>
 </body>
 </html>
@@ -248,6 +258,73 @@ const ERROR_TEXT: Partial<Record<string, ErrorText>> = {
 export function errorPageContent(code: string, reference?: string): PageContent {
   const text = ERROR_TEXT[code] ?? SOMETHING_WRONG;
   return reference ? { ...text, code, reference } : { ...text, code };
+}
+
+/** What the consent page needs to say (see broker/connectFlow.ts `ConnectDescription`). */
+export interface ConsentFacts {
+  connection: string;
+  description?: string;
+  provider: string;
+  providerKind: 'microsoft' | 'oauth2';
+  scopes: string[];
+  expectedUsername?: string;
+  pinned: boolean;
+  linkExpiresAt: string;
+}
+
+/**
+ * The page a connect link opens: who asks, for which connection, with which permissions, and an explicit
+ * continue. Nothing happens at the provider until the person presses the button (forced-connect defence).
+ */
+export function consentPage(
+  facts: ConsentFacts,
+  requestedBy: string,
+  fields: [string, string][],
+): PageContent {
+  const providerName = facts.providerKind === 'microsoft' ? 'Microsoft' : facts.provider;
+  const account = facts.expectedUsername
+    ? facts.expectedUsername
+    : facts.pinned
+      ? 'One specific account chosen by your administrator'
+      : 'The account you choose at the next step';
+  const rows: [string, string][] = [
+    ['Connection', facts.connection],
+    ...(facts.description ? ([['Purpose', facts.description]] as [string, string][]) : []),
+    ['Requested by', requestedBy],
+    ['Sign-in with', providerName],
+    ['Account', account],
+    ['Permissions', [...facts.scopes, 'offline access (keep access without you present)'].join(', ')],
+  ];
+  return {
+    code: 'consent',
+    tone: 'info',
+    badge: 'Connect an account',
+    title: `Connect your ${providerName} account to “${facts.connection}”?`,
+    lines: [
+      `The token broker will keep signed-in access to this account and hand short-lived tokens with these permissions to the applications your administrator allows. Only continue if you expected this link and want this account used for it.`,
+    ],
+    facts: rows,
+    next: [
+      `Continue to ${providerName} and choose the account to connect. You can still cancel there.`,
+      'Did not expect this? Close this window: nothing has been connected.',
+    ],
+    form: {
+      action: `/api/connect/${encodeURIComponent(facts.connection)}`,
+      button: `Continue to ${providerName}`,
+      fields,
+    },
+    foot: `This link works until ${facts.linkExpiresAt.replace('T', ' ').replace(/\.\d+Z$/, ' UTC')}.`,
+  };
+}
+
+/** The consent page's security headers: its form may post back here, and the answer redirects to the provider. */
+export function consentPageHeaders(authorizeOrigin: string): Record<string, string> {
+  return {
+    'content-security-policy': (PAGE_SECURITY_HEADERS['content-security-policy'] ?? '').replace(
+      "form-action 'none'",
+      `form-action 'self' ${authorizeOrigin}`,
+    ),
+  };
 }
 
 export function connectedPage(connection: string, username: string | undefined): PageContent {

@@ -6,10 +6,16 @@
  * timer sweep ({@link sweep}). Every dependency (store, lock, providers, keys, clock, logger) is injected,
  * so tests, the embedded defaults and Azure use the same code through the same seams.
  */
+import type { Keyring } from '../crypto.ts';
 import type { ConnectionSettings, TokenStore } from '../store/types.ts';
 import { assertConnectionName } from '../store/validate.ts';
 import { type AccessTokenResponse, AccessTokens, type Caller } from './accessTokens.ts';
-import { type CallbackResult, ConnectFlow, type ConnectStart } from './connectFlow.ts';
+import {
+  type CallbackResult,
+  type ConnectDescription,
+  ConnectFlow,
+  type ConnectStart,
+} from './connectFlow.ts';
 import { Connections } from './connections.ts';
 import { type BrokerContext, type BrokerDeps, createBrokerContext } from './context.ts';
 import { mintLink } from './links.ts';
@@ -18,7 +24,15 @@ import { Refresher } from './refresher.ts';
 import { sweep, type SweepResult } from './sweep.ts';
 import { type ConnectionSummary, type ConnectionView, connectionView } from './views.ts';
 
-export type { AccessTokenResponse, BrokerDeps, CallbackResult, Caller, ConnectStart, SweepResult };
+export type {
+  AccessTokenResponse,
+  BrokerDeps,
+  CallbackResult,
+  Caller,
+  ConnectDescription,
+  ConnectStart,
+  SweepResult,
+};
 
 export class Broker {
   readonly #ctx: BrokerContext;
@@ -71,6 +85,21 @@ export class Broker {
     const url = `${ctx.publicBaseUrl}/api/connect/${name}?link=${mintLink(ctx.keyring, record, exp)}`;
     ctx.log.info('link.created', { connection: name });
     return { url, expiresAt: new Date(exp).toISOString() };
+  }
+
+  /** What the consent page shows for a valid link (connection, permissions, pin); changes nothing. */
+  describeConnect(name: string, link: string): Promise<ConnectDescription> {
+    return this.#flow.describe(name, link);
+  }
+
+  /** The signing key ring (the consent page signs its CSRF token with it). */
+  get keyring(): Keyring {
+    return this.#ctx.keyring;
+  }
+
+  /** The broker's clock (tests control it). */
+  now(): number {
+    return this.#ctx.now();
   }
 
   beginConnect(name: string, link: string): Promise<ConnectStart> {

@@ -14,7 +14,7 @@ import { assertConnectionName } from '../store/validate.ts';
 import type { BrokerContext } from './context.ts';
 import { checkLink, checkLinkInstance } from './links.ts';
 import { connected, mustGet, providerFor } from './records.ts';
-import { STATE_COOKIE_MAX_AGE_SECONDS, STATE_COOKIE_NAME } from './stateCookie.ts';
+import { STATE_COOKIE_MAX_AGE_SECONDS, stateCookieName } from './stateCookie.ts';
 import { UsedStates } from './usedStates.ts';
 
 export interface ConnectStart {
@@ -22,6 +22,24 @@ export interface ConnectStart {
   /** Microsoft asked for a sign-in step (claims challenge) that this sign-in carries; the page may say so. */
   claimsChallenge: boolean;
   cookie: { name: string; value: string; maxAgeSeconds: number };
+}
+
+/** What the consent page shows before anyone is sent to the provider. */
+export interface ConnectDescription {
+  connection: string;
+  description?: string;
+  /** Provider name as configured (`microsoft`, or a generic provider's name). */
+  provider: string;
+  providerKind: 'microsoft' | 'oauth2';
+  /** The permissions the sign-in will ask for (the connection's scopes, without the OpenID ones). */
+  scopes: string[];
+  /** The pinned account's user name, when the connection is pinned by one. */
+  expectedUsername?: string;
+  /** True when the connection is pinned (by tenant, object id or user name). */
+  pinned: boolean;
+  /** Where the continue button will send the browser (for the page's form-action policy). */
+  authorizeOrigin: string;
+  linkExpiresAt: string;
 }
 
 export interface CallbackResult {
@@ -46,6 +64,32 @@ export class ConnectFlow {
 
   constructor(ctx: BrokerContext) {
     this.#ctx = ctx;
+  }
+
+  /** Checks the link like {@link begin} and says what a sign-in would connect; changes nothing. */
+  async describe(name: string, link: string): Promise<ConnectDescription> {
+    const ctx = this.#ctx;
+    assertConnectionName(name);
+    const payload = checkLink(ctx.keyring, name, link, ctx.now());
+    const record = await mustGet(ctx.store, name);
+    checkLinkInstance(payload, record);
+    const provider = providerFor(ctx.providers, record.settings.provider);
+    const probe = await provider.authorizationUrl({ scopes: [], state: 'x', nonce: 'x', codeChallenge: 'x' });
+    const pin = record.settings.expectedIdentity;
+    const out: ConnectDescription = {
+      connection: name,
+      provider: provider.name,
+      providerKind: provider.kind,
+      scopes: record.settings.scopes.filter(
+        (s) => !['openid', 'profile', 'email', 'offline_access'].includes(s),
+      ),
+      pinned: Boolean(pin && (pin.tenantId || pin.objectId || pin.username)),
+      authorizeOrigin: probe.origin,
+      linkExpiresAt: new Date(payload.exp).toISOString(),
+    };
+    if (record.settings.description) out.description = record.settings.description;
+    if (pin?.username) out.expectedUsername = pin.username;
+    return out;
   }
 
   async begin(name: string, link: string): Promise<ConnectStart> {
@@ -74,6 +118,11 @@ export class ConnectFlow {
     };
     if (record.settings.expectedIdentity?.username)
       params.loginHint = record.settings.expectedIdentity.username;
+    // An account picker at Microsoft: whoever opens a link chooses the account on purpose instead of being
+    // attached silently with the session they happen to have. Microsoft refuses select_account together with
+    // login_hint; a connection pinned by user name accepts only that account anyway. Generic providers set
+    // `prompt` per provider in extraAuthorizeParams (it wins over this).
+    else if (provider.kind === 'microsoft') params.prompt = 'select_account';
     if (record.claims) params.claims = record.claims;
     const url = await provider.authorizationUrl(params);
     ctx.log.info('connect.started', { connection: name, provider: provider.name });
@@ -81,8 +130,8 @@ export class ConnectFlow {
       redirectUrl: url.href,
       claimsChallenge: record.claims !== undefined,
       cookie: {
-        name: STATE_COOKIE_NAME,
-        value: seal(ctx.keyring, 'state-cookie', state, STATE_COOKIE_NAME),
+        name: stateCookieName(state.s),
+        value: seal(ctx.keyring, 'state-cookie', state, stateCookieName(state.s)),
         maxAgeSeconds: STATE_COOKIE_MAX_AGE_SECONDS,
       },
     };
@@ -146,7 +195,9 @@ export class ConnectFlow {
         { detail: 'state cookie missing' },
       );
     }
-    const state = unseal(ctx.keyring, 'state-cookie', cookie, STATE_COOKIE_NAME) as StatePayload | undefined;
+    const returned = query.get('state') ?? '';
+    const state = unseal(ctx.keyring, 'state-cookie', cookie, stateCookieName(returned)) as
+      StatePayload | undefined;
     if (!state || typeof state.s !== 'string' || !Array.isArray(state.scopes)) {
       throw new BrokerError(
         'invalid_state',

@@ -41,6 +41,8 @@ export interface AuthorizationParams {
   nonce: string;
   codeChallenge: string;
   loginHint?: string;
+  /** OpenID `prompt` (e.g. `select_account`); a provider's own extraAuthorizeParams.prompt wins. */
+  prompt?: string;
   /** Claims challenge from an earlier `interaction_required` answer (JSON text), sent on as MSAL does. */
   claims?: string;
 }
@@ -298,6 +300,7 @@ export function createProviderClient(config: ProviderConfig, deps: ProviderDeps)
       }
       if (microsoft) q.set('response_mode', 'query');
       if (params.loginHint) q.set('login_hint', params.loginHint);
+      if (params.prompt && !q.has('prompt')) q.set('prompt', params.prompt);
       if (params.claims) q.set('claims', params.claims);
       return url;
     },

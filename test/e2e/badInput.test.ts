@@ -3,6 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { keyIdOf } from '../../shared/config.ts';
 import { Keyring, signToken } from '../../shared/crypto.ts';
 import { type BrokerHost, startBrokerHost } from '../support/brokerHost.ts';
+import { startConnect } from '../support/connectPage.ts';
 
 let h: BrokerHost;
 let keyring: Keyring;
@@ -239,7 +240,7 @@ describe('bad input: a 4xx problem with a stable code, and nothing stored change
   it('callback with a wrong state, a replayed code, a provider error, or the wrong account changes nothing', async () => {
     const before = await snapshot();
     // wrong state: a real cookie from a connect, but the state of another attempt
-    const a = await fetch(await h.newLink('alpha'), { redirect: 'manual' });
+    const a = await startConnect(await h.newLink('alpha'));
     const cookie = a.headers.getSetCookie()[0]?.split(';')[0] ?? '';
     await expectProblem(
       await fetch(`${h.apiUrl}/callback?code=abcdefgh&state=not-the-state`, { headers: { cookie, ...json } }),

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { type BrokerHost, startBrokerHost } from '../support/brokerHost.ts';
+import { startConnect } from '../support/connectPage.ts';
 
 // Access tokens live 308 s and the refresh margin is 300 s: a token is fresh for 8 s, then due. The window is
 // wide enough that a loaded machine does not turn a fresh token due between two steps of one test.
@@ -33,8 +34,9 @@ describe('connect → callback → token → refresh, through the dev host', () 
     const view = (await put.json()) as Record<string, unknown>;
     assert.equal(view.status, 'pending');
     const link = await h.newLink('alpha');
-    const res = await fetch(link, { redirect: 'manual' });
-    assert.equal(res.status, 302);
+    // The link shows the consent page; its Continue answers 303 to the provider (test/support/connectPage.ts).
+    const res = await startConnect(link);
+    assert.equal(res.status, 303);
     assert.equal(res.headers.get('cache-control'), 'no-store');
     const authorize = new URL(res.headers.get('location') ?? '');
     assert.equal(authorize.origin + authorize.pathname, `${h.idp.origin}/common/oauth2/v2.0/authorize`);
@@ -46,10 +48,10 @@ describe('connect → callback → token → refresh, through the dev host', () 
       'openid',
       'profile',
     ]);
-    const [cookie] = res.headers.getSetCookie();
+    const [cookie] = res.headers.getSetCookie().filter((c) => c.startsWith('__Host-token-broker-login-'));
     assert.match(
       cookie ?? '',
-      /^__Host-token-broker-login=[^;]+; max-age=600; path=\/; secure; samesite=lax; httponly$/,
+      /^__Host-token-broker-login-[A-Za-z0-9_-]{16}=[^;]+; max-age=600; path=\/; secure; samesite=lax; httponly$/,
     );
   });
 
@@ -59,7 +61,10 @@ describe('connect → callback → token → refresh, through the dev host', () 
     assert.match(out.callback.headers.get('content-type') ?? '', /^text\/html/);
     assert.match(out.callback.headers.get('content-security-policy') ?? '', /default-src 'none'/);
     assert.match(out.callbackBody, /Your account is connected/);
-    assert.match(out.callback.headers.getSetCookie()[0] ?? '', /^__Host-token-broker-login=; max-age=0/);
+    assert.match(
+      out.callback.headers.getSetCookie()[0] ?? '',
+      /^__Host-token-broker-login-[A-Za-z0-9_-]{16}=; max-age=0/,
+    );
     assert.equal((await h.record('alpha'))?.status, 'active');
     const status = await h.api('GET', 'manage/connections/alpha');
     const view = (await status.json()) as { status: string; identity: { username: string } };

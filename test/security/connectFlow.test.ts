@@ -9,12 +9,13 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { after, before, describe, it } from 'node:test';
-import { STATE_COOKIE_NAME } from '../../shared/broker/stateCookie.ts';
+import { STATE_COOKIE_NAME, stateCookieName } from '../../shared/broker/stateCookie.ts';
 import { keyIdOf } from '../../shared/config.ts';
 import { Keyring, seal, signToken, unseal } from '../../shared/crypto.ts';
 import { driveAuthorization, type DriveResult } from '../../tools/demo-idp/driver.ts';
 import { OTHER_TENANT } from '../../tools/demo-idp/server.ts';
 import { type BrokerHost, startBrokerHost } from '../support/brokerHost.ts';
+import { startConnect } from '../support/connectPage.ts';
 import { refreshTokenScanner, ResponseLog } from '../support/responseLog.ts';
 
 let h: BrokerHost;
@@ -72,9 +73,9 @@ async function startFlow(
   name: string,
 ): Promise<{ cookie: string; setCookie: string; authorizeUrl: URL; link: string }> {
   const link = await h.newLink(name);
-  const res = await fetch(link, { redirect: 'manual' });
-  assert.equal(res.status, 302);
-  const setCookie = res.headers.getSetCookie()[0] ?? '';
+  const res = await startConnect(link);
+  assert.equal(res.status, 303);
+  const setCookie = res.headers.getSetCookie().find((c) => c.startsWith(`${STATE_COOKIE_NAME}-`)) ?? '';
   const cookie = setCookie.split(';')[0] ?? '';
   h.secrets.add('state cookie', cookie.slice(cookie.indexOf('=') + 1));
   return { cookie, setCookie, authorizeUrl: new URL(res.headers.get('location') ?? ''), link };
@@ -143,8 +144,25 @@ describe('redirect URI and links come from configuration, never from the request
   it('a forged Host / X-Forwarded-Host / Forwarded on connect changes neither redirect_uri nor the cookie', async () => {
     const honest = await startFlow('alpha');
     const link = new URL(await h.newLink('alpha'));
-    const res = await raw('GET', `connect/alpha${link.search}`, { ...forged, accept: 'text/html' });
-    assert.equal(res.status, 302);
+    const page = await raw('GET', `connect/alpha${link.search}`, { ...forged, accept: 'text/html' });
+    assert.equal(page.status, 200);
+    assert.doesNotMatch(page.body + JSON.stringify(page.headers), /evil/);
+    const fields = new URLSearchParams();
+    for (const m of page.body.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)">/g))
+      fields.set(m[1] ?? '', (m[2] ?? '').replace(/&amp;/g, '&'));
+    const consentCookie = (page.headers['set-cookie']?.[0] ?? '').split(';')[0] ?? '';
+    const res = await raw(
+      'POST',
+      'connect/alpha',
+      {
+        ...forged,
+        accept: 'text/html',
+        'content-type': 'application/x-www-form-urlencoded',
+        cookie: consentCookie,
+      },
+      fields.toString(),
+    );
+    assert.equal(res.status, 303, res.body);
     const location = new URL(String(res.headers.location));
     assert.equal(
       location.origin + location.pathname,
@@ -155,7 +173,7 @@ describe('redirect URI and links come from configuration, never from the request
       location.searchParams.get('redirect_uri'),
       honest.authorizeUrl.searchParams.get('redirect_uri'),
     );
-    const cookie = res.headers['set-cookie']?.[0] ?? '';
+    const cookie = res.headers['set-cookie']?.find((c) => c.startsWith(`${STATE_COOKIE_NAME}-`)) ?? '';
     const attributes = (c: string) =>
       c
         .split(';')
@@ -163,7 +181,7 @@ describe('redirect URI and links come from configuration, never from the request
         .map((a) => a.trim().toLowerCase())
         .sort();
     assert.deepEqual(attributes(cookie), attributes(honest.setCookie));
-    assert.ok(cookie.startsWith(`${STATE_COOKIE_NAME}=`));
+    assert.ok(cookie.startsWith(`${stateCookieName(location.searchParams.get('state') ?? '')}=`));
     assert.doesNotMatch(cookie, /domain=/i);
     assert.doesNotMatch(JSON.stringify(res.headers), /evil/);
     // RFC 9700 §4.2.4: the authorize URL (state, nonce, challenge) must not leak through Referer or caches.
@@ -252,35 +270,33 @@ describe('the login state cookie', () => {
       assert.ok(!value.includes(secret) && !decoded.includes(secret));
     }
     // … yet it is what binds the browser to this state.
-    assert.equal((unseal(keyring, 'state-cookie', value, STATE_COOKIE_NAME) as { s: string }).s, state);
+    assert.equal(pair.slice(0, pair.indexOf('=')), stateCookieName(state), 'named after its state');
+    assert.equal((unseal(keyring, 'state-cookie', value, stateCookieName(state)) as { s: string }).s, state);
   });
 
   it('an expired, foreign-key, other-purpose or duplicated cookie is refused and the code is never redeemed', async () => {
     const before = await snapshot();
     const flow = await startFlow('alpha');
+    const name = stateCookieName(flow.authorizeUrl.searchParams.get('state') ?? '');
     const state = JSON.parse(
-      JSON.stringify(unseal(keyring, 'state-cookie', flow.cookie.split('=')[1] ?? '', STATE_COOKIE_NAME)),
+      JSON.stringify(unseal(keyring, 'state-cookie', flow.cookie.split('=')[1] ?? '', name)),
     ) as Record<string, unknown>;
     const stranger = randomBytes(32);
     const variants: Record<string, string> = {
-      expired: seal(keyring, 'state-cookie', { ...state, exp: Date.now() - 1000 }, STATE_COOKIE_NAME),
+      expired: seal(keyring, 'state-cookie', { ...state, exp: Date.now() - 1000 }, name),
       'sealed with an unlisted key': seal(
         new Keyring([{ kid: keyIdOf(stranger), key: stranger }]),
         'state-cookie',
         state,
-        STATE_COOKIE_NAME,
+        name,
       ),
-      'sealed for another cookie name': seal(keyring, 'state-cookie', state, 'other-cookie'),
-      'sealed with the link key': seal(keyring, 'connect-link', state, STATE_COOKIE_NAME),
+      'sealed for another cookie name': seal(keyring, 'state-cookie', state, STATE_COOKIE_NAME),
+      'sealed with the link key': seal(keyring, 'connect-link', state, name),
     };
     const result = await signIn(flow.authorizeUrl);
     h.idp.stats.reset();
     for (const [title, value] of Object.entries(variants)) {
-      assert.equal(
-        await code(await callback(result.url, `${STATE_COOKIE_NAME}=${value}`)),
-        '400 invalid_state',
-        title,
-      );
+      assert.equal(await code(await callback(result.url, `${name}=${value}`)), '400 invalid_state', title);
     }
     assert.equal(
       await code(await callback(result.url, `${flow.cookie}; ${flow.cookie}`)),
@@ -294,11 +310,11 @@ describe('the login state cookie', () => {
   it('a refused callback clears the cookie too, and the cleared cookie keeps its attributes', async () => {
     const res = await callback(
       `${h.apiUrl}/callback?code=abcdefgh&state=abcdefgh`,
-      `${STATE_COOKIE_NAME}=garbage`,
+      `${stateCookieName('abcdefgh')}=garbage`,
     );
     assert.equal(await code(res), '400 invalid_state');
     const cleared = res.headers.getSetCookie()[0] ?? '';
-    assert.match(cleared, new RegExp(`^${STATE_COOKIE_NAME}=; `));
+    assert.match(cleared, new RegExp(`^${stateCookieName('abcdefgh')}=; `));
     assert.match(cleared, /max-age=0/i);
     assert.match(cleared, /secure/i);
     assert.match(cleared, /path=\//i);

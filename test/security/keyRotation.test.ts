@@ -14,6 +14,7 @@ import { Keyring, seal, signToken, unseal, verifyToken } from '../../shared/cryp
 import { driveAuthorization } from '../../tools/demo-idp/driver.ts';
 import { type DemoIdp, startDemoIdp } from '../../tools/demo-idp/server.ts';
 import { type BrokerHost, CLIENT_ID, freePort, startBrokerHost } from '../support/brokerHost.ts';
+import { startConnect } from '../support/connectPage.ts';
 
 const b64 = (k: Buffer) => k.toString('base64url');
 const keysOf = (...keys: Buffer[]) => parseConfig({ BROKER_KEYS: keys.map(b64).join(',') }).keys ?? [];
@@ -99,7 +100,7 @@ describe('BROKER_KEYS rotation end to end (dev host restarts on one data directo
     const h1 = await host([oldKey]);
     await h1.createConnection('rotating');
     const oldLink = await h1.newLink('rotating');
-    const start = await fetch(oldLink, { redirect: 'manual' });
+    const start = await startConnect(oldLink);
     const cookie = start.headers.getSetCookie()[0]?.split(';')[0] ?? '';
     const signedIn = await driveAuthorization(start.headers.get('location') ?? '', {
       username: 'adele@demo.example',
@@ -112,13 +113,13 @@ describe('BROKER_KEYS rotation end to end (dev host restarts on one data directo
     h2.secrets.add('state cookie', cookie);
     h2.secrets.add('authorization code', signedIn.params.get('code'));
     h2.secrets.add('connect link', new URL(oldLink).searchParams.get('link'));
-    assert.equal((await fetch(oldLink, { redirect: 'manual' })).status, 302);
+    assert.equal((await startConnect(oldLink)).status, 303);
     const completed = await fetch(signedIn.url, { headers: { cookie }, redirect: 'manual' });
     assert.equal(completed.status, 200, 'a login sealed under the old key completes after the rotation');
     assert.equal((await h2.record('rotating'))?.status, 'active');
     const newLink = await h2.newLink('rotating');
     assert.equal(new URL(newLink).searchParams.get('link')?.split('.')[0], keyIdOf(newKey));
-    const newCookie = (await fetch(newLink, { redirect: 'manual' })).headers.getSetCookie()[0] ?? '';
+    const newCookie = (await startConnect(newLink)).headers.getSetCookie()[0] ?? '';
     assert.match(newCookie, new RegExp(`=${keyIdOf(newKey)}\\.`));
     await stop(h2);
 
@@ -128,7 +129,7 @@ describe('BROKER_KEYS rotation end to end (dev host restarts on one data directo
     const refused = await fetch(oldLink, { redirect: 'manual', headers: { accept: 'application/json' } });
     assert.equal(refused.status, 403);
     assert.equal(((await refused.json()) as { code: string }).code, 'invalid_link');
-    assert.equal((await fetch(newLink, { redirect: 'manual' })).status, 302);
+    assert.equal((await startConnect(newLink)).status, 303);
     await stop(h3);
   });
 });

@@ -11,6 +11,7 @@ import type { ConnectionRecord, TokenStore } from '../../shared/store/types.ts';
 import { driveAuthorization, type DriveOptions, type DriveResult } from '../../tools/demo-idp/driver.ts';
 import { type DemoIdp, type StartDemoIdpOptions, startDemoIdp } from '../../tools/demo-idp/server.ts';
 import { type DevHostHandle, spawnDevHost } from './devhost.ts';
+import { startConnect } from './connectPage.ts';
 import { SecretScanner } from './secrets.ts';
 import { freePort } from '../../tools/net.ts';
 
@@ -179,10 +180,11 @@ export async function startBrokerHost(opts: BrokerHostOptions = {}): Promise<Bro
     },
     async connect(name, drive = {}) {
       const link = await newLink(name);
-      const start = await fetch(link, { redirect: 'manual', headers: { accept: 'text/html' } });
+      // The consent page, then its Continue button (test/support/connectPage.ts).
+      const start = await startConnect(link);
       const authorizeUrl = start.headers.get('location') ?? '';
       const connectCookies = start.headers.getSetCookie();
-      if (start.status !== 302) throw new Error(`connect: ${start.status} ${await start.text()}`);
+      if (start.status !== 303) throw new Error(`connect: ${start.status} ${await start.text()}`);
       const cookie = connectCookies[0]?.split(';')[0] ?? '';
       secrets.add('state cookie', cookie.split('=').slice(1).join('='));
       const result = await driveAuthorization(authorizeUrl, {

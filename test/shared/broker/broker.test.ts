@@ -420,7 +420,8 @@ describe('Broker connect links and callback guards', () => {
     const link = new URL(url).searchParams.get('link') ?? '';
     const start = await broker.beginConnect('sales-mailbox', link);
     assert.equal(new URL(start.redirectUrl).origin, 'https://idp.test');
-    assert.equal(start.cookie.name, '__Host-token-broker-login');
+    // One login cookie per sign-in, named after its state (shared/broker/stateCookie.ts).
+    assert.match(start.cookie.name, /^__Host-token-broker-login-[A-Za-z0-9_-]{16}$/);
     await assert.rejects(broker.beginConnect('other', link), (e) => code(e) === 'invalid_link');
     await assert.rejects(
       broker.beginConnect('sales-mailbox', `${link.slice(0, -3)}AAA`),
