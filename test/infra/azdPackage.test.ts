@@ -183,7 +183,6 @@ void describe(
   () => {
     before(
       async () => {
-        const started = Date.now();
         const copied = copyRepository();
         assert.ok(copied > 50, `only ${copied} files copied`);
         assert.ok(
@@ -216,10 +215,20 @@ void describe(
 
         // 1. Restore (RequireRestore), 2. prepackage hooks (project-level command hook, then the service's),
         // 3. the Node framework's Package step = `npm run build`, 4. zip <project>/<dist>.
+        const phases: string[] = [];
+        let mark = Date.now();
+        const phase = (name: string) => {
+          phases.push(`${name} ${((Date.now() - mark) / 1000).toFixed(1)} s`);
+          mark = Date.now();
+        };
+        phase('copy');
         await run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund'], servicePath, 600_000);
+        phase('npm install');
         await runHook('prepackage (project)', project.hooks?.prepackage, clone);
         await runHook('prepackage (api)', service.hooks?.prepackage, servicePath);
+        phase('prepackage hooks');
         await run('npm', ['run', 'build'], servicePath);
+        phase('npm run build');
         assert.ok(
           existsSync(serviceDist) && readdirSync(serviceDist).length > 0,
           `package source '${service.dist}' is empty or does not exist (azd stops here)`,
@@ -230,6 +239,7 @@ void describe(
         await run('sh', ['-c', `zip -q -X "${zipFile}" -@ < "${list}"`], serviceDist);
         mkdirSync(unpacked);
         await run('unzip', ['-q', zipFile, '-d', unpacked], work);
+        phase('zip + unzip');
 
         const data = join(work, 'data');
         mkdirSync(data);
@@ -238,17 +248,18 @@ void describe(
           env: { BROKER_DATA_DIR: data, DEVHOST_TIMERS: 'off', DEVHOST_FUNCTION_KEY: 'replay-key' },
           readyTimeoutMs: 30_000,
         });
-        console.log(
-          `azd package replay: ${entries.length} zip entries, ready in ${Math.round((Date.now() - started) / 1000)} s`,
-        );
+        phase('dev host ready');
+        console.log(`azd package replay: ${entries.length} zip entries; ${phases.join(', ')}`);
       },
       // npm install + build take about 30 s on a warm npm cache; a slow CI machine gets room.
       { timeout: 600_000 },
     );
 
     after(async () => {
+      const stopping = Date.now();
       await host?.stop();
       rmSync(work, { recursive: true, force: true });
+      console.log(`azd package replay: teardown ${((Date.now() - stopping) / 1000).toFixed(1)} s`);
     });
 
     void it('zips a package the Functions host can load: host.json and package.json at the root, no node_modules', () => {
