@@ -197,6 +197,50 @@ function sweepRow(r: SweepResult, run: SweepRun): string {
   );
 }
 
+/** Key Vault writes per hour with and without idle connections (bench/idle.ts, run by bench/sweep.ts). */
+function idleLines(r: SweepResult, verdicts: Verdict[]): string[] {
+  const idle = r.idle;
+  const before = idle?.runs.find((x) => x.case.id === 'before');
+  const after = idle?.runs.find((x) => x.case.id === 'after');
+  if (!idle || !before || !after) return [];
+  const ratio = after.kvWrites / Math.max(1, before.kvWrites);
+  const met = after.failed === 0 && after.kvWrites <= 1.5 * idle.readShare * before.kvWrites;
+  verdicts.push({
+    benchmark: `Key Vault writes per hour, ${fmt(idle.connections)} connections, ${pct(idle.readShare)} read in the last day`,
+    result: `${fmt(after.kvWrites)} vs ${fmt(before.kvWrites)} refreshing every connection ahead = ${fmt(ratio, 2)}×`,
+    target: 'writes grow with use, not with the number of connections',
+    met,
+    by: met ? '' : `${fmt(ratio, 2)}×`,
+  });
+  const row = (run: typeof before) =>
+    `| ${run.case.label} | ${fmt(run.connections)} | ${fmt(run.readLastDay)} | ${run.sweeps} | ` +
+    `**${fmt(run.kvWrites)}** | ${fmt(run.providerRefreshes)} | ${fmt(run.kvReads)} | ${run.failed} |`;
+  return [
+    '### Writes grow with use, not with the number of connections',
+    '',
+    `One simulated hour of timer sweeps (every 5 minutes) over ${fmt(idle.connections)} connections whose access ` +
+      `tokens expire evenly over the hour; ${pct(idle.readShare)} of them were read in the last day, the others ` +
+      '2-30 days ago. The same run seeds identical data twice and sweeps it once per setting (bench/idle.ts): ' +
+      '`BROKER_IDLE_AFTER_HOURS=0` refreshes every connection ahead (the behaviour before), the default 24 keeps ' +
+      'connections nobody read for a day alive without refreshing them ahead — their next read refreshes on demand, ' +
+      'and they are still refreshed every `BROKER_KEEPALIVE_DAYS` so their refresh tokens do not lapse. The broker ' +
+      'clock is simulated (sweeps run back to back) and the double runs without throttling: this run counts, it ' +
+      'does not time. Reads are noted in memory and written as `readAt` with the next refresh (never a write per ' +
+      'read); with several instances a read on one instance reaches the sweep on another only through such a ' +
+      'write, so a connection read solely through another instance pays one on-demand refresh per idle period.',
+    '',
+    '| setting | connections | read in the last day | sweeps | Key Vault writes per hour | provider refreshes per hour | Key Vault reads | errors |',
+    '|---|---|---|---|---|---|---|---|',
+    row(before),
+    row(after),
+    '',
+    `Key Vault writes per hour: **${fmt(ratio, 2)}×** of before. With writes following use, the capacity table ` +
+      'above counts connections in use, not connections held: with ' +
+      `${pct(idle.readShare)} of them in use, one vault holds ${fmt(1 / idle.readShare, 0)}× as many.`,
+    '',
+  ];
+}
+
 /** Connections one vault keeps refreshed ahead of expiry: each refreshes once per (lifetime − margin). */
 export function vaultCapacity(writesPerSecond: number, lifetimeMin: number, marginMin: number): number {
   return Math.floor(writesPerSecond * (lifetimeMin - marginMin) * 60);
@@ -294,6 +338,7 @@ function sweepSection(r: SweepResult, verdicts: Verdict[]): string {
       'exactly what the write budget lets through in it. Connections nobody uses still cost a keep-alive write every ' +
       '`BROKER_KEEPALIVE_DAYS` (7 days: negligible).',
     '',
+    ...idleLines(r, verdicts),
     '### Past one vault (plan, not implemented)',
     '',
     `1. **Several vaults.** Spread connections over K vaults by a stable hash of the connection name (a list of ` +
@@ -410,22 +455,23 @@ function strictRotationSection(): string {
       'development runs) and how many orphaned temp files killed writes left behind (a few; they are never read as ' +
       "records, and the file store's listing removes them once they are ten minutes old).",
     '',
-    '**Limitation under strict rotation.** With providers that revoke the whole token family when a rotated token ' +
-      "is reused (rotation with reuse detection as in RFC 9700 §4.14; the demo IdP's default `'revoke-family'`, " +
-      "oidc-provider's behaviour), the broker loses the connection when the process dies, or the store write " +
-      'fails, between the IdP rotating ' +
-      'the token and the write of the new one: the store still holds the old token, the next refresh presents it, ' +
-      'the IdP answers `invalid_grant` and revokes the family, and the connection goes to `needs_reauth` until ' +
-      'someone signs in again. The same happens when the token response is lost in transit (reset after the IdP ' +
-      'processed the request) or when Key Vault rejects the write after all retries. The tests pin this down ' +
-      'deterministically (the "KNOWN LIMITATION" cases in test/reliability/crash.test.ts and kvFaults.test.ts). ' +
-      'A crash or a lost response cannot be covered by the client — the new token existed only in the response. ' +
-      'A write that fails while the process lives could be: keeping the unwritten record in memory and writing it ' +
-      "before that connection's next refresh would save the token (proposal; not implemented). Beyond that the " +
-      'mitigations are operational: alert on `refresh.needs_reauth`, keep the write path healthy, and prefer ' +
-      'providers that keep the old token valid (Microsoft) or offer a reuse grace period — FAPI 2.0 asks rotating ' +
-      'authorization servers to accept a retry with the previous token for exactly this case ' +
-      '(reference/anchors.md §6).',
+    '**Strict rotation.** With providers that revoke the whole token family when a superseded refresh token is ' +
+      "presented (rotation with reuse detection, RFC 9700 §4.14; the demo IdP's default `'revoke-family'`, " +
+      "oidc-provider's behaviour) the token the provider just issued is the only one that works. While the process " +
+      'lives, no rotation is lost: a rotated record whose store write fails (Key Vault down or throttled past the ' +
+      'retries, or the connection lease lost before the write) is kept in memory and written before that connection ' +
+      'refreshes again — the next refresh presents it, never the superseded token — and the sweep writes kept ' +
+      'records first; a refresher writes only while it still holds the lease, and never over a record with a newer ' +
+      '`revision` (shared/broker/refresher.ts; the fault tests in test/reliability/kvFaults.test.ts: write failures ' +
+      'after the rotation, a 429 storm over several connections and sweeps, a lease lost before the write: 0 ' +
+      'connections lost). What no client can cover is a process death (or a response lost in transit) between the ' +
+      "provider's answer and the write: the new token existed only there. The strict-rotation crash test checks " +
+      'connection by connection that every stored refresh token is the newest the IdP issued, or predicts the loss ' +
+      "from the IdP's token log — and the IdP then confirms exactly those losses by revoking the grant. Mitigations " +
+      'for that residue are operational: alert on `refresh.needs_reauth`, and prefer providers that keep the old ' +
+      'token valid (Microsoft) or offer a reuse grace period; the FAPI 2.0 Security Profile (§5.3.2.1, item 10) lets ' +
+      'an authorization server rotate only if a retry with the previous token succeeds when the new one was not ' +
+      'received, for exactly this case (quoted in https://bitbucket.org/openid/fapi/issues/694).',
     '',
   ].join('\n');
 }

@@ -13,23 +13,20 @@
  * against the measured budget. Later runs on the same records use a broker clock moved forward by whole hours,
  * which makes every connection due again without reseeding.
  *
- *   node bench/sweep.ts --out result.json [--sizes 1000,10000] [--configs legacy,default]
+ *   node bench/sweep.ts --out result.json [--sizes 1000,10000] [--configs single,default] [--no-idle]
+ * (`--sizes ''` runs only the idle scenario of bench/idle.ts)
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { Broker, type SweepResult as SweepResultCounts } from '../shared/broker/broker.ts';
-import { parseConfig } from '../shared/config.ts';
-import { Keyring } from '../shared/crypto.ts';
-import { createConnectionLock } from '../shared/lock/index.ts';
-import { createLogger, type Logger } from '../shared/log.ts';
-import { createProviderClient } from '../shared/oauth/provider.ts';
-import { createTransport } from '../shared/oauth/transport.ts';
+import type { SweepResult as SweepResultCounts } from '../shared/broker/broker.ts';
 import { createTokenStore } from '../shared/store/index.ts';
 import { DEFAULT_PACER, type VaultPacerOptions } from '../shared/store/vaultPacer.ts';
 import type { ConnectionRecord, TokenStore } from '../shared/store/types.ts';
+import { type IdleResult, runIdleScenario, runIdleWorker } from './idle.ts';
+import { benchBroker, BENCH_CLIENT_ID } from './lib/benchBroker.ts';
 import { kvControl, startKvProcess } from './lib/kvProcess.ts';
 import { machineInfo } from './lib/machine.ts';
 import { isMain, REPO_ROOT, runWorker, spawnReady } from './lib/proc.ts';
@@ -48,7 +45,7 @@ export const KV_BUDGET = {
   scale: BUDGET_SCALE,
 };
 const SCOPE = 'https://graph.microsoft.com/Mail.Send';
-const CLIENT_ID = 'bench-sweep-client';
+const CLIENT_ID = BENCH_CLIENT_ID;
 
 export interface SweepConfig {
   id: string;
@@ -119,6 +116,8 @@ export interface SweepResult {
   idpCalibration: { refreshesPerSecond: number; note: string };
   runs: SweepRun[];
   seedingMs: Record<string, number>;
+  /** Key Vault writes and provider refreshes per hour with and without idle connections (bench/idle.ts). */
+  idle?: IdleResult;
 }
 
 interface WorkerInput {
@@ -138,6 +137,7 @@ interface WorkerInput {
 export async function runSweepBenchmark(
   sizes: number[] = [1000, 10_000],
   configIds: string[] = DEFAULT_CONFIGS,
+  idle = true,
 ): Promise<SweepResult> {
   const tmp = await mkdtemp(join(tmpdir(), 'bench-sweep-'));
   const caFile = join(tmp, 'kv-ca.pem');
@@ -202,7 +202,23 @@ export async function runSweepBenchmark(
         offset += 2 * 3600_000;
       }
     }
+    const idleResult = idle
+      ? await runIdleScenario({
+          kv,
+          store,
+          vaultUrl: kv.vaultUrl,
+          kvToken: kv.token,
+          caFile,
+          authorityHost: idp.info.authorityHost,
+          idpControl: idp.info.control,
+          clientSecret,
+          tmp,
+          mint: (count) => mint(idp.info.control, count),
+          log,
+        })
+      : undefined;
     return {
+      ...(idleResult ? { idle: idleResult } : {}),
       kvLatency: KV_LATENCY,
       idpLatencyMs: IDP_LATENCY_MS,
       budget: KV_BUDGET,
@@ -290,51 +306,16 @@ async function seed(store: TokenStore, tokens: readonly string[]): Promise<void>
 async function runWorkerCase(input: WorkerInput): Promise<SweepRun> {
   const ca = await readFile(input.caFile, 'utf8');
   const kv = kvControl(input.vaultUrl, ca);
-  const config = parseConfig({
-    KEY_VAULT_URL: input.vaultUrl,
-    KEY_VAULT_DISABLE_CHALLENGE_RESOURCE_VERIFICATION: 'true',
-    KEY_VAULT_TEST_BEARER_TOKEN: input.kvToken,
-    BROKER_LOCK: 'memory',
-    BROKER_KEYS: randomBytes(32).toString('base64url'),
-    BROKER_PUBLIC_BASE_URL: 'https://broker.bench',
-    MICROSOFT_CLIENT_ID: CLIENT_ID,
-    MICROSOFT_CLIENT_SECRET: input.clientSecret,
-    MICROSOFT_AUTHORITY_HOST: input.authorityHost,
-    BROKER_ALLOW_INSECURE_HTTP: 'true',
-    BROKER_SWEEP_CONCURRENCY: String(input.config.concurrency),
-  });
-  // Same adapters as shared/runtime.ts buildRuntime(); only the clock and the log sinks are the benchmark's.
-  let storeRetries = 0;
-  const storeLog = createLogger({ store: 'keyvault' }, (_level, line) => {
-    if (line.startsWith('store.retry ')) storeRetries++;
-  });
-  const store = createTokenStore(config.store, {
-    logger: storeLog,
-    secretClientOptions: { tlsOptions: { ca } },
+  const { broker, store, storeRetries, close } = benchBroker({
+    ...input,
+    ca,
+    settings: {
+      BROKER_SWEEP_CONCURRENCY: String(input.config.concurrency),
+      // Every seeded connection counts as used: this run measures the sweep, not idleness (bench/idle.ts).
+      BROKER_IDLE_AFTER_HOURS: '0',
+    },
     pacer: pacerFor(input.config),
-  });
-  const transport = createTransport({ timeoutMs: config.httpTimeoutMs });
-  const providerConfig = config.providers.microsoft;
-  if (!providerConfig || !config.keys) throw new Error('bench config incomplete');
-  const provider = createProviderClient(providerConfig, {
-    fetch: transport.fetch,
-    redirectUri: config.redirectUri,
-    allowInsecureHttp: true,
-    timeoutMs: config.httpTimeoutMs,
-  });
-  const quiet: Logger = createLogger({}, () => {});
-  const now = () => Date.now() + input.clockOffsetMs;
-  const broker = new Broker({
-    store,
-    lock: createConnectionLock(config.lock),
-    providers: new Map([['microsoft', provider]]),
-    keyring: new Keyring(config.keys),
-    log: quiet,
-    publicBaseUrl: config.publicBaseUrl,
-    linkTtlSeconds: config.linkTtlSeconds,
-    policy: { marginMs: config.refreshMarginMs, keepAliveMs: config.keepAliveMs },
-    sweepConcurrency: config.sweepConcurrency,
-    now,
+    now: () => Date.now() + input.clockOffsetMs,
   });
 
   await post(`${input.idpControl}/latency?ms=${IDP_LATENCY_MS}`);
@@ -371,7 +352,7 @@ async function runWorkerCase(input: WorkerInput): Promise<SweepRun> {
     refreshGrants: number;
     failed: number;
   };
-  await transport.close();
+  await close();
   const kvAccepted = counters.total - counters.throttled - counters.faulted;
   const kvWrites = counters.set - counters.throttledWrites;
   // The binding budget decides the floor: writes at writeLimit per window, everything else at limit.
@@ -399,7 +380,7 @@ async function runWorkerCase(input: WorkerInput): Promise<SweepRun> {
     refreshed: result.refreshed,
     failed: result.failed,
     skipped: result.skipped,
-    storeRetries,
+    storeRetries: storeRetries(),
     idpRefreshGrants: idpStats.refreshGrants,
     idpFailed: idpStats.failed,
     peakRssMiB: Math.round(peakRss / 1024 / 1024),
@@ -419,16 +400,22 @@ if (isMain(import.meta.url)) {
     options: {
       out: { type: 'string' },
       worker: { type: 'string' },
+      'idle-worker': { type: 'string' },
+      'no-idle': { type: 'boolean', default: false },
       sizes: { type: 'string', default: '1000,10000' },
       configs: { type: 'string', default: DEFAULT_CONFIGS.join(',') },
     },
   });
   if (!values.out) throw new Error('--out is required');
-  if (values.worker) {
+  if (values['idle-worker']) {
+    const run = await runIdleWorker(JSON.parse(values['idle-worker']) as Parameters<typeof runIdleWorker>[0]);
+    await writeFile(values.out, JSON.stringify(run));
+  } else if (values.worker) {
     const run = await runWorkerCase(JSON.parse(values.worker) as WorkerInput);
     await writeFile(values.out, JSON.stringify(run));
   } else {
-    const result = await runSweepBenchmark(values.sizes.split(',').map(Number), values.configs.split(','));
+    const sizes = values.sizes.split(',').filter(Boolean).map(Number);
+    const result = await runSweepBenchmark(sizes, values.configs.split(','), !values['no-idle']);
     await writeFile(values.out, JSON.stringify({ machine: machineInfo(), result }, null, 2));
   }
 }
