@@ -12,6 +12,7 @@ export default tseslint.config(
       '.data/',
       '.devhost/',
       'coverage/',
+      '.stryker-tmp/',
       'clients/node/src/schema.ts',
     ],
   },
