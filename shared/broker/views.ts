@@ -24,7 +24,16 @@ export interface ConnectionView {
   grantExpiresAt?: string;
   failures: number;
   nextAttemptAt?: string;
-  lastError?: { code: string; providerError?: string; providerCodes?: number[]; at: string };
+  lastError?: {
+    code: string;
+    providerError?: string;
+    providerCodes?: number[];
+    /** Why a person must sign in (`needs_reauth`): `interaction` still serves the token it holds until expiry. */
+    cause?: 'revoked' | 'interaction' | 'consent';
+    at: string;
+  };
+  /** Microsoft sent a claims challenge; the next connect link carries it. */
+  claimsChallenge?: boolean;
 }
 
 const iso = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms).toISOString());
@@ -62,7 +71,9 @@ export function connectionView(record: ConnectionRecord): ConnectionView {
     view.lastError = { code: record.lastError.code, at: new Date(record.lastError.at).toISOString() };
     if (record.lastError.providerError) view.lastError.providerError = record.lastError.providerError;
     if (record.lastError.providerCodes) view.lastError.providerCodes = [...record.lastError.providerCodes];
+    if (record.lastError.cause) view.lastError.cause = record.lastError.cause;
   }
+  if (record.claims !== undefined) view.claimsChallenge = true;
   return view;
 }
 

@@ -51,10 +51,20 @@ export const connectionViewSchema = z
         code: z.string(),
         providerError: z.string().optional(),
         providerCodes: z.array(z.number().int()).optional(),
+        cause: z
+          .enum(['revoked', 'interaction', 'consent'])
+          .optional()
+          .describe(
+            'needs_reauth only: revoked and consent withhold a still-valid token; interaction (MFA, Conditional Access) serves it until it expires',
+          ),
         at: isoTime,
       })
       .strict()
       .optional(),
+    claimsChallenge: z
+      .boolean()
+      .optional()
+      .describe('Microsoft sent a claims challenge; the next connect link carries it to the sign-in'),
   })
   .strict()
   .describe("One connection's status. Never contains a token.");

@@ -613,6 +613,13 @@ void describe(`Microsoft error shapes (${ROWS.length} documented answers) agains
 
       // Claims challenges travel into the next connect link's authorize request, and the sign-in clears them.
       const claims = row.shape.claims;
+      // The connection view tells the administrator why, without the challenge itself.
+      const view = await h.secretBroker.getConnection(name);
+      assert.equal(view.claimsChallenge, claims ? true : undefined);
+      if (row.status === 'needs_reauth') {
+        const consent = row.shape.error === 'consent_required' || row.shape.suberror === 'consent_required';
+        assert.equal(view.lastError?.cause, row.served ? 'interaction' : consent ? 'consent' : 'revoked');
+      }
       if (claims) {
         assert.equal(after.claims, claims);
         h.idp.clearFaults();

@@ -327,11 +327,18 @@ export interface components {
                 providerError?: string;
                 providerCodes?: number[];
                 /**
+                 * @description needs_reauth only: revoked and consent withhold a still-valid token; interaction (MFA, Conditional Access) serves it until it expires
+                 * @enum {string}
+                 */
+                cause?: "revoked" | "interaction" | "consent";
+                /**
                  * Format: date-time
                  * @description RFC 3339 time
                  */
                 at: string;
             };
+            /** @description Microsoft sent a claims challenge; the next connect link carries it to the sign-in */
+            claimsChallenge?: boolean;
         };
         ConnectionSummary: {
             connection: string;
