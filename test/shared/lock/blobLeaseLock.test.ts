@@ -165,6 +165,19 @@ void describe('blob lease lock', () => {
     assert.ok(Date.now() - started < 5000);
   });
 
+  void test('held() is true while the lease is ours and false once a renewal is refused (lease broken)', async () => {
+    const lock = instance({ renewIntervalMs: 50 });
+    assert.equal(lock.held('broken-lease'), false, 'not held outside withLock');
+    await lock.withLock('broken-lease', async () => {
+      assert.equal(lock.held('broken-lease'), true);
+      await blobOf('broken-lease').getBlobLeaseClient().breakLease(0);
+      // The next renewal (every 50 ms) is refused: from then on a writer must not write.
+      for (let i = 0; i < 100 && lock.held('broken-lease'); i++) await sleep(20);
+      assert.equal(lock.held('broken-lease'), false);
+    });
+    assert.ok(logs.some((l) => l.startsWith('lock.lease_lost') && l.includes('broken-lease')));
+  });
+
   // The two slow cases (each bounded by the 15 s minimum lease) run side by side.
   void describe('lease lifetime', { concurrency: true }, () => {
     void test('renewal keeps the lease while fn runs longer than the lease duration', async () => {
