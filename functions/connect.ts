@@ -11,11 +11,9 @@ import { pageHandler } from '../shared/functionKit.ts';
 import { parseFormBody, parseParams, parseQuery, readCookie } from '../shared/http.ts';
 import { consentPage, consentPageHeaders, pageResponse } from '../shared/pages.ts';
 import { getRuntime } from '../shared/runtime.ts';
-import { connectionParams } from '../shared/schemas.ts';
+import { connectConsentForm as form, connectionParams, connectLinkValue } from '../shared/schemas.ts';
 
-const link = z.string().min(10).max(2048);
-const query = z.object({ link }).strict();
-const form = z.object({ link, consent: z.string().min(10).max(1024) }).strict();
+const query = z.object({ link: connectLinkValue }).strict();
 
 const cookieBase = { path: '/', secure: true, httpOnly: true } as const;
 

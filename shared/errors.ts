@@ -29,7 +29,6 @@ export const ERROR_CODES = {
   length_required: 411,
   unsupported_media_type: 415,
   store_unavailable: 503,
-  store_conflict: 409,
   record_too_large: 507,
   secret_disabled: 409,
   lock_timeout: 503,

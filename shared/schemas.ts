@@ -56,6 +56,14 @@ export const scopeQueryValue = z
   .max(2048)
   .regex(/^[\x21\x23-\x5B\x5D-\x7E]+( [\x21\x23-\x5B\x5D-\x7E]+)*$/, 'must be space-separated scope tokens');
 
+/** The value of a connect link's `link` parameter (a signed token; checked by the broker, not here). */
+export const connectLinkValue = z.string().min(10).max(2048);
+
+/** `POST connect/{connection}`: the consent page's Continue (the link and the page's CSRF token). */
+export const connectConsentForm = z
+  .object({ link: connectLinkValue, consent: z.string().min(10).max(1024) })
+  .strict();
+
 /** `POST manage/connections/{connection}/link`: how long the link lives (default 15 minutes). */
 export const linkBody = z
   .object({

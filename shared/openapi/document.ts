@@ -6,7 +6,15 @@
  */
 import { z } from 'zod';
 import { ERROR_CODES, type ErrorCode } from '../errors.ts';
-import { connectionSettingsBody, importBody, linkBody, scopeQueryValue, connectionName } from '../schemas.ts';
+import {
+  connectConsentForm,
+  connectLinkValue,
+  connectionName,
+  connectionSettingsBody,
+  importBody,
+  linkBody,
+  scopeQueryValue,
+} from '../schemas.ts';
 import { BROKER_VERSION } from '../version.ts';
 import {
   accessTokenSchema,
@@ -29,7 +37,7 @@ interface Operation {
   summary: string;
   auth: Auth;
   query?: Record<string, { schema: z.ZodType; description: string; required?: boolean }>;
-  body?: { ref: string; required: boolean };
+  body?: { ref: string; required: boolean; media?: string };
   /** Success answers: a component name, `html` (a page for people), `asset`, `redirect` or `empty`. */
   ok: Record<number, string>;
   errors: ErrorCode[];
@@ -58,7 +66,7 @@ const REFRESHING: ErrorCode[] = [
   'lock_timeout',
   'record_too_large',
 ];
-const BODY: ErrorCode[] = ['payload_too_large', 'unsupported_media_type'];
+const BODY: ErrorCode[] = ['payload_too_large', 'unsupported_media_type', 'length_required'];
 
 const CONNECTION = '/manage/connections/{connection}';
 const OPERATIONS: Operation[] = [
@@ -169,7 +177,7 @@ const OPERATIONS: Operation[] = [
       },
     },
     ok: { 200: 'AccessToken' },
-    errors: [...KEYED, ...REFRESHING, 'scope_not_granted', 'identity_mismatch'],
+    errors: [...KEYED, ...REFRESHING, 'scope_not_granted', 'resource_needs_reauth', 'identity_mismatch'],
   },
   {
     method: 'get',
@@ -177,11 +185,28 @@ const OPERATIONS: Operation[] = [
     operationId: 'openConnectLink',
     summary: 'Where a connect link leads the account owner (a page for people, not for programs)',
     auth: 'link',
-    query: {
-      link: { schema: z.string().min(10).max(2048), description: 'The signed link value', required: true },
-    },
-    ok: { 200: 'html', 302: 'redirect' },
+    query: { link: { schema: connectLinkValue, description: 'The signed link value', required: true } },
+    ok: { 200: 'html' },
     errors: ['invalid_request', 'invalid_link', 'unknown_connection', 'config_error', 'internal_error'],
+  },
+  {
+    method: 'post',
+    path: '/connect/{connection}',
+    operationId: 'continueConnect',
+    summary:
+      'The consent page’s Continue: checks its CSRF token, then sends the browser to the provider’s sign-in',
+    auth: 'link',
+    body: { ref: 'ConnectConsentForm', required: true, media: 'application/x-www-form-urlencoded' },
+    ok: { 303: 'redirect' },
+    errors: [
+      'invalid_request',
+      'invalid_state',
+      'invalid_link',
+      'unknown_connection',
+      ...BODY,
+      'config_error',
+      'internal_error',
+    ],
   },
   {
     method: 'get',
@@ -257,7 +282,12 @@ function components(): Json {
   };
   return {
     ...toSchemas(
-      { ConnectionSettings: connectionSettingsBody, LinkRequest: linkBody, ImportRequest: importBody },
+      {
+        ConnectionSettings: connectionSettingsBody,
+        LinkRequest: linkBody,
+        ImportRequest: importBody,
+        ConnectConsentForm: connectConsentForm,
+      },
       'input',
     ),
     ...toSchemas(
@@ -378,7 +408,11 @@ function operation(op: Operation): Json {
       ? {
           requestBody: {
             required: op.body.required,
-            content: { 'application/json': { schema: { $ref: `#/components/schemas/${op.body.ref}` } } },
+            content: {
+              [op.body.media ?? 'application/json']: {
+                schema: { $ref: `#/components/schemas/${op.body.ref}` },
+              },
+            },
           },
         }
       : {}),

@@ -165,7 +165,8 @@ export interface paths {
         /** Where a connect link leads the account owner (a page for people, not for programs) */
         get: operations["openConnectLink"];
         put?: never;
-        post?: never;
+        /** The consent page’s Continue: checks its CSRF token, then sends the browser to the provider’s sign-in */
+        post: operations["continueConnect"];
         delete?: never;
         options?: never;
         head?: never;
@@ -262,6 +263,10 @@ export interface components {
         };
         ImportRequest: {
             refreshToken: string;
+        };
+        ConnectConsentForm: {
+            link: string;
+            consent: string;
         };
         /** @description One connection's status. Never contains a token. */
         ConnectionView: {
@@ -425,7 +430,7 @@ export interface components {
              * @description Stable machine-readable error code
              * @enum {string}
              */
-            code: "invalid_request" | "unknown_connection" | "connection_not_connected" | "connection_needs_reauth" | "resource_needs_reauth" | "connection_error" | "provider_unavailable" | "provider_error" | "provider_denied" | "provider_misconfigured" | "invalid_link" | "invalid_state" | "identity_mismatch" | "unauthorized" | "invalid_token" | "forbidden" | "insufficient_scope" | "scope_not_granted" | "payload_too_large" | "length_required" | "unsupported_media_type" | "store_unavailable" | "store_conflict" | "record_too_large" | "secret_disabled" | "lock_timeout" | "config_error" | "internal_error";
+            code: "invalid_request" | "unknown_connection" | "connection_not_connected" | "connection_needs_reauth" | "resource_needs_reauth" | "connection_error" | "provider_unavailable" | "provider_error" | "provider_denied" | "provider_misconfigured" | "invalid_link" | "invalid_state" | "identity_mismatch" | "unauthorized" | "invalid_token" | "forbidden" | "insufficient_scope" | "scope_not_granted" | "payload_too_large" | "length_required" | "unsupported_media_type" | "store_unavailable" | "record_too_large" | "secret_disabled" | "lock_timeout" | "config_error" | "internal_error";
         };
         /** @description An OpenAPI 3.1 document */
         OpenApiDocument: Record<string, never>;
@@ -844,6 +849,20 @@ export interface operations {
                     };
                 };
             };
+            /** @description Problem: length_required */
+            411: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {unknown} */
+                        code?: "length_required";
+                        /** @constant */
+                        status?: 411;
+                    };
+                };
+            };
             /** @description Problem: payload_too_large */
             413: {
                 headers: {
@@ -1101,6 +1120,20 @@ export interface operations {
                         code?: "unknown_connection";
                         /** @constant */
                         status?: 404;
+                    };
+                };
+            };
+            /** @description Problem: length_required */
+            411: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {unknown} */
+                        code?: "length_required";
+                        /** @constant */
+                        status?: 411;
                     };
                 };
             };
@@ -1408,6 +1441,20 @@ export interface operations {
                     };
                 };
             };
+            /** @description Problem: length_required */
+            411: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {unknown} */
+                        code?: "length_required";
+                        /** @constant */
+                        status?: 411;
+                    };
+                };
+            };
             /** @description Problem: payload_too_large */
             413: {
                 headers: {
@@ -1575,7 +1622,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Problem: connection_error, connection_needs_reauth, connection_not_connected, secret_disabled */
+            /** @description Problem: connection_error, connection_needs_reauth, connection_not_connected, resource_needs_reauth, secret_disabled */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -1583,7 +1630,7 @@ export interface operations {
                 content: {
                     "application/problem+json": components["schemas"]["Problem"] & {
                         /** @enum {unknown} */
-                        code?: "connection_error" | "connection_needs_reauth" | "connection_not_connected" | "secret_disabled";
+                        code?: "connection_error" | "connection_needs_reauth" | "connection_not_connected" | "resource_needs_reauth" | "secret_disabled";
                         /** @constant */
                         status?: 409;
                     };
@@ -1672,14 +1719,6 @@ export interface operations {
                     "text/html": string;
                 };
             };
-            /** @description Redirect to the provider’s sign-in */
-            302: {
-                headers: {
-                    Location?: string;
-                    [name: string]: unknown;
-                };
-                content?: never;
-            };
             /** @description Problem: invalid_request */
             400: {
                 headers: {
@@ -1719,6 +1758,130 @@ export interface operations {
                         code?: "unknown_connection";
                         /** @constant */
                         status?: 404;
+                    };
+                };
+            };
+            /** @description Problem: config_error, internal_error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {unknown} */
+                        code?: "config_error" | "internal_error";
+                        /** @constant */
+                        status?: 500;
+                    };
+                };
+            };
+        };
+    };
+    continueConnect: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The connection name: the parameter name callers use */
+                connection: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/x-www-form-urlencoded": components["schemas"]["ConnectConsentForm"];
+            };
+        };
+        responses: {
+            /** @description Redirect to the provider’s sign-in */
+            303: {
+                headers: {
+                    Location?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Problem: invalid_request, invalid_state */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {unknown} */
+                        code?: "invalid_request" | "invalid_state";
+                        /** @constant */
+                        status?: 400;
+                    };
+                };
+            };
+            /** @description Problem: invalid_link */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {unknown} */
+                        code?: "invalid_link";
+                        /** @constant */
+                        status?: 403;
+                    };
+                };
+            };
+            /** @description Problem: unknown_connection */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {unknown} */
+                        code?: "unknown_connection";
+                        /** @constant */
+                        status?: 404;
+                    };
+                };
+            };
+            /** @description Problem: length_required */
+            411: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {unknown} */
+                        code?: "length_required";
+                        /** @constant */
+                        status?: 411;
+                    };
+                };
+            };
+            /** @description Problem: payload_too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {unknown} */
+                        code?: "payload_too_large";
+                        /** @constant */
+                        status?: 413;
+                    };
+                };
+            };
+            /** @description Problem: unsupported_media_type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {unknown} */
+                        code?: "unsupported_media_type";
+                        /** @constant */
+                        status?: 415;
                     };
                 };
             };
