@@ -51,7 +51,8 @@ describe('connect → callback → token → refresh, through the dev host', () 
     const [cookie] = res.headers.getSetCookie().filter((c) => c.startsWith('__Host-token-broker-login-'));
     assert.match(
       cookie ?? '',
-      /^__Host-token-broker-login-[A-Za-z0-9_-]{16}=[^;]+; max-age=600; path=\/; secure; samesite=lax; httponly$/,
+      // HTTP streams: the library writes cookies itself with the `cookie` package (no ASP.NET lower-casing)
+      /^__Host-token-broker-login-[A-Za-z0-9_-]{16}=[^;]+; Max-Age=600; Path=\/; HttpOnly; Secure; SameSite=Lax$/,
     );
   });
 
@@ -63,7 +64,7 @@ describe('connect → callback → token → refresh, through the dev host', () 
     assert.match(out.callbackBody, /Your account is connected/);
     assert.match(
       out.callback.headers.getSetCookie()[0] ?? '',
-      /^__Host-token-broker-login-[A-Za-z0-9_-]{16}=; max-age=0/,
+      /^__Host-token-broker-login-[A-Za-z0-9_-]{16}=; Max-Age=0/,
     );
     assert.equal((await h.record('alpha'))?.status, 'active');
     const status = await h.api('GET', 'manage/connections/alpha');
