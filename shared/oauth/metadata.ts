@@ -49,7 +49,10 @@ export interface MetadataDeps {
 
 /** The setting a metadata problem is reported against. */
 export function issuerSetting(config: ProviderConfig): string {
-  return config.kind === 'microsoft' ? 'MICROSOFT_TENANT' : `BROKER_PROVIDERS.${config.name}.issuer`;
+  // Microsoft's document is found from both settings: a wrong host or a wrong tenant both end up here.
+  return config.kind === 'microsoft'
+    ? 'MICROSOFT_TENANT and MICROSOFT_AUTHORITY_HOST'
+    : `BROKER_PROVIDERS.${config.name}.issuer`;
 }
 
 function misconfigured(config: ProviderConfig, what: string, detail: string, cause?: unknown): BrokerError {

@@ -151,6 +151,29 @@ describe('Microsoft issuers from discovery', () => {
     }
   });
 
+  it('a tenant Microsoft does not know is a configuration mistake naming MICROSOFT_TENANT, not a session error', async () => {
+    const idp = await startDemoIdp({
+      quiet: true,
+      clients: [{ clientId: 'c', clientSecret: SECRET, redirectUris: ['https://broker.test/api/callback'] }],
+    });
+    try {
+      const broker = brokerFor('nosuch.example', idp.origin, 'c', SECRET);
+      await broker.upsertConnection('unknown-tenant', { provider: 'microsoft', scopes: [] });
+      const { url } = await broker.createLink('unknown-tenant');
+      await assert.rejects(
+        broker.beginConnect('unknown-tenant', new URL(url).searchParams.get('link') ?? ''),
+        (e) => {
+          assert.ok(e instanceof BrokerError);
+          assert.equal(e.code, 'provider_misconfigured');
+          assert.match(e.message, /MICROSOFT_TENANT/);
+          return true;
+        },
+      );
+    } finally {
+      await idp.close();
+    }
+  });
+
   it('an authority alias host works: the issuer comes from the document, not from the host configured', async () => {
     const secret = randomBytes(24).toString('base64url');
     const idp = await startDemoIdp({
