@@ -336,7 +336,8 @@ function successResponse(status: number, kind: string): Json {
   };
 }
 
-function errorResponses(codes: readonly ErrorCode[]): Record<string, Json> {
+/** Problem answers by status; page routes answer a browser (Accept: text/html) with an error page instead. */
+function errorResponses(codes: readonly ErrorCode[], page: boolean): Record<string, Json> {
   const byStatus = new Map<number, Set<ErrorCode>>();
   for (const code of codes) {
     const status = ERROR_CODES[code];
@@ -357,6 +358,7 @@ function errorResponses(codes: readonly ErrorCode[]): Record<string, Json> {
             ],
           },
         },
+        ...(page ? { 'text/html': { schema: { type: 'string' } } } : {}),
       },
     };
   }
@@ -386,7 +388,7 @@ function operation(op: Operation): Json {
   const responses: Record<string, Json> = {};
   for (const [status, kind] of Object.entries(op.ok))
     responses[status] = successResponse(Number(status), kind);
-  Object.assign(responses, errorResponses(op.errors));
+  Object.assign(responses, errorResponses(op.errors, op.auth === 'link' || op.auth === 'cookie'));
   if (op.auth === 'admin' || op.auth === 'caller')
     responses['401'] ??= {
       description: 'The function key is missing or wrong (the host answers without a body)',

@@ -1731,6 +1731,7 @@ export interface operations {
                         /** @constant */
                         status?: 400;
                     };
+                    "text/html": string;
                 };
             };
             /** @description Problem: invalid_link */
@@ -1745,6 +1746,7 @@ export interface operations {
                         /** @constant */
                         status?: 403;
                     };
+                    "text/html": string;
                 };
             };
             /** @description Problem: unknown_connection */
@@ -1759,6 +1761,7 @@ export interface operations {
                         /** @constant */
                         status?: 404;
                     };
+                    "text/html": string;
                 };
             };
             /** @description Problem: config_error, internal_error */
@@ -1773,6 +1776,7 @@ export interface operations {
                         /** @constant */
                         status?: 500;
                     };
+                    "text/html": string;
                 };
             };
         };
@@ -1813,6 +1817,7 @@ export interface operations {
                         /** @constant */
                         status?: 400;
                     };
+                    "text/html": string;
                 };
             };
             /** @description Problem: invalid_link */
@@ -1827,6 +1832,7 @@ export interface operations {
                         /** @constant */
                         status?: 403;
                     };
+                    "text/html": string;
                 };
             };
             /** @description Problem: unknown_connection */
@@ -1841,6 +1847,7 @@ export interface operations {
                         /** @constant */
                         status?: 404;
                     };
+                    "text/html": string;
                 };
             };
             /** @description Problem: length_required */
@@ -1855,6 +1862,7 @@ export interface operations {
                         /** @constant */
                         status?: 411;
                     };
+                    "text/html": string;
                 };
             };
             /** @description Problem: payload_too_large */
@@ -1869,6 +1877,7 @@ export interface operations {
                         /** @constant */
                         status?: 413;
                     };
+                    "text/html": string;
                 };
             };
             /** @description Problem: unsupported_media_type */
@@ -1883,6 +1892,7 @@ export interface operations {
                         /** @constant */
                         status?: 415;
                     };
+                    "text/html": string;
                 };
             };
             /** @description Problem: config_error, internal_error */
@@ -1897,6 +1907,7 @@ export interface operations {
                         /** @constant */
                         status?: 500;
                     };
+                    "text/html": string;
                 };
             };
         };
@@ -2043,6 +2054,7 @@ export interface operations {
                         /** @constant */
                         status?: 400;
                     };
+                    "text/html": string;
                 };
             };
             /** @description Problem: identity_mismatch */
@@ -2057,6 +2069,7 @@ export interface operations {
                         /** @constant */
                         status?: 403;
                     };
+                    "text/html": string;
                 };
             };
             /** @description Problem: config_error, internal_error */
@@ -2071,6 +2084,7 @@ export interface operations {
                         /** @constant */
                         status?: 500;
                     };
+                    "text/html": string;
                 };
             };
             /** @description Problem: provider_error, provider_misconfigured */
@@ -2085,6 +2099,7 @@ export interface operations {
                         /** @constant */
                         status?: 502;
                     };
+                    "text/html": string;
                 };
             };
             /** @description Problem: provider_unavailable, store_unavailable */
@@ -2100,6 +2115,7 @@ export interface operations {
                         /** @constant */
                         status?: 503;
                     };
+                    "text/html": string;
                 };
             };
             /** @description Problem: record_too_large */
@@ -2114,6 +2130,7 @@ export interface operations {
                         /** @constant */
                         status?: 507;
                     };
+                    "text/html": string;
                 };
             };
         };
