@@ -4,6 +4,7 @@ import { keyIdOf } from '../../shared/config.ts';
 import { Keyring, signToken } from '../../shared/crypto.ts';
 import { type BrokerHost, startBrokerHost } from '../support/brokerHost.ts';
 import { startConnect } from '../support/connectPage.ts';
+import { installContractCheck } from '../support/contract.ts';
 
 let h: BrokerHost;
 let keyring: Keyring;
@@ -18,9 +19,16 @@ before(async () => {
     expectedIdentity: { username: 'megan@demo.example' },
   });
 });
+// Every answer this suite sees must fit the OpenAPI document (test/support/contract.ts).
+const contract = installContractCheck();
 after(async () => {
-  await h.assertNoSecretsInLogs();
-  await h.close();
+  contract.uninstall();
+  try {
+    await h.assertNoSecretsInLogs();
+  } finally {
+    await h.close();
+  }
+  contract.assertAllValid();
 });
 
 /** Everything the store holds, by connection: revision and status. Bad input must leave it unchanged. */

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { type BrokerHost, startBrokerHost } from '../support/brokerHost.ts';
+import { installContractCheck } from '../support/contract.ts';
 import { startConnect } from '../support/connectPage.ts';
 
 // Access tokens live 308 s and the refresh margin is 300 s: a token is fresh for 8 s, then due. The window is
@@ -12,9 +13,16 @@ let h: BrokerHost;
 before(async () => {
   h = await startBrokerHost({ idp: { accessTokenTtlSeconds: 308 } });
 });
+// Every answer this suite sees must fit the OpenAPI document (test/support/contract.ts).
+const contract = installContractCheck();
 after(async () => {
-  await h.assertNoSecretsInLogs();
-  await h.close();
+  contract.uninstall();
+  try {
+    await h.assertNoSecretsInLogs();
+  } finally {
+    await h.close();
+  }
+  contract.assertAllValid();
 });
 
 async function token(name: string) {
