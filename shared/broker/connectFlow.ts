@@ -229,6 +229,22 @@ export class ConnectFlow {
   }
 }
 
+/** True when the verified identity matches every part of the expected one that is set (or none is set). */
+export function identityMatches(
+  expected: ConnectionSettings['expectedIdentity'],
+  actual: ConnectedIdentity | undefined,
+): boolean {
+  if (!expected || (!expected.tenantId && !expected.objectId && !expected.username)) return true;
+  const same = (a: string | undefined, b: string | undefined) =>
+    a !== undefined && b !== undefined && constantTimeEqual(a.toLowerCase(), b.toLowerCase());
+  return (
+    actual !== undefined &&
+    (!expected.tenantId || same(expected.tenantId, actual.tenantId)) &&
+    (!expected.objectId || same(expected.objectId, actual.objectId)) &&
+    (!expected.username || same(expected.username, actual.username))
+  );
+}
+
 /** Throws unless the verified identity matches every part of the expected one that is set. */
 export function checkIdentity(
   expected: ConnectionSettings['expectedIdentity'],

@@ -9,6 +9,7 @@ import { ProviderFailure, type TokenResult } from '../oauth/provider.ts';
 import type { ConnectionRecord, ConnectionSettings } from '../store/types.ts';
 import { assertConnectionName } from '../store/validate.ts';
 import type { BrokerContext } from './context.ts';
+import { checkIdentity, identityMatches } from './connectFlow.ts';
 import { connected, mustGet, providerFor, unknownConnection } from './records.ts';
 import { type ConnectionSummary, type ConnectionView, connectionView, summaryView } from './views.ts';
 
@@ -31,7 +32,7 @@ export class Connections {
     // Not collapsed by single flight: two different PUTs must both apply, in lock order.
     return ctx.lock.withLock(name, async () => {
       const existing = await ctx.store.get(name);
-      const record = settingsApplied(existing, name, normalised, ctx.now());
+      const record = pinHeld(settingsApplied(existing, name, normalised, ctx.now()), ctx.now());
       await ctx.store.put(record);
       ctx.cache.forget(name);
       await announce(ctx, existing, record);
@@ -71,9 +72,11 @@ export class Connections {
     const ctx = this.#ctx;
     const record = await mustGet(ctx.store, name);
     const provider = providerFor(ctx.providers, record.settings.provider);
+    const pinned = isPinned(record.settings.expectedIdentity);
     let result: TokenResult;
     try {
-      result = await provider.refresh(refreshToken, record.settings.scopes);
+      // A pinned connection takes only a grant that proves, by a verified id_token, to be the pinned account's.
+      result = await provider.refresh(refreshToken, record.settings.scopes, pinned ? { identity: true } : {});
     } catch (err) {
       if (err instanceof ProviderFailure && err.failure.kind === 'reauth') {
         throw new BrokerError(
@@ -87,9 +90,19 @@ export class Connections {
       }
       throw err;
     }
+    checkIdentity(record.settings.expectedIdentity, result.identity, name);
     const updated = await ctx.lock.withLock(name, async () => {
       const latest = (await ctx.store.get(name)) ?? record;
-      const next = connected(latest, result, refreshToken, ctx.now(), latest.settings.scopes, undefined);
+      // The pin may have changed while the provider answered.
+      checkIdentity(latest.settings.expectedIdentity, result.identity, name);
+      const next = connected(
+        latest,
+        result,
+        refreshToken,
+        ctx.now(),
+        latest.settings.scopes,
+        result.identity,
+      );
       await ctx.store.put(next);
       return { before: latest, next };
     });
@@ -98,6 +111,28 @@ export class Connections {
     ctx.log.info('connection.imported', { connection: name, provider: record.settings.provider });
     return connectionView(updated.next);
   }
+}
+
+function isPinned(pin: ConnectionSettings['expectedIdentity']): boolean {
+  return Boolean(pin && (pin.tenantId || pin.objectId || pin.username));
+}
+
+/**
+ * A pin holds at every moment: saving a pin that the connected account does not match (or a connection whose
+ * account was never verified, e.g. an import before the pin) withholds its tokens at once — they are dropped,
+ * the status says `needs_reauth` with `identity_mismatch`, and only a sign-in by the pinned account restores it.
+ */
+export function pinHeld(record: ConnectionRecord, now: number): ConnectionRecord {
+  const pin = record.settings.expectedIdentity;
+  if (!record.tokens || !isPinned(pin) || identityMatches(pin, record.identity)) return record;
+  const next: ConnectionRecord = {
+    ...record,
+    status: 'needs_reauth',
+    lastError: { code: 'identity_mismatch', cause: 'revoked', at: now },
+  };
+  delete next.tokens;
+  delete next.nextAttemptAt;
+  return next;
 }
 
 /** The record after an admin saves `settings`: new, or changed in place (a provider change drops tokens). */

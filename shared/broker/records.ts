@@ -44,7 +44,8 @@ export function providerFor(providers: ReadonlyMap<string, ProviderClient>, name
 
 /** Throws the answer a caller gets for a connection that cannot serve tokens. */
 export function assertUsable(record: ConnectionRecord): void {
-  if (record.status === 'pending' || !record.tokens) throw notConnected();
+  if (record.status === 'pending') throw notConnected();
+  // Before the token check: a pin mismatch drops the tokens and must still read as "sign in again".
   if (record.status === 'needs_reauth') {
     throw new BrokerError(
       'connection_needs_reauth',
@@ -61,6 +62,7 @@ export function assertUsable(record: ConnectionRecord): void {
       { fields: { connection: record.connection, providerError: record.lastError?.providerError } },
     );
   }
+  if (!record.tokens) throw notConnected();
 }
 
 export function withoutTokens(record: ConnectionRecord): ConnectionRecord {

@@ -67,7 +67,14 @@ export interface ProviderClient {
   authorizationUrl(params: AuthorizationParams): URL | Promise<URL>;
   redeemCode(params: RedeemParams): Promise<TokenResult>;
   /** `scopes` undefined → the connection's primary token; otherwise a token for exactly those scopes. */
-  refresh(refreshToken: string, scopes: readonly string[]): Promise<TokenResult>;
+  refresh(
+    refreshToken: string,
+    scopes: readonly string[],
+    opts?: {
+      /** Also ask for and verify an id_token (OpenID providers), so `identity` says whose grant this is. */
+      identity?: boolean;
+    },
+  ): Promise<TokenResult>;
 }
 
 /** What a caller is told for each kind of provider failure. A refused sign-in code is not a broken connection. */
@@ -371,11 +378,16 @@ export function createProviderClient(config: ProviderConfig, deps: ProviderDeps)
       });
     },
 
-    async refresh(refreshToken, scopes) {
+    async refresh(refreshToken, scopes, opts = {}) {
       const md = await metadata();
+      const proveIdentity = opts.identity === true && oidc;
       return callToken('refresh', async () => {
         const additionalParameters = new URLSearchParams(extraToken);
-        const scope = tokenScopes(scopes);
+        // Identity proof (import on a pinned connection): an id_token as at sign-in, verified the same way
+        // except for the nonce, which belongs to a sign-in this refresh never had.
+        const scope = [...(proveIdentity ? ['openid', 'profile'] : []), tokenScopes(scopes)]
+          .filter((x) => x.length > 0)
+          .join(' ');
         if (scope.length > 0) additionalParameters.set('scope', scope);
         const response = await oauth.refreshTokenGrantRequest(md.as, client, clientAuth, refreshToken, {
           ...requestOptions,
@@ -383,7 +395,11 @@ export function createProviderClient(config: ProviderConfig, deps: ProviderDeps)
         });
         const issuer = await issuerFor(md, response);
         const result = await oauth.processRefreshTokenResponse(withIssuer(md, issuer), client, response);
-        return toTokenResult(result, undefined, scopes, defaultExpiresIn);
+        const claims =
+          proveIdentity && result.id_token && issuer
+            ? await verifyIdToken(md, result.id_token, issuer, undefined)
+            : undefined;
+        return toTokenResult(result, claims, scopes, defaultExpiresIn);
       });
     },
   };
