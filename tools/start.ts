@@ -12,6 +12,7 @@ import { dirname, join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { freePort } from './net.ts';
+import { bannerConnection } from './startBanner.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 // One clear line on a Node.js below package.json "engines" (npm's `prestart` runs the same check first).
@@ -25,19 +26,6 @@ if (nodeProblem) {
 }
 const DEMO_CONNECTION = 'demo-mailbox';
 const DEMO_SCOPES = ['https://graph.microsoft.com/Mail.Send'];
-
-/** The connection body the banner suggests: Microsoft when it is configured, else the first generic provider
- * (with its own default scopes). */
-function bannerConnection(): string {
-  if (settings.MICROSOFT_CLIENT_ID) return JSON.stringify({ provider: 'microsoft', scopes: DEMO_SCOPES });
-  let first: string | undefined;
-  try {
-    first = Object.keys(JSON.parse(settings.BROKER_PROVIDERS ?? '{}') as Record<string, unknown>)[0];
-  } catch {
-    first = undefined; // the broker itself reports a malformed BROKER_PROVIDERS
-  }
-  return JSON.stringify({ provider: first ?? 'microsoft', scopes: first ? [] : DEMO_SCOPES });
-}
 
 function fail(message: string): never {
   process.stderr.write(`start: ${message}\n`);
@@ -281,7 +269,7 @@ async function announce(): Promise<string[]> {
     lines.push(
       'Connect an account (see README "HTTP API"):',
       `  curl -X PUT ${keyHeader} -H "content-type: application/json" \\`,
-      `       -d '${bannerConnection()}' ${api}/manage/connections/sales-mailbox`,
+      `       -d '${bannerConnection(settings, DEMO_SCOPES)}' ${api}/manage/connections/sales-mailbox`,
       `  curl -X POST ${keyHeader} ${api}/manage/connections/sales-mailbox/link`,
       '  Open the returned url, sign in, then:',
       `  curl ${keyHeader} ${api}/connections/sales-mailbox/token`,
