@@ -170,6 +170,13 @@ function resourceRefusal(err: ProviderFailure): BrokerError | undefined {
   return undefined;
 }
 
+/** An answer that concerns one `?scope=` resource only (see {@link resourceRefusal}). */
+export function isResourceRefusal(err: unknown): err is BrokerError {
+  return (
+    err instanceof BrokerError && (err.code === 'resource_needs_reauth' || err.code === 'scope_not_granted')
+  );
+}
+
 /** Whether a connection that cannot refresh may still serve an access token until it expires: a configuration
  * error says nothing about the grant, and an interaction demand (MFA, Conditional Access) concerns the next
  * token, not the one already issued. A revoked grant or withdrawn consent never serves. */

@@ -18,9 +18,13 @@ import { scopeKey } from '../oauth/scopes.ts';
 import { type ConnectionRecord, toMetadata } from '../store/types.ts';
 import type { BrokerContext } from './context.ts';
 import { droppedCount, withRoomFor } from './extraScopes.ts';
-import { backoffError, recordProviderFailure } from './failures.ts';
+import { backoffError, isResourceRefusal, recordProviderFailure } from './failures.ts';
 import { assertUsable, mustGet, notConnected, pickEntry, providerFor, withTokens } from './records.ts';
 import { backoffMs, type RefreshReason, shouldRefresh, tokenFreshness } from './refreshPolicy.ts';
+
+/** How long a resource refusal is answered from memory: MSAL.NET holds an answer that needs the user for 2 minutes
+ * (https://github.com/AzureAD/microsoft-authentication-library-for-dotnet/wiki/Client-Throttling). */
+export const REFUSAL_HOLD_MS = 120_000;
 
 export interface RefreshOptions {
   /** Admin-triggered: bypasses status, backoff and freshness. */
@@ -35,6 +39,12 @@ export class Refresher {
   /** Backoff of extra-scope (`?scope=`) tokens after transient failures, by connection and scope set: kept
    * apart from the record so one resource's failures do not back off the connection's primary token. */
   readonly #extraBackoff = new Map<string, { failures: number; until: number }>();
+  /** Extra scopes Microsoft refused until a person acts (MFA, Conditional Access, consent): asking again cannot
+   * succeed, so the same answer is given from memory for {@link REFUSAL_HOLD_MS}, or until a new sign-in. */
+  readonly #refused = new Map<
+    string,
+    { until: number; connectedAt: number | undefined; answer: BrokerError }
+  >();
   /** Last read of each connection through this process (written with the next refresh; see broker/idle.ts). */
   readonly #lastRead = new Map<string, number>();
 
@@ -168,6 +178,8 @@ export class Refresher {
     if (record.nextAttemptAt !== undefined && now < record.nextAttemptAt) throw backoffError(record, now);
     const own = this.#extraBackoff.get(`${record.connection}\n${key}`);
     if (own && now < own.until) throw backoffError({ ...record, nextAttemptAt: own.until }, now);
+    const refused = this.#refused.get(`${record.connection}\n${key}`);
+    if (refused && now < refused.until && refused.connectedAt === record.connectedAt) throw refused.answer;
     return true;
   }
 
@@ -194,7 +206,10 @@ export class Refresher {
       const next = withTokens(base, result, tokens.refreshToken, key === '' ? undefined : key, now);
       // Records from before reads were recorded start their idle clock at this write.
       next.readAt = Math.max(record.readAt ?? now, this.#lastRead.get(name) ?? 0);
-      if (key !== '') this.#extraBackoff.delete(`${name}\n${key}`);
+      if (key !== '') {
+        this.#extraBackoff.delete(`${name}\n${key}`);
+        this.#refused.delete(`${name}\n${key}`);
+      }
       // Persist the rotated refresh token before anyone is answered with the new access token.
       const current = await this.#write(next, record, reason);
       if (current !== next) return current;
@@ -215,7 +230,13 @@ export class Refresher {
       const kind = err.failure.kind;
       if (key !== '' && (kind === 'transient' || kind === 'protocol'))
         return this.#extraFailure(record, key, err);
-      return recordProviderFailure(ctx, record, err, reason, key);
+      return recordProviderFailure(ctx, record, err, reason, key).catch((answer: unknown) => {
+        if (key !== '' && isResourceRefusal(answer)) {
+          const until = ctx.now() + REFUSAL_HOLD_MS;
+          this.#refused.set(`${name}\n${key}`, { until, connectedAt: record.connectedAt, answer });
+        }
+        throw answer;
+      });
     }
   }
 

@@ -581,6 +581,14 @@ void describe(`Microsoft error shapes (${ROWS.length} documented answers) agains
       const again = await attempt(() => broker.getAccessToken(name, caller));
       if (row.served) assert.equal(again, graph.accessToken, 'the still-valid token is served again');
       else assert.ok(again instanceof BrokerError, 'still no token');
+      // A refused resource is answered from memory for a while: asking Microsoft again cannot succeed.
+      if (row.on === 'ads' && row.status === 'active') {
+        const repeated = await attempt(() => broker.getAccessToken(name, caller, [ADS]));
+        assert.ok(
+          repeated instanceof BrokerError && repeated.code === row.answer,
+          'same answer, from memory',
+        );
+      }
       // The failing read's answer.
       const failed = row.on === 'ads' ? read : graphRead;
       if (row.answer) {
@@ -623,6 +631,7 @@ void describe(`Microsoft error shapes (${ROWS.length} documented answers) agains
       if (claims) {
         assert.equal(after.claims, claims);
         h.idp.clearFaults();
+        h.clock.now += 30_000; // the owner signs in half a minute later (well inside the refusal hold)
         const authorize = await connect(h.secretBroker, name, claims);
         assert.equal(authorize.searchParams.get('claims'), claims);
         const redemption = h.idp.tokenLog.filter((t) => t.grantType === 'authorization_code').at(-1);
@@ -630,6 +639,11 @@ void describe(`Microsoft error shapes (${ROWS.length} documented answers) agains
         const reconnected = await record(name);
         assert.equal(reconnected.status, 'active');
         assert.equal(reconnected.claims, undefined);
+        if (row.on === 'ads') {
+          // The new sign-in lifts the hold on the refused resource at once.
+          const ads = await attempt(() => broker.getAccessToken(name, caller, [ADS]));
+          assert.equal(typeof ads, 'string', 'the resource serves after the sign-in');
+        }
       } else {
         assert.equal(after.claims, undefined);
       }
