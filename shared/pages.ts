@@ -270,6 +270,8 @@ export interface ConsentFacts {
   expectedUsername?: string;
   pinned: boolean;
   linkExpiresAt: string;
+  /** Microsoft asked for an extra sign-in step (claims challenge) that this sign-in carries. */
+  claimsChallenge?: boolean;
 }
 
 /**
@@ -302,6 +304,11 @@ export function consentPage(
     title: `Connect your ${providerName} account to “${facts.connection}”?`,
     lines: [
       `The token broker will keep signed-in access to this account and hand short-lived tokens with these permissions to the applications your administrator allows. Only continue if you expected this link and want this account used for it.`,
+      ...(facts.claimsChallenge
+        ? [
+            `${providerName} asked for an extra sign-in step for this account (for example multi-factor authentication or a Conditional Access policy) before it issues new tokens. This sign-in passes that request on: complete the step ${providerName} shows you.`,
+          ]
+        : []),
     ],
     facts: rows,
     next: [

@@ -40,6 +40,8 @@ export interface ConnectDescription {
   /** Where the continue button will send the browser (for the page's form-action policy). */
   authorizeOrigin: string;
   linkExpiresAt: string;
+  /** Microsoft asked for an extra sign-in step (claims challenge) that the sign-in will carry. */
+  claimsChallenge: boolean;
 }
 
 export interface CallbackResult {
@@ -86,6 +88,7 @@ export class ConnectFlow {
       pinned: Boolean(pin && (pin.tenantId || pin.objectId || pin.username)),
       authorizeOrigin: probe.origin,
       linkExpiresAt: new Date(payload.exp).toISOString(),
+      claimsChallenge: record.claims !== undefined,
     };
     if (record.settings.description) out.description = record.settings.description;
     if (pin?.username) out.expectedUsername = pin.username;

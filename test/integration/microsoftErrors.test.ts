@@ -513,7 +513,10 @@ async function record(name: string): Promise<ConnectionRecord> {
 /** Connects a Graph + Advertising connection through the demo IdP's sign-in pages. */
 async function connect(broker: Broker, name: string, claims?: string): Promise<URL> {
   const { url } = await broker.createLink(name);
-  const start = await broker.beginConnect(name, new URL(url).searchParams.get('link') ?? '');
+  const link = new URL(url).searchParams.get('link') ?? '';
+  // The consent page says why when Microsoft asked for an extra step.
+  assert.equal((await broker.describeConnect(name, link)).claimsChallenge, claims !== undefined);
+  const start = await broker.beginConnect(name, link);
   const authorize = new URL(start.redirectUrl);
   if (claims !== undefined) assert.equal(authorize.searchParams.get('claims'), claims);
   const drive = await driveAuthorization(start.redirectUrl, {

@@ -4,6 +4,7 @@ import { describe, it } from 'node:test';
 import { ERROR_CODES } from '../../shared/errors.ts';
 import {
   connectedPage,
+  consentPage,
   errorPageContent,
   escapeHtml,
   PAGE_SECURITY_HEADERS,
@@ -73,5 +74,23 @@ describe('result pages', () => {
     assert.equal(errorPageContent('identity_mismatch').tone, 'bad');
     assert.equal(errorPageContent('provider_misconfigured').tone, 'bad');
     assert.deepEqual(errorPageContent('internal_error').next, errorPageContent('made_up').next);
+  });
+});
+
+describe('consent page', () => {
+  const facts = {
+    connection: 'sales-mailbox',
+    provider: 'microsoft',
+    providerKind: 'microsoft' as const,
+    scopes: ['https://graph.microsoft.com/Mail.Send'],
+    pinned: false,
+    linkExpiresAt: '2026-11-30T10:00:00.000Z',
+  };
+  it('says why when Microsoft asked for an extra sign-in step (claims challenge), and only then', () => {
+    const plain = consentPage(facts, 'Token broker', []);
+    const challenged = consentPage({ ...facts, claimsChallenge: true }, 'Token broker', []);
+    assert.equal(challenged.lines.length, plain.lines.length + 1);
+    assert.match(challenged.lines.at(-1) ?? '', /Microsoft asked for an extra sign-in step/);
+    assert.ok(!plain.lines.some((l) => l.includes('extra sign-in step')));
   });
 });
