@@ -15,8 +15,8 @@ import { type TwoInstances, startTwoInstances } from '../support/twoInstances.ts
 
 /** BROKER_CACHE_COHERENCE_SECONDS of the HTTP instances: short, so the tests wait out a real bound. */
 const BOUND_SECONDS = 3;
-/** Access tokens of 8 s: due 4 s after issue (the margin is capped at half the lifetime), expired at 8 s. */
-const SHORT_TTL_SECONDS = 8;
+/** Access tokens of 10 s: due 5 s after issue (the margin is capped at half the lifetime), expired at 10 s. */
+const SHORT_TTL_SECONDS = 10;
 
 const token = async (host: BrokerHost, name: string) => host.api('GET', `connections/${name}/token`);
 
