@@ -1,7 +1,11 @@
 /**
  * @module crypto
- * Signed connect links and sealed state cookies. Both use keys derived (HKDF) from the configured key list,
- * so one rotation of `BROKER_KEYS` rotates both; the first key signs/seals, every listed key still verifies.
+ * Signed connect links and sealed login cookies, as JOSE with jose: links are JWS (HS256) and cookies JWE
+ * (`dir`, A256GCM), both JWTs with `exp` and the key id in the protected header. Keys are derived (HKDF) per
+ * purpose from the configured key list, so one rotation of `BROKER_KEYS` rotates all of them; the first key
+ * signs/seals, every listed key still verifies. The formats used before jose (`kid.payload.mac` and
+ * `kid.iv.ciphertext.tag`) are still read while their key is listed, so links and cookies issued before an
+ * upgrade keep working through one rotation.
  */
 import {
   createCipheriv,
@@ -12,6 +16,7 @@ import {
   timingSafeEqual,
   createHash,
 } from 'node:crypto';
+import { EncryptJWT, errors as joseErrors, jwtDecrypt, jwtVerify, type JWTPayload, SignJWT } from 'jose';
 import type { SecretKey } from './config.ts';
 
 export type KeyPurpose = 'connect-link' | 'state-cookie' | 'connect-consent';
@@ -21,8 +26,12 @@ interface DerivedKey {
   key: Buffer;
 }
 
+/** `v1`: keys of the formats used before jose (still read); `jose`: keys of the JWS/JWE formats. */
+export type KeyFormat = 'v1' | 'jose';
+
 export class Keyring {
   readonly #derived: Map<KeyPurpose, DerivedKey[]> = new Map();
+  readonly #jose: Map<KeyPurpose, DerivedKey[]> = new Map();
 
   constructor(keys: readonly SecretKey[]) {
     if (keys.length === 0) throw new Error('Keyring needs at least one key');
@@ -34,17 +43,31 @@ export class Keyring {
           key: Buffer.from(hkdfSync('sha256', k.key, Buffer.alloc(0), `token-broker/${purpose}/v1`, 32)),
         })),
       );
+      // A key of its own per format: a v1 MAC or ciphertext can never be taken for a JOSE one, or back.
+      this.#jose.set(
+        purpose,
+        keys.map((k) => ({
+          kid: k.kid,
+          key: Buffer.from(hkdfSync('sha256', k.key, Buffer.alloc(0), `token-broker/${purpose}/jose`, 32)),
+        })),
+      );
     }
   }
 
-  current(purpose: KeyPurpose): DerivedKey {
-    const first = this.#derived.get(purpose)?.[0];
+  current(purpose: KeyPurpose, format: KeyFormat = 'v1'): DerivedKey {
+    const first = this.#keys(format).get(purpose)?.[0];
     if (!first) throw new Error('no key');
     return first;
   }
 
-  find(purpose: KeyPurpose, kid: string): DerivedKey | undefined {
-    return this.#derived.get(purpose)?.find((k) => k.kid === kid);
+  find(purpose: KeyPurpose, kid: string, format: KeyFormat = 'v1'): DerivedKey | undefined {
+    return this.#keys(format)
+      .get(purpose)
+      ?.find((k) => k.kid === kid);
+  }
+
+  #keys(format: KeyFormat): Map<KeyPurpose, DerivedKey[]> {
+    return format === 'jose' ? this.#jose : this.#derived;
   }
 }
 
@@ -79,13 +102,15 @@ export function verifyToken(keyring: Keyring, purpose: KeyPurpose, token: string
   }
 }
 
-/** AES-256-GCM: `kid.iv.ciphertext.tag`, base64url; `aad` binds the blob to its context. */
+/** The login-cookie format used before jose: AES-256-GCM `kid.iv.ciphertext.tag`, base64url, with `kid|aad` as
+ * additional data. The broker only reads it now ({@link unseal}); tests write it to prove old cookies open. */
 export function seal(keyring: Keyring, purpose: KeyPurpose, payload: object, aad: string): string {
   const { kid, key } = keyring.current(purpose);
   const box = aesGcmEncrypt(key, JSON.stringify(payload), `${kid}|${aad}`);
   return [kid, ...[box.iv, box.data, box.tag].map((b) => b.toString('base64url'))].join('.');
 }
 
+/** Reads {@link seal}'s format: undefined unless it opens under a listed key with this `aad`. */
 export function unseal(keyring: Keyring, purpose: KeyPurpose, sealed: string, aad: string): unknown {
   const parts = sealed.split('.');
   if (parts.length !== 4) return undefined;
@@ -135,4 +160,109 @@ export function aesGcmDecrypt(key: Buffer, box: AesGcmBox, aad: string): Buffer 
 
 export function randomToken(bytes = 32): string {
   return randomBytes(bytes).toString('base64url');
+}
+
+/** A token that checked out: its claims (without `exp`), when it expires, and whether that has passed. */
+export interface JwtResult {
+  payload: JWTPayload;
+  /** Epoch milliseconds. */
+  expiresAt: number;
+  expired: boolean;
+}
+
+/** JWT `exp` counts whole seconds; the exact expiry (epoch ms) travels beside it, so a token lives exactly as
+ * long as asked. `exp` is rounded up, so a standard validator never rejects a token we still accept. */
+const EXP_MS = 'exp_ms';
+
+const typOf = (purpose: KeyPurpose) => `token-broker-${purpose}+jwt`;
+
+/** A JWS (HS256) JWT carrying `claims`, valid until `expMs` (epoch ms, rounded down to the second). */
+export async function signJwt(
+  keyring: Keyring,
+  purpose: KeyPurpose,
+  claims: JWTPayload,
+  expMs: number,
+): Promise<string> {
+  const { kid, key } = keyring.current(purpose, 'jose');
+  return new SignJWT({ ...claims, [EXP_MS]: expMs })
+    .setProtectedHeader({ alg: 'HS256', kid, typ: typOf(purpose) })
+    .setExpirationTime(Math.ceil(expMs / 1000))
+    .sign(key);
+}
+
+/** The checked payload of a JWS from {@link signJwt} under any listed key, else undefined. */
+export async function verifyJwt(
+  keyring: Keyring,
+  purpose: KeyPurpose,
+  token: string,
+  nowMs: number,
+): Promise<JwtResult | undefined> {
+  return checkJwt(nowMs, () =>
+    jwtVerify(token, (header) => keyFor(keyring, purpose, header.kid), {
+      algorithms: ['HS256'],
+      typ: typOf(purpose),
+      currentDate: new Date(nowMs),
+      requiredClaims: ['exp'],
+    }),
+  );
+}
+
+/** A JWE (`dir`, A256GCM) JWT carrying `claims`, valid until `expMs`; `audience` binds it to its use. */
+export async function encryptJwt(
+  keyring: Keyring,
+  purpose: KeyPurpose,
+  claims: JWTPayload,
+  expMs: number,
+  audience: string,
+): Promise<string> {
+  const { kid, key } = keyring.current(purpose, 'jose');
+  return new EncryptJWT({ ...claims, [EXP_MS]: expMs })
+    .setProtectedHeader({ alg: 'dir', enc: 'A256GCM', kid, typ: typOf(purpose) })
+    .setAudience(audience)
+    .setExpirationTime(Math.ceil(expMs / 1000))
+    .encrypt(key);
+}
+
+/** The checked payload of a JWE from {@link encryptJwt} under any listed key, else undefined. */
+export async function decryptJwt(
+  keyring: Keyring,
+  purpose: KeyPurpose,
+  token: string,
+  nowMs: number,
+  audience: string,
+): Promise<JwtResult | undefined> {
+  return checkJwt(nowMs, () =>
+    jwtDecrypt(token, (header) => keyFor(keyring, purpose, header.kid), {
+      keyManagementAlgorithms: ['dir'],
+      contentEncryptionAlgorithms: ['A256GCM'],
+      typ: typOf(purpose),
+      audience,
+      currentDate: new Date(nowMs),
+      requiredClaims: ['exp'],
+    }),
+  );
+}
+
+function keyFor(keyring: Keyring, purpose: KeyPurpose, kid: string | undefined): Uint8Array {
+  const derived = kid === undefined ? undefined : keyring.find(purpose, kid, 'jose');
+  // jose reports this as a failed check like any other; the caller learns only "invalid".
+  if (!derived) throw new Error('no listed key for this kid');
+  return derived.key;
+}
+
+async function checkJwt(
+  nowMs: number,
+  check: () => Promise<{ payload: JWTPayload }>,
+): Promise<JwtResult | undefined> {
+  let payload: JWTPayload;
+  try {
+    payload = (await check()).payload;
+  } catch (err) {
+    // Thrown only after the signature or decryption checked out, so the payload is authentic.
+    if (!(err instanceof joseErrors.JWTExpired)) return undefined;
+    payload = err.payload;
+  }
+  const { exp, [EXP_MS]: expMs, ...claims } = payload;
+  const expiresAt = typeof expMs === 'number' ? expMs : (exp ?? 0) * 1000;
+  return { payload: claims, expiresAt, expired: nowMs >= expiresAt };
 }

@@ -82,7 +82,7 @@ export class Broker {
     const ctx = this.#ctx;
     const record = await mustGet(ctx.store, name);
     const exp = ctx.now() + (ttlSeconds ?? ctx.linkTtlSeconds) * 1000;
-    const url = `${ctx.publicBaseUrl}/api/connect/${name}?link=${mintLink(ctx.keyring, record, exp)}`;
+    const url = `${ctx.publicBaseUrl}/api/connect/${name}?link=${await mintLink(ctx.keyring, record, exp)}`;
     ctx.log.info('link.created', { connection: name });
     return { url, expiresAt: new Date(exp).toISOString() };
   }

@@ -6,13 +6,14 @@
  */
 import { announce } from './changes.ts';
 import * as oauth from 'oauth4webapi';
-import { constantTimeEqual, seal, unseal } from '../crypto.ts';
+import { constantTimeEqual } from '../crypto.ts';
 import { BrokerError } from '../errors.ts';
 import type { ProviderClient } from '../oauth/provider.ts';
 import type { ConnectedIdentity, ConnectionSettings } from '../store/types.ts';
 import { assertConnectionName } from '../store/validate.ts';
 import type { BrokerContext } from './context.ts';
 import { checkLink, checkLinkInstance } from './links.ts';
+import { type LoginState, openLoginState, sealLoginState } from './loginState.ts';
 import { connected, mustGet, providerFor } from './records.ts';
 import { STATE_COOKIE_MAX_AGE_SECONDS, stateCookieName } from './stateCookie.ts';
 import { UsedStates } from './usedStates.ts';
@@ -49,16 +50,8 @@ export interface CallbackResult {
   username?: string;
 }
 
-/** The sealed login cookie's content. */
-export interface StatePayload {
-  c: string;
-  p: string;
-  s: string;
-  n: string;
-  v: string;
-  exp: number;
-  scopes: string[];
-}
+/** The sealed login cookie's content (loginState.ts). */
+export type StatePayload = LoginState;
 
 export class ConnectFlow {
   readonly #ctx: BrokerContext;
@@ -72,7 +65,8 @@ export class ConnectFlow {
   async describe(name: string, link: string): Promise<ConnectDescription> {
     const ctx = this.#ctx;
     assertConnectionName(name);
-    const payload = checkLink(ctx.keyring, name, link, ctx.now());
+    // Awaited: link checks may be asynchronous (JOSE).
+    const payload = await checkLink(ctx.keyring, name, link, ctx.now());
     const record = await mustGet(ctx.store, name);
     checkLinkInstance(payload, record);
     const provider = providerFor(ctx.providers, record.settings.provider);
@@ -98,7 +92,7 @@ export class ConnectFlow {
   async begin(name: string, link: string): Promise<ConnectStart> {
     const ctx = this.#ctx;
     assertConnectionName(name);
-    const payload = checkLink(ctx.keyring, name, link, ctx.now());
+    const payload = await checkLink(ctx.keyring, name, link, ctx.now());
     const record = await mustGet(ctx.store, name);
     checkLinkInstance(payload, record);
     const provider = providerFor(ctx.providers, record.settings.provider);
@@ -134,7 +128,7 @@ export class ConnectFlow {
       claimsChallenge: record.claims !== undefined,
       cookie: {
         name: stateCookieName(state.s),
-        value: seal(ctx.keyring, 'state-cookie', state, stateCookieName(state.s)),
+        value: await sealLoginState(ctx.keyring, state, stateCookieName(state.s)),
         maxAgeSeconds: STATE_COOKIE_MAX_AGE_SECONDS,
       },
     };
@@ -143,7 +137,7 @@ export class ConnectFlow {
   /** Finishes the connect flow: checks the sealed state, redeems the code, pins the identity, stores tokens. */
   async complete(query: URLSearchParams, cookie: string | undefined): Promise<CallbackResult> {
     const ctx = this.#ctx;
-    const state = this.#checkState(query, cookie);
+    const state = await this.#checkState(query, cookie);
     const record = await mustGet(ctx.store, state.c);
     if (record.settings.provider !== state.p) {
       throw new BrokerError(
@@ -189,7 +183,7 @@ export class ConnectFlow {
   }
 
   /** The login cookie's state when it opens, is current, matches the returned `state` and was not used. */
-  #checkState(query: URLSearchParams, cookie: string | undefined): StatePayload {
+  async #checkState(query: URLSearchParams, cookie: string | undefined): Promise<StatePayload> {
     const ctx = this.#ctx;
     if (!cookie) {
       throw new BrokerError(
@@ -199,9 +193,8 @@ export class ConnectFlow {
       );
     }
     const returned = query.get('state') ?? '';
-    const state = unseal(ctx.keyring, 'state-cookie', cookie, stateCookieName(returned)) as
-      StatePayload | undefined;
-    if (!state || typeof state.s !== 'string' || !Array.isArray(state.scopes)) {
+    const state = await openLoginState(ctx.keyring, cookie, stateCookieName(returned), ctx.now());
+    if (!state) {
       throw new BrokerError(
         'invalid_state',
         'This sign-in could not be verified. Open the connect link again.',

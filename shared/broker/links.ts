@@ -1,9 +1,11 @@
 /**
  * @module broker/links
- * Connect links: one connection, expiring, signed with the current link key. A link names the connection and
- * its instance (`createdAt`), so it dies with the connection it was made for even if the name returns.
+ * Connect links: one connection, expiring, signed with the current link key (a JWS with `exp`, crypto.ts). A
+ * link names the connection and its instance (`createdAt`), so it dies with the connection it was made for
+ * even if the name returns. Links in the format used before (`kid.payload.mac`) are read while their key is
+ * listed.
  */
-import { constantTimeEqual, type Keyring, randomToken, signToken, verifyToken } from '../crypto.ts';
+import { constantTimeEqual, type Keyring, randomToken, signJwt, verifyJwt, verifyToken } from '../crypto.ts';
 import { BrokerError } from '../errors.ts';
 import type { ConnectionRecord } from '../store/types.ts';
 
@@ -11,6 +13,7 @@ export interface LinkPayload {
   c: string;
   /** The connection's createdAt: a link dies with the connection it was made for, even if the name returns. */
   t: number;
+  /** Epoch milliseconds. */
   exp: number;
   n: string;
 }
@@ -18,18 +21,23 @@ export interface LinkPayload {
 const NOT_VALID = 'This connect link is not valid. Ask your administrator for a new one.';
 
 /** The link token for `record`, valid until `exp` (epoch ms). */
-export function mintLink(keyring: Keyring, record: ConnectionRecord, exp: number): string {
-  return signToken(keyring, 'connect-link', {
-    c: record.connection,
-    t: record.createdAt,
+export function mintLink(keyring: Keyring, record: ConnectionRecord, exp: number): Promise<string> {
+  return signJwt(
+    keyring,
+    'connect-link',
+    { c: record.connection, t: record.createdAt, n: randomToken(9) },
     exp,
-    n: randomToken(9),
-  } satisfies LinkPayload);
+  );
 }
 
 /** The payload of a link for connection `name` that verifies and has not expired at `now`; else throws. */
-export function checkLink(keyring: Keyring, name: string, link: string, now: number): LinkPayload {
-  const payload = verifyToken(keyring, 'connect-link', link) as Partial<LinkPayload> | undefined;
+export async function checkLink(
+  keyring: Keyring,
+  name: string,
+  link: string,
+  now: number,
+): Promise<LinkPayload> {
+  const payload = await readLink(keyring, link, now);
   if (
     !payload ||
     typeof payload.c !== 'string' ||
@@ -51,6 +59,17 @@ export function checkLink(keyring: Keyring, name: string, link: string, now: num
     );
   }
   return payload as LinkPayload;
+}
+
+async function readLink(
+  keyring: Keyring,
+  link: string,
+  now: number,
+): Promise<Partial<LinkPayload> | undefined> {
+  const jwt = await verifyJwt(keyring, 'connect-link', link, now);
+  if (jwt) return { ...jwt.payload, exp: jwt.expiresAt };
+  // Format used before jose: `exp` already in milliseconds.
+  return verifyToken(keyring, 'connect-link', link) as Partial<LinkPayload> | undefined;
 }
 
 /** Throws unless the link was made for this instance of the connection. */

@@ -3,8 +3,10 @@ import { describe, it } from 'node:test';
 import { checkIdentity, ConnectFlow } from '../../../shared/broker/connectFlow.ts';
 import { Connections } from '../../../shared/broker/connections.ts';
 import { mintLink } from '../../../shared/broker/links.ts';
+import { openLoginState } from '../../../shared/broker/loginState.ts';
 import { BrokerError } from '../../../shared/errors.ts';
 import type { RedeemParams, TokenResult } from '../../../shared/oauth/provider.ts';
+import { legacyLoginCookie } from '../legacyFormats.ts';
 import { harness, T0 } from './fixture.ts';
 
 const code = (c: string) => (e: unknown) => e instanceof BrokerError && e.code === c;
@@ -32,7 +34,7 @@ async function started(identity = { username: 'adele@demo.example', tenantId: 't
   const record = h.store.records.get('sales-mailbox');
   assert.ok(record);
   const flow = new ConnectFlow(h.ctx);
-  const start = await flow.begin('sales-mailbox', mintLink(h.ctx.keyring, record, T0 + 60_000));
+  const start = await flow.begin('sales-mailbox', await mintLink(h.ctx.keyring, record, T0 + 60_000));
   const state = new URL(start.redirectUrl).searchParams.get('state') ?? '';
   const query = new URLSearchParams({ code: 'c0de-value-123456', state });
   return { h, flow, start, query, redeemed };
@@ -51,6 +53,16 @@ describe('ConnectFlow', () => {
     assert.ok((redeemed[0]?.codeVerifier.length ?? 0) >= 43);
     await assert.rejects(flow.complete(query, start.cookie.value), code('invalid_state'));
     assert.equal(redeemed.length, 1, 'the replay never reaches the provider');
+  });
+
+  it('finishes a sign-in whose cookie was sealed in the format used before jose (one rotation later)', async () => {
+    const { h, flow, start, query } = await started();
+    const state = await openLoginState(h.ctx.keyring, start.cookie.value, start.cookie.name, T0);
+    assert.ok(state);
+    const legacy = legacyLoginCookie(h.ctx.keyring, state, start.cookie.name);
+    assert.equal(legacy.split('.').length, 4);
+    const done = await flow.complete(query, legacy);
+    assert.equal(done.connection, 'sales-mailbox');
   });
 
   it('refuses an expired cookie, a foreign state and a changed provider', async () => {
