@@ -116,8 +116,23 @@ param alertEmail string = ''
 @maxValue(2880)
 param sweepAlertMinutes int = 0
 
-@description('Private networking: VNet integration for the app, private endpoints + private DNS for storage (blob, table) and Key Vault, public network access to both disabled.')
+@description('Private networking: VNet integration for the app, private endpoints + private DNS for storage (blob, table, queue) and Key Vault, public network access to both disabled.')
 param vnetEnabled bool = false
+
+// Notifications (README "Notifications"). All optional with empty defaults, so a first `azd up --no-prompt`
+// asks for none of them (test/infra/parameters.test.ts); the app checks them together at start-up.
+@description('BROKER_WEBHOOK_URL: Standard Webhooks endpoint for connection events. Empty = no webhooks.')
+param brokerWebhookUrl string = ''
+
+@description('BROKER_WEBHOOK_SECRET: whsec_ + base64 of 24-64 random bytes; stored in Key Vault, the app setting is a reference. Empty = none.')
+@secure()
+param brokerWebhookSecret string = ''
+
+@description('BROKER_NOTIFY_CONNECTION: a connection holding Mail.Send that mails account owners a fresh connect link. Empty = no mail.')
+param brokerNotifyConnection string = ''
+
+@description('BROKER_NOTIFY_TO: recipient of those mails when the connection has no pinned username. Empty = none.')
+param brokerNotifyTo string = ''
 
 @description('Memory per Flex instance in MB.')
 @allowed([
@@ -214,6 +229,7 @@ module keyVault 'modules/keyvault.bicep' = {
     softDeleteRetentionInDays: keyVaultSoftDeleteRetentionDays
     brokerKeys: brokerKeys
     microsoftClientSecret: microsoftClientSecret
+    brokerWebhookSecret: brokerWebhookSecret
     privateOnly: vnetEnabled
   }
 }
@@ -261,6 +277,8 @@ module functionApp 'modules/functionapp.bicep' = {
     identityClientId: identity.outputs.clientId
     storageBlobEndpoint: storage.outputs.blobEndpoint
     storageTableEndpoint: storage.outputs.tableEndpoint
+    storageQueueEndpoint: storage.outputs.queueEndpoint
+    notifyQueueName: storage.outputs.notifyQueueName
     deploymentContainerName: storage.outputs.deploymentContainerName
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
@@ -276,6 +294,10 @@ module functionApp 'modules/functionapp.bicep' = {
     brokerAuthMode: brokerAuthMode
     brokerAuthAudience: brokerAuthAudience
     refreshSchedule: refreshSchedule
+    brokerWebhookUrl: brokerWebhookUrl
+    brokerWebhookSecretUri: empty(brokerWebhookSecret) ? '' : keyVault.outputs.brokerWebhookSecretUri
+    brokerNotifyConnection: brokerNotifyConnection
+    brokerNotifyTo: brokerNotifyTo
     virtualNetworkSubnetId: vnetEnabled ? network!.outputs.appSubnetId : ''
   }
 }
@@ -287,6 +309,7 @@ module alerts 'modules/alerts.bicep' = if (!empty(alertEmail)) {
     actionGroupName: '${abbrs.insightsActionGroups}${resourceToken}'
     alertRuleName: '${abbrs.insightsScheduledQueryRules}refresh-${resourceToken}'
     sweepAlertRuleName: '${abbrs.insightsScheduledQueryRules}sweep-${resourceToken}'
+    notifyAlertRuleName: '${abbrs.insightsScheduledQueryRules}notify-${resourceToken}'
     refreshSchedule: refreshSchedule
     sweepAlertMinutes: sweepAlertMinutes
     location: location

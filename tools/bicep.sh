@@ -158,7 +158,7 @@ EOF
 snap="$out/snapshots"
 mkdir -p "$snap"
 main_rel="$(realpath --relative-to="$snap" "$infra/main.bicep")"
-write_params() { # name vnetEnabled schedule
+write_params() { # name vnetEnabled schedule [extra param lines]
   cat >"$snap/$1.bicepparam" <<EOP
 using '$main_rel'
 param environmentName = 'ci'
@@ -167,15 +167,24 @@ param brokerKeys = 'placeholder-not-a-key-placeholder-not-a-key-placeholder-not-
 param alertEmail = 'ops@example.com'
 param vnetEnabled = $2
 param refreshSchedule = '$3'
+${4:-}
 EOP
 }
+# Notifications configured (webhook with its secret, owner mail), in both network variants; the secret is a
+# placeholder the checks below look for where it must not be (an app setting value).
+notify_params="param brokerWebhookUrl = 'https://hooks.example.com/broker'
+param brokerWebhookSecret = 'whsec_cGxhY2Vob2xkZXItbm90LWEtc2VjcmV0LXBsYWNlaG9sZGVy'
+param brokerNotifyConnection = 'sender-mailbox'
+param brokerNotifyTo = 'owner@example.com'"
 write_params public false '0 */5 * * * *'
 write_params private true '0 0 */2 * * *'
+write_params public-notify false '0 */5 * * * *' "$notify_params"
+write_params private-notify true '0 */5 * * * *' "$notify_params"
 write_params hourly false '0 0 * * * *'
 write_params daily false '0 30 9 * * *'
 write_params five-field false '*/10 * * * *'
 write_params weekdays false '0 0 9 * * 1-5'
-for name in public private hourly daily five-field weekdays; do
+for name in public private public-notify private-notify hourly daily five-field weekdays; do
   run_clean "snapshot $name" snapshot "$snap/$name.bicepparam" --subscription-id 00000000-0000-0000-0000-000000000000 --tenant-id 00000000-0000-0000-0000-000000000000 --location swedencentral
 done
 [[ $problems -eq 0 ]] || fail "bicep snapshot failed (see above)"
@@ -189,17 +198,20 @@ const expect = (ok, what) => { if (!ok) problems.push(what); };
 const ofType = (rs, t) => rs.filter((r) => r.type === t);
 const sweepRule = (rs) => ofType(rs, 'Microsoft.Insights/scheduledQueryRules').find((r) => String(r.name).startsWith('alert-sweep-'));
 
-for (const [name, privateNet] of [['public', false], ['private', true]]) {
+for (const [name, privateNet] of [['public', false], ['private', true], ['public-notify', false], ['private-notify', true]]) {
   const rs = load(name);
   const net = rs.filter((r) => r.type.startsWith('Microsoft.Network/'));
   const count = (t) => ofType(rs, t).length;
   if (privateNet) {
     expect(count('Microsoft.Network/virtualNetworks') === 1, `${name}: one VNet`);
     for (const t of ['privateEndpoints', 'privateDnsZones', 'privateDnsZones/virtualNetworkLinks', 'privateEndpoints/privateDnsZoneGroups']) {
-      expect(count(`Microsoft.Network/${t}`) === 3, `${name}: 3 x ${t}, got ${count(`Microsoft.Network/${t}`)}`);
+      expect(count(`Microsoft.Network/${t}`) === 4, `${name}: 4 x ${t}, got ${count(`Microsoft.Network/${t}`)}`);
     }
     const groups = ofType(rs, 'Microsoft.Network/privateEndpoints').flatMap((r) => r.properties.privateLinkServiceConnections.flatMap((c) => c.properties.groupIds));
-    expect(JSON.stringify(groups.sort()) === JSON.stringify(['blob', 'table', 'vault']), `${name}: endpoint groups ${groups}`);
+    expect(JSON.stringify(groups.sort()) === JSON.stringify(['blob', 'queue', 'table', 'vault']), `${name}: endpoint groups ${groups}`);
+    // Zone names stay expressions offline (environment() is the target cloud's).
+    const zones = ofType(rs, 'Microsoft.Network/privateDnsZones').map((r) => String(r.name));
+    expect(zones.includes("[format('privatelink.queue.{0}', environment().suffixes.storage)]"), `${name}: no queue zone among ${zones}`);
     const vnet = ofType(rs, 'Microsoft.Network/virtualNetworks')[0];
     const app = vnet?.properties.subnets.find((s) => s.name === 'app');
     expect(app?.properties.delegations?.[0]?.properties.serviceName === 'Microsoft.App/environments', `${name}: app subnet delegated to Microsoft.App/environments`);
@@ -219,6 +231,39 @@ for (const [name, privateNet] of [['public', false], ['private', true]]) {
     expect(r.location === 'swedencentral' && r.properties.allow === false, `${name}: publishing policy ${r.name} location ${r.location}, allow ${r.properties.allow}`);
   }
   expect(ofType(rs, 'Microsoft.Web/sites/basicPublishingCredentialsPolicies').length === 2, `${name}: two publishing policies`);
+
+  // Notifications: the outbox queue, its endpoint and name in the app settings, the identity's queue role.
+  // The engine returns the app settings as an object when every union() member is known, else as one template
+  // expression (a secure parameter stays unknown offline); both are read as the text "'NAME', value, …".
+  const raw = ofType(rs, 'Microsoft.Web/sites/config')[0]?.properties ?? '';
+  const settings = typeof raw === 'string'
+    ? raw
+    : Object.entries(raw).map(([k, v]) => `'${k}', ${/^\[.*\]$/s.test(String(v)) ? String(v).slice(1, -1) : `'${v}'`}`).join(', ');
+  const queues = ofType(rs, 'Microsoft.Storage/storageAccounts/queueServices/queues');
+  const queueName = String(queues[0]?.name ?? '').split('/').pop();
+  expect(queues.length === 1 && queueName === 'broker-events', `${name}: outbox queue ${queues.map((q) => q.name)}`);
+  expect(settings.includes(`'BROKER_NOTIFY_QUEUE', '${queueName}'`), `${name}: BROKER_NOTIFY_QUEUE is not the queue ${queueName}`);
+  expect(/'AzureWebJobsStorage__queueServiceUri', reference\('[^']*\/Microsoft\.Storage\/storageAccounts\/\w+', '[^']+'\)\.primaryEndpoints\.queue\b/.test(settings), `${name}: AzureWebJobsStorage__queueServiceUri is not the account's queue endpoint`);
+  const queueRole = ofType(rs, 'Microsoft.Authorization/roleAssignments').filter((r) => String(r.properties.roleDefinitionId).endsWith('/974c5e8b-45b9-4653-ba55-5f855dd0fb88'));
+  expect(queueRole.length === 1 && /\/Microsoft\.Storage\/storageAccounts\/\w+'/.test(String(queueRole[0].id)) && queueRole[0].properties.principalType === 'ServicePrincipal', `${name}: Storage Queue Data Contributor for the identity on the storage account`);
+  const notify = name.endsWith('-notify');
+  const given = {
+    BROKER_WEBHOOK_URL: "'https://hooks.example.com/broker'",
+    BROKER_NOTIFY_CONNECTION: "'sender-mailbox'",
+    BROKER_NOTIFY_TO: "'owner@example.com'",
+  };
+  for (const [setting, value] of Object.entries(given)) {
+    if (notify) expect(settings.includes(`'${setting}', ${value}`), `${name}: ${setting} is not set from its parameter`);
+    else expect(!settings.includes(`'${setting}'`), `${name}: ${setting} is set without its parameter`);
+  }
+  // The secret is a Key Vault reference to the secret the vault module writes; its value never appears in a setting.
+  if (notify) expect(settings.includes("'BROKER_WEBHOOK_SECRET', format('@Microsoft.KeyVault(SecretUri={0})'"), `${name}: BROKER_WEBHOOK_SECRET is not a Key Vault reference`);
+  else expect(!settings.includes("'BROKER_WEBHOOK_SECRET'"), `${name}: BROKER_WEBHOOK_SECRET is set without a secret`);
+  expect(!settings.includes('whsec_'), `${name}: a webhook secret value in the app settings`);
+  const secret = ofType(rs, 'Microsoft.KeyVault/vaults/secrets').find((r) => String(r.name).endsWith('/broker-webhook-secret'));
+  expect(secret?.properties.value === "[parameters('brokerWebhookSecret')]", `${name}: broker-webhook-secret is not written from the secure parameter`);
+  const notifyRule = ofType(rs, 'Microsoft.Insights/scheduledQueryRules').find((r) => String(r.name).startsWith('alert-notify-'));
+  expect(String(notifyRule?.properties.criteria.allOf[0].query ?? '').includes('message startswith "notify.gave_up"'), `${name}: no notification-failure alert on notify.gave_up`);
 }
 
 // Silent-sweep alert: three schedule periods, as the ARM engine computes them from the schedule.
@@ -241,7 +286,7 @@ if (problems.length > 0) {
   for (const p of problems) console.error(`bicep.sh: snapshot: ${p}`);
   process.exit(1);
 }
-console.log('bicep.sh: snapshots (ARM engine, offline): both network variants and 6 schedules evaluate as expected');
+console.log('bicep.sh: snapshots (ARM engine, offline): both network variants with and without notifications, and 6 schedules, evaluate as expected');
 EOF2
 
 echo "bicep.sh: OK: Bicep $BICEP_VERSION built and linted ${#files[@]} file(s) and ${#variants[@]} parameter variant(s): 0 errors, 0 warnings, 0 other diagnostics"

@@ -1,10 +1,13 @@
-// Two e-mail alerts on the Application Insights data:
+// Three e-mail alerts on the Application Insights data:
 // - refresh failing: the broker logs `refresh.needs_reauth connection=<name> ...` and
 //   `refresh.failed connection=<name> code=<code> ...` (App Insights `traces`);
 // - sweep silent: no successful execution of the timer function `refresh` (App Insights `requests`, one row per
 //   execution, written by the host's Host.Results category) for three schedule periods. On the real host a timer
 //   that fails indexing (bad schedule, missing storage role for its singleton lease) is disabled while HTTP keeps
-//   working (azure-functions-host FunctionIndexer.cs / ScriptHost.cs): nothing fails, the sweep just never runs.
+//   working (azure-functions-host FunctionIndexer.cs / ScriptHost.cs): nothing fails, the sweep just never runs;
+// - notifications failing (shared/notify/notifier.ts, error level): `notify.gave_up` (a webhook or owner mail
+//   given up after its last retry), `notify.emit_failed` (an event could not be stored in the outbox queue) and
+//   `notify.drain_failed` (the outbox queue unreachable, e.g. its role or private endpoint missing).
 // host.json keeps both visible: Host.Results and Function at Information, and Request/Exception/Trace excluded
 // from adaptive sampling, so the counts below are never estimates.
 @description('Action group name.')
@@ -15,6 +18,9 @@ param alertRuleName string
 
 @description('Scheduled query rule name of the silent-sweep alert.')
 param sweepAlertRuleName string
+
+@description('Scheduled query rule name of the notification-failure alert.')
+param notifyAlertRuleName string
 
 @description('NCRONTAB schedule of the sweep (BROKER_REFRESH_SCHEDULE), to derive its period.')
 param refreshSchedule string
@@ -88,6 +94,14 @@ traces
 | extend connection = extract(@"connection=([a-z0-9-]+)", 1, message)
 | extend code = extract(@"code=([A-Za-z0-9_.-]+)", 1, message)
 | project timestamp, connection, code, message
+'''
+
+// Every failed notification: the message names the event, the sink (webhook or mail) and the reason.
+var notifyQuery = '''
+traces
+| where message startswith "notify.gave_up" or message startswith "notify.emit_failed" or message startswith "notify.drain_failed"
+| extend event = extract(@"^(notify\.[a-z_]+)", 1, message)
+| project timestamp, event, message
 '''
 
 resource actionGroup 'Microsoft.Insights/actionGroups@2023-01-01' = {
@@ -194,8 +208,57 @@ resource sweepAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
   }
 }
 
+resource notifyAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
+  name: notifyAlertRuleName
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: 'Token broker: a notification was not delivered'
+    description: 'A webhook or owner mail was given up after its last retry (notify.gave_up), or the outbox queue could not be written or read (notify.emit_failed, notify.drain_failed). The traces name the sink and the reason.'
+    severity: 2
+    enabled: true
+    scopes: [
+      appInsightsId
+    ]
+    evaluationFrequency: evaluationFrequency
+    windowSize: evaluationFrequency
+    criteria: {
+      allOf: [
+        {
+          query: notifyQuery
+          timeAggregation: 'Count'
+          operator: 'GreaterThan'
+          threshold: 0
+          // One alert per kind of failure: an unreachable queue must not hide behind a receiver that is down.
+          dimensions: [
+            {
+              name: 'event'
+              operator: 'Include'
+              values: [
+                '*'
+              ]
+            }
+          ]
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    autoMitigate: false
+    actions: {
+      actionGroups: [
+        actionGroup.id
+      ]
+    }
+  }
+}
+
 output actionGroupId string = actionGroup.id
 output alertRuleId string = refreshAlert.id
 output sweepAlertRuleId string = sweepAlert.id
+output notifyAlertRuleId string = notifyAlert.id
 output sweepSilenceMinutes int = silenceMinutes
 output sweepWindowSize string = windowSize

@@ -29,6 +29,12 @@ param storageBlobEndpoint string
 @description('Table endpoint of the host storage account (diagnostic events).')
 param storageTableEndpoint string
 
+@description('Queue endpoint of the host storage account (the notification outbox lives there).')
+param storageQueueEndpoint string
+
+@description('Name of the notification outbox queue in that account.')
+param notifyQueueName string
+
 @description('Blob container Flex deploys the package into.')
 param deploymentContainerName string
 
@@ -87,6 +93,18 @@ param brokerAuthAudience string = ''
 
 @description('NCRONTAB schedule of the refresh sweep.')
 param refreshSchedule string = '0 */5 * * * *'
+
+@description('Standard Webhooks endpoint for connection events; empty = no webhooks.')
+param brokerWebhookUrl string = ''
+
+@description('Versionless URI of the webhook signing secret in Key Vault; empty when none is stored.')
+param brokerWebhookSecretUri string = ''
+
+@description('Connection (holding Mail.Send) that mails account owners a fresh link; empty = no mail.')
+param brokerNotifyConnection string = ''
+
+@description('Fallback recipient of those mails when a connection has no pinned username; empty = none.')
+param brokerNotifyTo string = ''
 
 @description('Subnet (delegated to Microsoft.App/environments) for VNet integration; empty = no VNet.')
 param virtualNetworkSubnetId string = ''
@@ -180,6 +198,8 @@ var publicBaseUrl = 'https://${site.properties.defaultHostName}'
 var platformSettings = {
   AzureWebJobsStorage__blobServiceUri: storageBlobEndpoint
   AzureWebJobsStorage__tableServiceUri: storageTableEndpoint
+  // Not used by the host (no queue triggers): the broker's notification outbox reads it, with __clientId.
+  AzureWebJobsStorage__queueServiceUri: storageQueueEndpoint
   AzureWebJobsStorage__credential: 'managedidentity'
   AzureWebJobsStorage__clientId: identityClientId
   APPLICATIONINSIGHTS_CONNECTION_STRING: appInsightsConnectionString
@@ -199,6 +219,7 @@ var brokerSettings = {
   MICROSOFT_CREDENTIAL: microsoftCredential
   BROKER_REFRESH_SCHEDULE: refreshSchedule
   BROKER_AUTH_MODE: brokerAuthMode
+  BROKER_NOTIFY_QUEUE: notifyQueueName
 }
 
 var clientSecretSettings = empty(microsoftClientSecretUri)
@@ -226,12 +247,49 @@ var entraAuthSettings = brokerAuthMode == 'entra'
     }
   : {}
 
+// Notifications (README "Notifications"): each setting only when its parameter is given. The signing secret is
+// a Key Vault reference like the other secrets, never the value.
+var webhookUrlSettings = empty(brokerWebhookUrl)
+  ? {}
+  : {
+      BROKER_WEBHOOK_URL: brokerWebhookUrl
+    }
+
+var webhookSecretSettings = empty(brokerWebhookSecretUri)
+  ? {}
+  : {
+      BROKER_WEBHOOK_SECRET: '@Microsoft.KeyVault(SecretUri=${brokerWebhookSecretUri})'
+    }
+
+var notifyConnectionSettings = empty(brokerNotifyConnection)
+  ? {}
+  : {
+      BROKER_NOTIFY_CONNECTION: brokerNotifyConnection
+    }
+
+var notifyToSettings = empty(brokerNotifyTo)
+  ? {}
+  : {
+      BROKER_NOTIFY_TO: brokerNotifyTo
+    }
+
 // A separate config resource (not siteConfig.appSettings) so the identity and its roles exist before the first
 // Key Vault reference is resolved. An ARM write replaces the whole collection: settings added by hand are dropped.
 resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
   parent: site
   name: 'appsettings'
-  properties: union(platformSettings, brokerSettings, clientSecretSettings, certificateSettings, federatedCredentialSettings, entraAuthSettings)
+  properties: union(
+    platformSettings,
+    brokerSettings,
+    clientSecretSettings,
+    certificateSettings,
+    federatedCredentialSettings,
+    entraAuthSettings,
+    webhookUrlSettings,
+    webhookSecretSettings,
+    notifyConnectionSettings,
+    notifyToSettings
+  )
 }
 
 output name string = site.name

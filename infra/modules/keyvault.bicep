@@ -1,5 +1,5 @@
 // Key Vault in RBAC mode. It holds the broker's connection records (written by the app at run time, `conn-*`)
-// and the two configuration secrets written here, which app settings reach through Key Vault references.
+// and the configuration secrets written here, which app settings reach through Key Vault references.
 @description('Key Vault name (3-24 characters).')
 @minLength(3)
 @maxLength(24)
@@ -31,12 +31,17 @@ param brokerKeys string
 @secure()
 param microsoftClientSecret string = ''
 
+@description('Standard Webhooks signing secret (BROKER_WEBHOOK_SECRET); empty = no secret stored.')
+@secure()
+param brokerWebhookSecret string = ''
+
 @description('Private networking: refuse the public endpoint (reached through a private endpoint in the VNet only).')
 param privateOnly bool = false
 
 // Secret names outside the `conn-` namespace the token store uses for connection records.
 var brokerKeysSecretName = 'broker-keys'
 var clientSecretName = 'microsoft-client-secret'
+var webhookSecretName = 'broker-webhook-secret'
 
 resource vault 'Microsoft.KeyVault/vaults@2024-11-01' = {
   name: name
@@ -79,6 +84,15 @@ resource clientSecret 'Microsoft.KeyVault/vaults/secrets@2024-11-01' = if (!empt
   }
 }
 
+resource webhookSecret 'Microsoft.KeyVault/vaults/secrets@2024-11-01' = if (!empty(brokerWebhookSecret)) {
+  parent: vault
+  name: webhookSecretName
+  properties: {
+    value: brokerWebhookSecret
+    contentType: 'text/plain; Standard Webhooks signing secret'
+  }
+}
+
 output id string = vault.id
 output softDeleteRetentionInDays int = vault.properties.softDeleteRetentionInDays
 output name string = vault.name
@@ -87,3 +101,4 @@ output vaultUri string = vault.properties.vaultUri
 output brokerKeysSecretUri string = brokerKeysSecret.properties.secretUri
 // Where the client secret lives when one is given; the caller decides whether it was (it knows its own input).
 output microsoftClientSecretUri string = '${vault.properties.vaultUri}secrets/${clientSecretName}'
+output brokerWebhookSecretUri string = '${vault.properties.vaultUri}secrets/${webhookSecretName}'

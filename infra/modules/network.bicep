@@ -5,7 +5,8 @@
 //   and a subnet for private endpoints;
 // - private endpoints + private DNS zones (linked to the VNet, A records through zone groups) for every storage
 //   service the host and the broker use: blob (host keys, timer singleton leases, the Flex deployment package,
-//   the broker's lease locks) and table (host diagnostic events); queue and file are not used by this app;
+//   the broker's lease locks), table (host diagnostic events) and queue (the broker's notification outbox);
+//   file is not used by this app;
 // - a private endpoint + zone for Key Vault (connection records, Key Vault references).
 @description('Virtual network name.')
 param name string
@@ -16,7 +17,7 @@ param location string
 @description('Tags for every resource.')
 param tags object
 
-@description('Storage account that gets blob and table private endpoints.')
+@description('Storage account that gets blob, table and queue private endpoints.')
 param storageAccountName string
 
 @description('Key Vault that gets a private endpoint.')
@@ -39,6 +40,7 @@ var endpointSubnetName = 'private-endpoints'
 var storageZones = {
   blob: 'privatelink.blob.${environment().suffixes.storage}'
   table: 'privatelink.table.${environment().suffixes.storage}'
+  queue: 'privatelink.queue.${environment().suffixes.storage}'
 }
 var vaultZone = 'privatelink${replace(environment().suffixes.keyvaultDns, '.vault.', '.vaultcore.')}'
 
@@ -113,6 +115,12 @@ var endpoints = [
     serviceId: storage.id
     groupId: 'table'
     zone: storageZones.table
+  }
+  {
+    key: 'queue'
+    serviceId: storage.id
+    groupId: 'queue'
+    zone: storageZones.queue
   }
   {
     key: 'vault'

@@ -1,5 +1,5 @@
 // Data-plane roles. Names are deterministic guid()s of (scope, principal, role), so re-provisioning is idempotent.
-@description('Storage account the host, the deployment and the lease lock use.')
+@description('Storage account the host, the deployment, the lease lock and the notification outbox use.')
 param storageAccountName string
 
 @description('Key Vault holding connection records and configuration secrets.')
@@ -26,9 +26,14 @@ param principalType string = ''
 var roles = {
   // Host: blob leases for timer singletons and host locks, host keys, the Flex package. Broker: lease lock blobs.
   storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
-  // Host only: persisting diagnostic events to Table storage (without it the host logs warnings). The app has no
-  // queue or blob triggers and no Durable Functions, so Storage Queue Data Contributor is deliberately not granted.
+  // Host only: persisting diagnostic events to Table storage (without it the host logs warnings).
   storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
+  // Broker: the notification outbox queue (shared/notify/queueOutbox.ts). It creates the queue if missing
+  // (Create Queue: queueServices/queues/write, an Action) and reschedules a failed delivery (Update Message:
+  // messages/write). Of the built-in queue roles only Queue Data Contributor has both; Message Sender has just
+  // messages/add/action and Message Processor just messages/read + process/action
+  // (learn.microsoft.com/azure/role-based-access-control/built-in-roles/storage). No queue trigger uses it.
+  storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
   // The broker reads AND writes connection secrets; Key Vault references only need read, which this includes.
   keyVaultSecretsOfficer: 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7'
   // Entra-authenticated telemetry ingestion (the component has local auth disabled).
@@ -62,6 +67,16 @@ resource identityTableContributor 'Microsoft.Authorization/roleAssignments@2022-
   scope: storage
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageTableDataContributor)
+    principalId: identityPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource identityQueueContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(storage.id, identityPrincipalId, roles.storageQueueDataContributor)
+  scope: storage
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageQueueDataContributor)
     principalId: identityPrincipalId
     principalType: 'ServicePrincipal'
   }

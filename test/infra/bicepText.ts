@@ -126,9 +126,16 @@ export function appSettingsOf(code: string): {
   if (configs.length !== 1)
     throw new Error(`expected one 'appsettings' config resource, found ${configs.length}`);
   const config = configs[0]!;
-  const props = /^\s*properties:\s*(.+)$/m.exec(config.body)?.[1]?.trim() ?? '';
-  const inner = /^union\((.*)\)$/.exec(props)?.[1] ?? props;
-  const variables = inner.split(',').map((s) => s.trim());
+  // One variable, or union() of variables on one line or one per line.
+  const props =
+    /^\s*properties:\s*(union\([^)]*\))/m.exec(config.body)?.[1] ??
+    /^\s*properties:\s*(.+)$/m.exec(config.body)?.[1] ??
+    '';
+  const inner = /^union\(([^)]*)\)$/.exec(props.trim())?.[1] ?? props;
+  const variables = inner
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s, i, all) => s !== '' || i < all.length - 1);
   if (variables.some((v) => !/^\w+$/.test(v))) {
     throw new Error(`appsettings properties must be a variable or union() of variables, got: ${props}`);
   }

@@ -6,12 +6,14 @@ import { dirname, join, normalize } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { SETTINGS, type SettingName } from '../../shared/config.ts';
+import { NOTIFY_ENV } from '../../shared/notify/settings.ts';
 import {
   appSettingsOf,
   moduleRefs,
   params,
   readBicepFiles,
   resourceBodies,
+  variableText,
   type BicepFile,
 } from './bicepText.ts';
 
@@ -204,12 +206,18 @@ void describe('infra shape (Flex Consumption, identity, azd wiring)', () => {
       '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3', // Storage Table Data Contributor
       'b86a8fe4-44ce-4948-aee5-eccb2c155cd7', // Key Vault Secrets Officer
       '3913510d-42f4-4e42-8a64-420c390055eb', // Monitoring Metrics Publisher
+      // The notification outbox: Create Queue (queues/write) and Update Message (messages/write) are in no
+      // narrower built-in queue role (learn.microsoft.com/azure/role-based-access-control/built-in-roles/storage).
+      '974c5e8b-45b9-4653-ba55-5f855dd0fb88', // Storage Queue Data Contributor
     ]) {
       assert.ok(rbac.includes(`'${role}'`), `role ${role} missing`);
     }
-    assert.ok(!rbac.includes('974c5e8b-45b9-4653-ba55-5f855dd0fb88'), 'Queue Data Contributor is not needed');
     const assignments = resourceBodies(rbac, 'Microsoft.Authorization/roleAssignments');
-    assert.equal(assignments.length, 5);
+    assert.equal(assignments.length, 6);
+    const queue = assignments.find((a) => a.body.includes('roles.storageQueueDataContributor)'));
+    assert.ok(queue, 'no assignment of Storage Queue Data Contributor');
+    assert.match(queue.body, /^\s+scope: storage$/m, 'queue role not on the storage account');
+    assert.match(queue.body, /^\s+principalId: identityPrincipalId$/m, 'queue role not for the app identity');
     for (const a of assignments) assert.match(a.body, /^\s+name: guid\(/m, `${a.symbol} has no guid() name`);
   });
 
@@ -297,6 +305,7 @@ void describe('both network variants (VNET_ENABLED unset/false and true)', () =>
     }
     assert.match(network.code, /privatelink\.blob\.\$\{environment\(\)\.suffixes\.storage\}/);
     assert.match(network.code, /privatelink\.table\.\$\{environment\(\)\.suffixes\.storage\}/);
+    assert.match(network.code, /privatelink\.queue\.\$\{environment\(\)\.suffixes\.storage\}/);
     assert.match(
       network.code,
       /replace\(environment\(\)\.suffixes\.keyvaultDns, '\.vault\.', '\.vaultcore\.'\)/,
@@ -355,7 +364,7 @@ void describe('monitoring sees what fails silently', () => {
 
   void it('alerts on refresh failures and on a sweep that has not completed, both to the action group', () => {
     const rules = resourceBodies(alerts.code, 'Microsoft.Insights/scheduledQueryRules');
-    assert.deepEqual(rules.map((r) => r.symbol).sort(), ['refreshAlert', 'sweepAlert']);
+    assert.deepEqual(rules.map((r) => r.symbol).sort(), ['notifyAlert', 'refreshAlert', 'sweepAlert']);
     for (const r of rules) assert.match(r.body, /actionGroup\.id/, `${r.symbol} notifies nobody`);
     const sweep = rules.find((r) => r.symbol === 'sweepAlert')!;
     assert.match(sweep.body, /operator: 'LessThan'\s+threshold: 1/);
@@ -390,5 +399,139 @@ void describe('monitoring sees what fails silently', () => {
       atMost('Function', 'Information'),
       "host.json drops the broker's information records (sweep counts)",
     );
+  });
+
+  void it('alerts on notifications the broker gives up or cannot queue, logged as errors', () => {
+    const query = /var notifyQuery = '''([\s\S]*?)'''/.exec(alerts.code)?.[1] ?? '';
+    const events = [...query.matchAll(/startswith "([\w.]+)"/g)].map((m) => m[1] ?? '');
+    assert.ok(events.includes('notify.gave_up'), `notification alert counts ${events.join(', ')}`);
+    const source = readFileSync(join(root, 'shared', 'notify', 'notifier.ts'), 'utf8');
+    for (const e of events) {
+      // Error level: never filtered by host.json, and Trace is excluded from sampling (test above).
+      assert.match(
+        source,
+        new RegExp(`\\.error\\(\\s*'${e.replace('.', '\\.')}'`),
+        `the broker never logs ${e} as an error`,
+      );
+    }
+    const rule = resourceBodies(alerts.code, 'Microsoft.Insights/scheduledQueryRules').find(
+      (r) => r.symbol === 'notifyAlert',
+    );
+    assert.match(rule?.body ?? '', /query: notifyQuery/);
+    assert.match(rule?.body ?? '', /operator: 'GreaterThan'\s+threshold: 0/);
+    assert.ok(atMost('Function', 'Error'), "host.json drops the broker's errors");
+  });
+});
+
+void describe('notifications (README "Notifications") in both network variants', () => {
+  const mapped = (
+    JSON.parse(readFileSync(join(infra, 'main.parameters.json'), 'utf8')) as {
+      parameters: Record<string, { value: string }>;
+    }
+  ).parameters;
+  const valueOf = (name: string) => settings.find((s) => s.name === name)?.value;
+  const variableOf = (name: string) => settings.find((s) => s.name === name)?.variable;
+  const storage = byPath('infra/modules/storage.bicep');
+  const vault = byPath('infra/modules/keyvault.bicep');
+  /** Notification settings the app reads but the template leaves to their defaults, and why. */
+  const NOT_DEPLOYED: Record<string, string> = {
+    BROKER_GRAPH_URL: 'defaults to https://graph.microsoft.com; set only to reach a Graph double in tests',
+  };
+  /** azd env value -> main.bicep parameter -> app setting, each optional. */
+  const OPTIONAL = [
+    { setting: 'BROKER_WEBHOOK_URL', param: 'brokerWebhookUrl' },
+    { setting: 'BROKER_WEBHOOK_SECRET', param: 'brokerWebhookSecret' },
+    { setting: 'BROKER_NOTIFY_CONNECTION', param: 'brokerNotifyConnection' },
+    { setting: 'BROKER_NOTIFY_TO', param: 'brokerNotifyTo' },
+  ];
+
+  void it('sets every notification setting the app reads, or says why not', () => {
+    const missing = Object.keys(NOTIFY_ENV).filter((n) => !names.includes(n) && !(n in NOT_DEPLOYED));
+    assert.deepEqual(missing, [], 'notification settings the template cannot set');
+    for (const n of Object.keys(NOT_DEPLOYED))
+      assert.ok(!names.includes(n), `${n} is listed as not deployed`);
+  });
+
+  void it("points the outbox at the host storage account's queue service and the queue it creates", () => {
+    assert.equal(valueOf('AzureWebJobsStorage__queueServiceUri'), 'storageQueueEndpoint');
+    assert.equal(moduleParam('functionApp', 'storageQueueEndpoint'), 'storage.outputs.queueEndpoint');
+    assert.match(
+      storage.code,
+      /^output queueEndpoint string = storage\.properties\.primaryEndpoints\.queue$/m,
+    );
+    // Always set (not conditional): the platform variable, not a per-feature one.
+    assert.equal(variableOf('AzureWebJobsStorage__queueServiceUri'), 'platformSettings');
+    assert.equal(valueOf('BROKER_NOTIFY_QUEUE'), 'notifyQueueName');
+    assert.equal(moduleParam('functionApp', 'notifyQueueName'), 'storage.outputs.notifyQueueName');
+    assert.match(storage.code, /^output notifyQueueName string = notifyQueue\.name$/m);
+    const queue = resourceBodies(storage.code, 'Microsoft.Storage/storageAccounts/queueServices/queues');
+    assert.equal(queue.length, 1);
+    assert.match(queue[0]!.body, /^\s+name: notifyQueueName$/m);
+    // The default name is one the app accepts, and the one it would pick by itself.
+    const name = /^param notifyQueueName string = '([^']+)'$/m.exec(storage.code)?.[1];
+    assert.equal(NOTIFY_ENV.BROKER_NOTIFY_QUEUE.parse(name), name);
+    assert.equal(NOTIFY_ENV.BROKER_NOTIFY_QUEUE.parse(undefined), name);
+  });
+
+  void it('maps each optional setting from the azd environment, empty by default, set only when given', () => {
+    const declared = params(main.code);
+    for (const { setting, param } of OPTIONAL) {
+      assert.equal(mapped[param]?.value, `\${${setting}}`, `${param} is not mapped to \${${setting}}`);
+      assert.ok(
+        declared.some((p) => p.name === param && p.hasDefault),
+        `${param} has no default (a first azd up would ask)`,
+      );
+      assert.match(main.code, new RegExp(`^param ${param} string = ''$`, 'm'), `${param} default is not ''`);
+      // Both ways: an empty parameter leaves the setting out, a given one sets it.
+      const variable = variableOf(setting);
+      assert.ok(variable, `${setting} is not an app setting`);
+      const text = variableText(site.code, variable) ?? '';
+      assert.match(
+        text,
+        new RegExp(
+          `^var ${variable} = empty\\((\\w+)\\)\\s+\\? \\{\\}\\s+: \\{\\s+${setting}: [^\\n]*\\1`,
+          'm',
+        ),
+        `${setting}: not "empty(x) ? {} : { ${setting}: …x… }"`,
+      );
+      assert.doesNotMatch(
+        text,
+        /vnet|virtualNetwork|privateOnly/i,
+        `${setting} depends on the network variant`,
+      );
+    }
+    for (const plain of ['brokerWebhookUrl', 'brokerNotifyConnection', 'brokerNotifyTo']) {
+      assert.equal(moduleParam('functionApp', plain), plain);
+    }
+  });
+
+  void it('keeps the webhook secret out of app settings and outputs: a Key Vault secret behind a reference', () => {
+    assert.match(main.code, /@secure\(\)\s+param brokerWebhookSecret string = ''/);
+    assert.equal(moduleParam('keyVault', 'brokerWebhookSecret'), 'brokerWebhookSecret');
+    assert.equal(
+      moduleParam('functionApp', 'brokerWebhookSecretUri'),
+      "empty(brokerWebhookSecret) ? '' : keyVault.outputs.brokerWebhookSecretUri",
+    );
+    assert.equal(
+      valueOf('BROKER_WEBHOOK_SECRET'),
+      "'@Microsoft.KeyVault(SecretUri=${brokerWebhookSecretUri})'",
+    );
+    assert.match(vault.code, /@secure\(\)\s+param brokerWebhookSecret string = ''/);
+    const secret = resourceBodies(vault.code, 'Microsoft.KeyVault/vaults/secrets').find((r) =>
+      /value: brokerWebhookSecret$/m.test(r.body),
+    );
+    assert.ok(secret, 'no Key Vault secret holds brokerWebhookSecret');
+    assert.match(vault.code, /^resource webhookSecret '[^']+' = if \(!empty\(brokerWebhookSecret\)\) \{$/m);
+    assert.match(
+      vault.code,
+      /^output brokerWebhookSecretUri string = '\$\{vault\.properties\.vaultUri\}secrets\/\$\{webhookSecretName\}'$/m,
+    );
+    for (const file of files) {
+      assert.doesNotMatch(
+        file.code,
+        /^output .*brokerWebhookSecret\b(?!Uri)/m,
+        `${file.path} outputs the secret`,
+      );
+    }
   });
 });
