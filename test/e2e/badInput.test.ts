@@ -175,9 +175,10 @@ describe('bad input: a 4xx problem with a stable code, and nothing stored change
     ],
     [
       'connect with an expired link',
-      () =>
+      async () =>
         fetch(
-          `${h.apiUrl}/connect/alpha?link=${signToken(keyring, 'connect-link', { c: 'alpha', exp: Date.now() - 1000, n: 'x' })}`,
+          // A valid `t` (the connection's createdAt): only the expiry is wrong.
+          `${h.apiUrl}/connect/alpha?link=${signToken(keyring, 'connect-link', { c: 'alpha', t: (await h.record('alpha'))?.createdAt, exp: Date.now() - 1000, n: 'x' })}`,
           { headers: json, redirect: 'manual' },
         ),
       403,
@@ -234,9 +235,31 @@ describe('bad input: a 4xx problem with a stable code, and nothing stored change
     assert.equal(await snapshot(), before);
   });
 
+  it('an expired link with a valid signature, connection and instance is refused as expired, and only that', async () => {
+    // Everything but the expiry is right (the connection's createdAt in `t`), so only the expiry check can
+    // refuse it: the same link with a future expiry opens the consent page.
+    const t = (await h.record('alpha'))?.createdAt;
+    const forged = (exp: number) =>
+      `${h.apiUrl}/connect/alpha?link=${signToken(keyring, 'connect-link', { c: 'alpha', t, exp, n: 'x' })}`;
+    const before = await snapshot();
+    const res = await fetch(forged(Date.now() - 1000), { headers: json, redirect: 'manual' });
+    const body = (await res.json()) as { code: string; detail: string };
+    assert.equal(res.status, 403);
+    assert.equal(body.code, 'invalid_link');
+    assert.match(body.detail, /has expired/);
+    const fresh = await fetch(forged(Date.now() + 60_000), {
+      headers: { accept: 'text/html' },
+      redirect: 'manual',
+    });
+    assert.equal(fresh.status, 200, 'the same link, unexpired, is accepted');
+    await fresh.text();
+    assert.equal(await snapshot(), before);
+  });
+
   it('a browser sees a readable page with the same status for a bad link', async () => {
+    const t = (await h.record('alpha'))?.createdAt;
     const res = await fetch(
-      `${h.apiUrl}/connect/alpha?link=${signToken(keyring, 'connect-link', { c: 'alpha', exp: Date.now() - 1000, n: 'x' })}`,
+      `${h.apiUrl}/connect/alpha?link=${signToken(keyring, 'connect-link', { c: 'alpha', t, exp: Date.now() - 1000, n: 'x' })}`,
       { headers: { accept: 'text/html' }, redirect: 'manual' },
     );
     assert.equal(res.status, 403);
