@@ -16,7 +16,16 @@ import {
   timingSafeEqual,
   createHash,
 } from 'node:crypto';
-import { EncryptJWT, errors as joseErrors, jwtDecrypt, jwtVerify, type JWTPayload, SignJWT } from 'jose';
+import {
+  type CompactJWEHeaderParameters,
+  EncryptJWT,
+  errors as joseErrors,
+  type JWSHeaderParameters,
+  jwtDecrypt,
+  jwtVerify,
+  type JWTPayload,
+  SignJWT,
+} from 'jose';
 import type { SecretKey } from './config.ts';
 
 export type KeyPurpose = 'connect-link' | 'state-cookie' | 'connect-consent';
@@ -177,9 +186,14 @@ const EXP_MS = 'exp_ms';
 const typOf = (purpose: KeyPurpose) => `token-broker-${purpose}+jwt`;
 
 /** A JWS (HS256) JWT carrying `claims`, valid until `expMs` (epoch ms, rounded down to the second). */
+/** Which keys a JWT is made and checked with. */
+export interface JwtUse {
+  keyring: Keyring;
+  purpose: KeyPurpose;
+}
+
 export async function signJwt(
-  keyring: Keyring,
-  purpose: KeyPurpose,
+  { keyring, purpose }: JwtUse,
   claims: JWTPayload,
   expMs: number,
 ): Promise<string> {
@@ -191,26 +205,16 @@ export async function signJwt(
 }
 
 /** The checked payload of a JWS from {@link signJwt} under any listed key, else undefined. */
-export async function verifyJwt(
-  keyring: Keyring,
-  purpose: KeyPurpose,
-  token: string,
-  nowMs: number,
-): Promise<JwtResult | undefined> {
+export async function verifyJwt(use: JwtUse, token: string, nowMs: number): Promise<JwtResult | undefined> {
+  const options = { ...claimChecks(use.purpose, nowMs), algorithms: ['HS256'] };
   return checkJwt(nowMs, () =>
-    jwtVerify(token, (header) => keyFor(keyring, purpose, header.kid), {
-      algorithms: ['HS256'],
-      typ: typOf(purpose),
-      currentDate: new Date(nowMs),
-      requiredClaims: ['exp'],
-    }),
+    jwtVerify(token, (header: JWSHeaderParameters) => keyFor(use, header.kid), options),
   );
 }
 
 /** A JWE (`dir`, A256GCM) JWT carrying `claims`, valid until `expMs`; `audience` binds it to its use. */
 export async function encryptJwt(
-  keyring: Keyring,
-  purpose: KeyPurpose,
+  { keyring, purpose }: JwtUse,
   claims: JWTPayload,
   expMs: number,
   audience: string,
@@ -225,25 +229,28 @@ export async function encryptJwt(
 
 /** The checked payload of a JWE from {@link encryptJwt} under any listed key, else undefined. */
 export async function decryptJwt(
-  keyring: Keyring,
-  purpose: KeyPurpose,
+  use: JwtUse,
   token: string,
   nowMs: number,
   audience: string,
 ): Promise<JwtResult | undefined> {
+  const options = {
+    ...claimChecks(use.purpose, nowMs),
+    keyManagementAlgorithms: ['dir'],
+    contentEncryptionAlgorithms: ['A256GCM'],
+    audience,
+  };
   return checkJwt(nowMs, () =>
-    jwtDecrypt(token, (header) => keyFor(keyring, purpose, header.kid), {
-      keyManagementAlgorithms: ['dir'],
-      contentEncryptionAlgorithms: ['A256GCM'],
-      typ: typOf(purpose),
-      audience,
-      currentDate: new Date(nowMs),
-      requiredClaims: ['exp'],
-    }),
+    jwtDecrypt(token, (header: CompactJWEHeaderParameters) => keyFor(use, header.kid), options),
   );
 }
 
-function keyFor(keyring: Keyring, purpose: KeyPurpose, kid: string | undefined): Uint8Array {
+/** What every token must carry: its purpose's `typ`, an `exp`, judged on the broker's clock. */
+function claimChecks(purpose: KeyPurpose, nowMs: number) {
+  return { typ: typOf(purpose), currentDate: new Date(nowMs), requiredClaims: ['exp'] };
+}
+
+function keyFor({ keyring, purpose }: JwtUse, kid: string | undefined): Uint8Array {
   const derived = kid === undefined ? undefined : keyring.find(purpose, kid, 'jose');
   // jose reports this as a failed check like any other; the caller learns only "invalid".
   if (!derived) throw new Error('no listed key for this kid');

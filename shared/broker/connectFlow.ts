@@ -63,13 +63,7 @@ export class ConnectFlow {
 
   /** Checks the link like {@link begin} and says what a sign-in would connect; changes nothing. */
   async describe(name: string, link: string): Promise<ConnectDescription> {
-    const ctx = this.#ctx;
-    assertConnectionName(name);
-    // Awaited: link checks may be asynchronous (JOSE).
-    const payload = await checkLink(ctx.keyring, name, link, ctx.now());
-    const record = await mustGet(ctx.store, name);
-    checkLinkInstance(payload, record);
-    const provider = providerFor(ctx.providers, record.settings.provider);
+    const { payload, record, provider } = await this.#openLink(name, link);
     const probe = await provider.authorizationUrl({ scopes: [], state: 'x', nonce: 'x', codeChallenge: 'x' });
     const pin = record.settings.expectedIdentity;
     const out: ConnectDescription = {
@@ -91,11 +85,7 @@ export class ConnectFlow {
 
   async begin(name: string, link: string): Promise<ConnectStart> {
     const ctx = this.#ctx;
-    assertConnectionName(name);
-    const payload = await checkLink(ctx.keyring, name, link, ctx.now());
-    const record = await mustGet(ctx.store, name);
-    checkLinkInstance(payload, record);
-    const provider = providerFor(ctx.providers, record.settings.provider);
+    const { record, provider } = await this.#openLink(name, link);
     const scopes = provider.loginScopes(record.settings.scopes);
     const verifier = oauth.generateRandomCodeVerifier();
     const state: StatePayload = {
@@ -132,6 +122,17 @@ export class ConnectFlow {
         maxAgeSeconds: STATE_COOKIE_MAX_AGE_SECONDS,
       },
     };
+  }
+
+  /** The link's payload, the connection it was made for, and that connection's provider; throws for a link
+   * that is not valid for this connection now. */
+  async #openLink(name: string, link: string) {
+    const ctx = this.#ctx;
+    assertConnectionName(name);
+    const payload = await checkLink(ctx.keyring, name, link, ctx.now());
+    const record = await mustGet(ctx.store, name);
+    checkLinkInstance(payload, record);
+    return { payload, record, provider: providerFor(ctx.providers, record.settings.provider) };
   }
 
   /** Finishes the connect flow: checks the sealed state, redeems the code, pins the identity, stores tokens. */

@@ -23,8 +23,7 @@ const NOT_VALID = 'This connect link is not valid. Ask your administrator for a 
 /** The link token for `record`, valid until `exp` (epoch ms). */
 export function mintLink(keyring: Keyring, record: ConnectionRecord, exp: number): Promise<string> {
   return signJwt(
-    keyring,
-    'connect-link',
+    { keyring: keyring, purpose: 'connect-link' },
     { c: record.connection, t: record.createdAt, n: randomToken(9) },
     exp,
   );
@@ -66,7 +65,7 @@ async function readLink(
   link: string,
   now: number,
 ): Promise<Partial<LinkPayload> | undefined> {
-  const jwt = await verifyJwt(keyring, 'connect-link', link, now);
+  const jwt = await verifyJwt({ keyring: keyring, purpose: 'connect-link' }, link, now);
   if (jwt) return { ...jwt.payload, exp: jwt.expiresAt };
   // Format used before jose: `exp` already in milliseconds.
   return verifyToken(keyring, 'connect-link', link) as Partial<LinkPayload> | undefined;

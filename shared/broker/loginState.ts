@@ -24,7 +24,7 @@ export interface LoginState {
 
 export function sealLoginState(keyring: Keyring, state: LoginState, cookieName: string): Promise<string> {
   const { exp, ...claims } = state;
-  return encryptJwt(keyring, 'state-cookie', claims, exp, cookieName);
+  return encryptJwt({ keyring: keyring, purpose: 'state-cookie' }, claims, exp, cookieName);
 }
 
 /** The state in `cookie` (expired or not: the caller decides), or undefined when it does not open. */
@@ -34,7 +34,7 @@ export async function openLoginState(
   cookieName: string,
   now: number,
 ): Promise<LoginState | undefined> {
-  const jwt = await decryptJwt(keyring, 'state-cookie', cookie, now, cookieName);
+  const jwt = await decryptJwt({ keyring: keyring, purpose: 'state-cookie' }, cookie, now, cookieName);
   let state: Partial<LoginState> | undefined;
   if (jwt) {
     const { aud: _aud, ...claims } = jwt.payload;

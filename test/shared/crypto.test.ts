@@ -48,37 +48,57 @@ describe('JOSE links (JWS HS256) and cookies (JWE dir + A256GCM)', () => {
   it('a signed JWT verifies until exp, after rotation under the old key, and not once the key is gone', async () => {
     const k1 = mk();
     const k2 = mk();
-    const jws = await signJwt(new Keyring([k1]), 'connect-link', { c: 'a' }, NOW + 60_000);
+    const jws = await signJwt(
+      { keyring: new Keyring([k1]), purpose: 'connect-link' },
+      { c: 'a' },
+      NOW + 60_000,
+    );
     assert.equal(
       (JSON.parse(Buffer.from(jws.split('.')[0] ?? '', 'base64url').toString()) as { alg: string }).alg,
       'HS256',
     );
-    assert.deepEqual(await verifyJwt(new Keyring([k2, k1]), 'connect-link', jws, NOW), {
+    assert.deepEqual(await verifyJwt({ keyring: new Keyring([k2, k1]), purpose: 'connect-link' }, jws, NOW), {
       payload: { c: 'a' },
       expiresAt: NOW + 60_000,
       expired: false,
     });
-    assert.equal((await verifyJwt(new Keyring([k2, k1]), 'connect-link', jws, NOW + 60_000))?.expired, true);
+    assert.equal(
+      (await verifyJwt({ keyring: new Keyring([k2, k1]), purpose: 'connect-link' }, jws, NOW + 60_000))
+        ?.expired,
+      true,
+    );
     // The standard `exp` (whole seconds) is rounded up, so other validators never cut a token short.
-    const odd = await signJwt(new Keyring([k1]), 'connect-link', {}, NOW + 1500);
+    const odd = await signJwt({ keyring: new Keyring([k1]), purpose: 'connect-link' }, {}, NOW + 1500);
     const claims = JSON.parse(Buffer.from(odd.split('.')[1] ?? '', 'base64url').toString()) as {
       exp: number;
     };
     assert.equal(claims.exp, NOW / 1000 + 2);
-    assert.equal(await verifyJwt(new Keyring([k2]), 'connect-link', jws, NOW), undefined);
-    assert.equal(await verifyJwt(new Keyring([k1]), 'state-cookie', jws, NOW), undefined, 'other purpose');
+    assert.equal(
+      await verifyJwt({ keyring: new Keyring([k2]), purpose: 'connect-link' }, jws, NOW),
+      undefined,
+    );
+    assert.equal(
+      await verifyJwt({ keyring: new Keyring([k1]), purpose: 'state-cookie' }, jws, NOW),
+      undefined,
+      'other purpose',
+    );
     const [h, p, sig] = jws.split('.') as [string, string, string];
     const forged = Buffer.from(JSON.stringify({ c: 'b', exp: NOW / 1000 + 60 })).toString('base64url');
-    assert.equal(await verifyJwt(new Keyring([k1]), 'connect-link', `${h}.${forged}.${sig}`, NOW), undefined);
+    assert.equal(
+      await verifyJwt({ keyring: new Keyring([k1]), purpose: 'connect-link' }, `${h}.${forged}.${sig}`, NOW),
+      undefined,
+    );
     const none = Buffer.from(JSON.stringify({ alg: 'none', typ: 'JWT' })).toString('base64url');
-    assert.equal(await verifyJwt(new Keyring([k1]), 'connect-link', `${none}.${p}.`, NOW), undefined);
+    assert.equal(
+      await verifyJwt({ keyring: new Keyring([k1]), purpose: 'connect-link' }, `${none}.${p}.`, NOW),
+      undefined,
+    );
   });
 
   it('an encrypted JWT hides its content, binds to its audience, and opens after rotation', async () => {
     const k1 = mk();
     const jwe = await encryptJwt(
-      new Keyring([k1]),
-      'state-cookie',
+      { keyring: new Keyring([k1]), purpose: 'state-cookie' },
       { v: 'verifier-value' },
       NOW + 600_000,
       'cookie-a',
@@ -88,10 +108,22 @@ describe('JOSE links (JWS HS256) and cookies (JWE dir + A256GCM)', () => {
       !jwe.includes('verifier') && !Buffer.from(jwe.replaceAll('.', ''), 'base64url').includes('verifier'),
     );
     const ring = new Keyring([mk(), k1]);
-    assert.equal((await decryptJwt(ring, 'state-cookie', jwe, NOW, 'cookie-a'))?.payload.v, 'verifier-value');
-    assert.equal(await decryptJwt(ring, 'state-cookie', jwe, NOW, 'cookie-b'), undefined);
-    assert.equal(await decryptJwt(new Keyring([mk()]), 'state-cookie', jwe, NOW, 'cookie-a'), undefined);
-    assert.equal((await decryptJwt(ring, 'state-cookie', jwe, NOW + 600_000, 'cookie-a'))?.expired, true);
+    assert.equal(
+      (await decryptJwt({ keyring: ring, purpose: 'state-cookie' }, jwe, NOW, 'cookie-a'))?.payload.v,
+      'verifier-value',
+    );
+    assert.equal(
+      await decryptJwt({ keyring: ring, purpose: 'state-cookie' }, jwe, NOW, 'cookie-b'),
+      undefined,
+    );
+    assert.equal(
+      await decryptJwt({ keyring: new Keyring([mk()]), purpose: 'state-cookie' }, jwe, NOW, 'cookie-a'),
+      undefined,
+    );
+    assert.equal(
+      (await decryptJwt({ keyring: ring, purpose: 'state-cookie' }, jwe, NOW + 600_000, 'cookie-a'))?.expired,
+      true,
+    );
   });
 
   it('still reads a cookie in the format used before jose, while its key is listed', () => {
