@@ -53,3 +53,13 @@ export function brokerKeysProblem(value) {
   }
   return undefined;
 }
+
+/** Same rule as shared/notify/settings.ts: `whsec_` + standard base64 of 24 to 64 bytes (Standard Webhooks). */
+export function webhookSecretProblem(value) {
+  if (value.startsWith('akvs://')) return undefined;
+  const body = value.startsWith('whsec_') ? value.slice('whsec_'.length) : undefined;
+  if (body === undefined || !/^[A-Za-z0-9+/]+={0,2}$/.test(body)) return 'must be whsec_ followed by base64';
+  const bytes = Buffer.from(body, 'base64').length;
+  if (bytes < 24 || bytes > 64) return 'must carry 24 to 64 random bytes after whsec_';
+  return undefined;
+}

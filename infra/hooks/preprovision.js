@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import console from 'node:console';
 import process from 'node:process';
 import { URL } from 'node:url';
-import { brokerKeysProblem, readAzdEnv, valueOf } from './azd.js';
+import { brokerKeysProblem, readAzdEnv, valueOf, webhookSecretProblem } from './azd.js';
 
 /** Regions with Flex Consumption; the same list as the @allowed of `location` in infra/main.bicep. */
 const FLEX_REGIONS = JSON.parse(readFileSync(new URL('../flex-regions.json', import.meta.url), 'utf8'));
@@ -73,9 +73,46 @@ function main() {
     problems.push('BROKER_REFRESH_SCHEDULE must be a 5- or 6-field NCRONTAB expression');
   }
 
+  // Notifications: the app would refuse to start on these (shared/notify/settings.ts), after the deployment.
+  const webhookUrl = valueOf('BROKER_WEBHOOK_URL', values).trim();
+  const webhookSecret = valueOf('BROKER_WEBHOOK_SECRET', values).trim();
+  if (webhookUrl !== '' && webhookSecret === '') {
+    problems.push(
+      `BROKER_WEBHOOK_SECRET is required with BROKER_WEBHOOK_URL ('azd env set BROKER_WEBHOOK_SECRET "$(node -e "console.log('whsec_'+require('crypto').randomBytes(32).toString('base64'))")"')`,
+    );
+  }
+  if (webhookSecret !== '' && webhookUrl === '') {
+    problems.push(
+      "BROKER_WEBHOOK_URL is required with BROKER_WEBHOOK_SECRET ('azd env set BROKER_WEBHOOK_URL https://…')",
+    );
+  }
+  if (webhookUrl !== '' && !isHttpsUrl(webhookUrl)) problems.push('BROKER_WEBHOOK_URL must be an https URL');
+  if (webhookSecret !== '') {
+    const problem = webhookSecretProblem(webhookSecret);
+    if (problem) problems.push(`BROKER_WEBHOOK_SECRET ${problem}`);
+  }
+  const notifyConnection = valueOf('BROKER_NOTIFY_CONNECTION', values).trim();
+  if (notifyConnection !== '' && !/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/.test(notifyConnection)) {
+    problems.push(
+      'BROKER_NOTIFY_CONNECTION must be a connection name (lowercase letters, digits, inner hyphens)',
+    );
+  }
+  const notifyTo = valueOf('BROKER_NOTIFY_TO', values).trim();
+  if (notifyTo !== '' && !/^[^\s@,;]+@[^\s@,;]+\.[^\s@,;]+$/.test(notifyTo)) {
+    problems.push('BROKER_NOTIFY_TO must be one mail address');
+  }
+
   if (problems.length > 0) {
     for (const p of problems) console.error(`preprovision: ${p}`);
     process.exitCode = 1;
+  }
+}
+
+function isHttpsUrl(text) {
+  try {
+    return new URL(text).protocol === 'https:';
+  } catch {
+    return false;
   }
 }
 

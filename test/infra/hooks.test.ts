@@ -199,6 +199,85 @@ void describe('preprovision hook', () => {
     assert.ok(!fixed.stdout.includes('shh-do-not-print'));
   });
 
+  void it('stops on notification settings the app would refuse, agreeing with its parser, never printing the secret', async () => {
+    const secret = (bytes: number) => `whsec_${Buffer.alloc(bytes, 7).toString('base64')}`;
+    const url = 'https://hooks.example.com/broker';
+    // The app's own verdict on the same values (shared/notify/settings.ts through parseConfig).
+    const appRefuses = (env: Record<string, string>): string[] => {
+      try {
+        parseConfig({
+          BROKER_KEYS: Buffer.alloc(32, 4).toString('base64url'),
+          KEY_VAULT_URL: 'https://kv-test.vault.azure.net',
+          AzureWebJobsStorage__blobServiceUri: 'https://sttest.blob.core.windows.net',
+          AzureWebJobsStorage__queueServiceUri: 'https://sttest.queue.core.windows.net',
+          ...env,
+        });
+        return [];
+      } catch (err) {
+        return ((err as { variables?: string[] }).variables ?? ['?']).filter((v) =>
+          /^BROKER_(WEBHOOK|NOTIFY)_/.test(v),
+        );
+      }
+    };
+    const cases: { env: Record<string, string>; refused: string[] }[] = [
+      { env: { BROKER_WEBHOOK_URL: url, BROKER_WEBHOOK_SECRET: secret(32) }, refused: [] },
+      { env: { BROKER_WEBHOOK_URL: url, BROKER_WEBHOOK_SECRET: secret(24) }, refused: [] },
+      { env: { BROKER_WEBHOOK_URL: url, BROKER_WEBHOOK_SECRET: secret(64) }, refused: [] },
+      {
+        env: { BROKER_WEBHOOK_URL: url, BROKER_WEBHOOK_SECRET: secret(23) },
+        refused: ['BROKER_WEBHOOK_SECRET'],
+      },
+      {
+        env: { BROKER_WEBHOOK_URL: url, BROKER_WEBHOOK_SECRET: secret(65) },
+        refused: ['BROKER_WEBHOOK_SECRET'],
+      },
+      {
+        env: { BROKER_WEBHOOK_URL: url, BROKER_WEBHOOK_SECRET: secret(32).slice('whsec_'.length) },
+        refused: ['BROKER_WEBHOOK_SECRET'],
+      },
+      {
+        env: { BROKER_WEBHOOK_URL: url, BROKER_WEBHOOK_SECRET: 'whsec_not base64!' },
+        refused: ['BROKER_WEBHOOK_SECRET'],
+      },
+      { env: { BROKER_WEBHOOK_URL: url }, refused: ['BROKER_WEBHOOK_SECRET'] },
+      { env: { BROKER_WEBHOOK_SECRET: secret(32) }, refused: ['BROKER_WEBHOOK_URL'] },
+      {
+        env: { BROKER_WEBHOOK_URL: 'http://hooks.example.com/x', BROKER_WEBHOOK_SECRET: secret(32) },
+        refused: ['BROKER_WEBHOOK_URL'],
+      },
+      {
+        env: { BROKER_NOTIFY_CONNECTION: 'sales-mailbox', BROKER_NOTIFY_TO: 'owner@example.com' },
+        refused: [],
+      },
+      { env: { BROKER_NOTIFY_CONNECTION: 'Sales_Mailbox' }, refused: ['BROKER_NOTIFY_CONNECTION'] },
+      {
+        env: { BROKER_NOTIFY_CONNECTION: 'sales-mailbox', BROKER_NOTIFY_TO: 'a@example.com,b@example.com' },
+        refused: ['BROKER_NOTIFY_TO'],
+      },
+    ];
+    for (const { env, refused } of cases) {
+      const label = JSON.stringify(Object.keys(env)) + ' ' + JSON.stringify(refused);
+      assert.deepEqual([...new Set(appRefuses(env))].sort(), refused, `the app's parser disagrees: ${label}`);
+      const run = await runHook('preprovision.js', newState(env));
+      assert.equal(run.code, refused.length > 0 ? 1 : 0, `${label}: ${run.stderr}`);
+      for (const variable of refused)
+        assert.match(run.stderr, new RegExp(`preprovision: ${variable}\\b`), label);
+      const printed = run.stdout + run.stderr;
+      if (env.BROKER_WEBHOOK_SECRET) {
+        assert.ok(
+          !printed.includes(env.BROKER_WEBHOOK_SECRET.slice(8, 24)),
+          `${label}: the secret was printed`,
+        );
+      }
+    }
+    // `azd env set-secret` leaves a reference azd resolves at provision time: nothing to check here.
+    const reference = await runHook(
+      'preprovision.js',
+      newState({ BROKER_WEBHOOK_URL: url, BROKER_WEBHOOK_SECRET: 'akvs://sub/vault/broker-webhook-secret' }),
+    );
+    assert.equal(reference.code, 0, reference.stderr);
+  });
+
   void it('fails loudly when azd cannot be run', async () => {
     const state = newState({});
     const run = await runHook('preprovision.js', state, { PATH: dirname(process.execPath) });
