@@ -240,7 +240,6 @@ export interface Config {
   idleAfterMs: number;
   sweepConcurrency: number;
   cacheCoherenceMs: number;
-  refreshSchedule: string;
   httpTimeoutMs: number;
   auth: CallerAuthConfig;
   allowInsecureHttp: boolean;
@@ -429,7 +428,6 @@ export function parseConfig(env: Env): Readonly<Config> {
     idleAfterMs: e.BROKER_IDLE_AFTER_HOURS * 3600 * 1000,
     sweepConcurrency: e.BROKER_SWEEP_CONCURRENCY,
     cacheCoherenceMs: e.BROKER_CACHE_COHERENCE_SECONDS * 1000,
-    refreshSchedule: e.BROKER_REFRESH_SCHEDULE,
     httpTimeoutMs: e.BROKER_HTTP_TIMEOUT_MS,
     auth,
     allowInsecureHttp: insecure,

@@ -14,7 +14,6 @@ describe('parseConfig', () => {
     assert.equal(c.redirectUri, 'http://localhost:7071/api/callback');
     assert.equal(c.refreshMarginMs, 300_000);
     assert.equal(c.keepAliveMs, 7 * 24 * 3600_000);
-    assert.equal(c.refreshSchedule, '0 */5 * * * *');
     assert.deepEqual(Object.keys(c.providers), []);
     assert.ok(Object.isFrozen(c) && Object.isFrozen(c.store) && Object.isFrozen(c.providers));
   });

@@ -120,7 +120,8 @@ void describe('BROKER_REFRESH_SCHEDULE in the app config', () => {
         bad,
       );
     }
-    assert.equal(parseConfig({ BROKER_REFRESH_SCHEDULE: '0 */5 * * * *' }).refreshSchedule, '0 */5 * * * *');
-    assert.equal(parseConfig({ BROKER_REFRESH_SCHEDULE: '*/10 * * * *' }).refreshSchedule, '*/10 * * * *');
+    // Valid schedules pass (the timer function reads the setting itself; the config only checks it).
+    parseConfig({ BROKER_REFRESH_SCHEDULE: '0 */5 * * * *' });
+    parseConfig({ BROKER_REFRESH_SCHEDULE: '*/10 * * * *' });
   });
 });
