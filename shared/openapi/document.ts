@@ -389,10 +389,13 @@ function operation(op: Operation): Json {
   for (const [status, kind] of Object.entries(op.ok))
     responses[status] = successResponse(Number(status), kind);
   Object.assign(responses, errorResponses(op.errors, op.auth === 'link' || op.auth === 'cookie'));
-  if (op.auth === 'admin' || op.auth === 'caller')
-    responses['401'] ??= {
-      description: 'The function key is missing or wrong (the host answers without a body)',
-    };
+  if (op.auth === 'admin' || op.auth === 'caller') {
+    const entra = responses['401'];
+    const description = 'The function key is missing or wrong: the host answers without a body.';
+    responses['401'] = entra
+      ? { ...entra, description: `${description} Entra mode: ${String(entra.description)}` }
+      : { description };
+  }
   return {
     operationId: op.operationId,
     summary: op.summary,

@@ -10,6 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { driveAuthorization } from '../../tools/demo-idp/driver.ts';
 import { type BrokerHost, startBrokerHost } from '../support/brokerHost.ts';
+import { installContractCheck } from '../support/contract.ts';
 import { type GraphDouble, startGraphDouble } from '../support/graphDouble.ts';
 import { startWebhookReceiver, type WebhookReceiver } from '../support/webhookReceiver.ts';
 
@@ -18,6 +19,7 @@ const MAIL_SCOPES = ['https://graph.microsoft.com/Mail.Send'];
 let h: BrokerHost;
 let receiver: WebhookReceiver;
 let graph: GraphDouble;
+const contract = installContractCheck();
 
 before(async () => {
   receiver = await startWebhookReceiver(SECRET);
@@ -43,7 +45,9 @@ after(async () => {
     await h.close();
     await receiver.close();
     await graph.close();
+    contract.uninstall();
   }
+  contract.assertAllValid();
 });
 
 const sweep = () =>

@@ -515,7 +515,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Problem: invalid_token, unauthorized */
+            /** @description The function key is missing or wrong: the host answers without a body. Entra mode: Problem: invalid_token, unauthorized */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -606,7 +606,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Problem: invalid_token, unauthorized */
+            /** @description The function key is missing or wrong: the host answers without a body. Entra mode: Problem: invalid_token, unauthorized */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -700,7 +700,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Problem: invalid_token, unauthorized */
+            /** @description The function key is missing or wrong: the host answers without a body. Entra mode: Problem: invalid_token, unauthorized */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -821,7 +821,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Problem: invalid_token, unauthorized */
+            /** @description The function key is missing or wrong: the host answers without a body. Entra mode: Problem: invalid_token, unauthorized */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -969,7 +969,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Problem: invalid_token, unauthorized */
+            /** @description The function key is missing or wrong: the host answers without a body. Entra mode: Problem: invalid_token, unauthorized */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -1081,7 +1081,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Problem: invalid_token, unauthorized */
+            /** @description The function key is missing or wrong: the host answers without a body. Entra mode: Problem: invalid_token, unauthorized */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -1231,7 +1231,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Problem: invalid_token, unauthorized */
+            /** @description The function key is missing or wrong: the host answers without a body. Entra mode: Problem: invalid_token, unauthorized */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -1385,7 +1385,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Problem: invalid_token, unauthorized */
+            /** @description The function key is missing or wrong: the host answers without a body. Entra mode: Problem: invalid_token, unauthorized */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -1580,7 +1580,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Problem: invalid_token, unauthorized */
+            /** @description The function key is missing or wrong: the host answers without a body. Entra mode: Problem: invalid_token, unauthorized */
             401: {
                 headers: {
                     [name: string]: unknown;

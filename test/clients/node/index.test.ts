@@ -10,9 +10,11 @@ import { after, before, describe, it } from 'node:test';
 import { BrokerClient, BrokerClientError, parseRetryAfter } from '../../../clients/node/src/index.ts';
 import { startDemoIdp, type DemoIdp } from '../../../tools/demo-idp/server.ts';
 import { type BrokerHost, CLIENT_ID, freePort, startBrokerHost } from '../../support/brokerHost.ts';
+import { installContractCheck } from '../../support/contract.ts';
 
 let h: BrokerHost;
 let requests = 0;
+const contract = installContractCheck();
 const countingFetch: typeof fetch = (input, init) => {
   requests++;
   return fetch(input, init);
@@ -25,6 +27,8 @@ before(async () => {
 });
 after(async () => {
   await h.close();
+  contract.uninstall();
+  contract.assertAllValid();
 });
 
 function client(extra: Partial<ConstructorParameters<typeof BrokerClient>[0]> = {}) {
