@@ -74,11 +74,14 @@ export const connect = pageHandler('connect', async (request: HttpRequest) => {
   );
 });
 
-/** Browsers send Origin on every POST; one that names another site is refused before anything is read. */
+/** A POST whose Origin names another site, or that the browser marks cross-site, is refused before anything is read. */
 function sameOriginPost(request: HttpRequest, publicBaseUrl: string): void {
   const origin = request.headers.get('origin');
   const site = request.headers.get('sec-fetch-site');
-  if ((origin !== null && origin !== new URL(publicBaseUrl).origin) || site === 'cross-site') {
+  // The page is served with Referrer-Policy: no-referrer, under which browsers send `Origin: null` even for a
+  // same-origin form post; Sec-Fetch-Site (and the Strict cookie) still tell a cross-site one apart.
+  const foreign = origin !== null && origin !== 'null' && origin !== new URL(publicBaseUrl).origin;
+  if (foreign || site === 'cross-site') {
     throw new BrokerError(
       'invalid_state',
       'This page was not opened in this browser, or it is too old. Open the connect link again.',

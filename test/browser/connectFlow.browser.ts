@@ -71,7 +71,9 @@ async function freshPage(): Promise<WatchedPage> {
 
 async function check(watched: WatchedPage, label: string, shot?: string) {
   const out = await checkPage(watched, label, shot);
-  pagesSeen.push(out.html);
+  // The connect page carries its own link and a signed continue token in its form, by design (both JWTs whose
+  // claim structure can share 16-character pieces with the IdP's tokens); every other page is scanned.
+  if (label !== 'connect page') pagesSeen.push(out.html);
   return out;
 }
 
@@ -97,6 +99,15 @@ async function decide(watched: WatchedPage, decision: 'allow' | 'deny'): Promise
   await Promise.all([page.waitForURL(`${h.apiUrl}/callback?**`), page.locator(`#${decision}`).click()]);
 }
 
+/** Opens a connect link: the consent page, then its Continue button (the only way to the provider). */
+async function openLink(watched: WatchedPage, link: string, shot?: string): Promise<void> {
+  const { page } = watched;
+  await page.goto(link);
+  await page.locator('main[data-code="consent"] form button').waitFor();
+  if (shot) await check(watched, 'connect page', shot);
+  await Promise.all([page.waitForURL(`${idpOrigin()}/**`), page.locator('main form button').click()]);
+}
+
 function idpOrigin(): string {
   return new URL(h.idp.authorityHost).origin;
 }
@@ -107,12 +118,30 @@ describe('connect flow in Chromium', () => {
     const w = await freshPage();
     const { page } = w;
 
-    await page.goto(await h.newLink('sales-mailbox'));
-    assert.equal(new URL(page.url()).origin, idpOrigin());
+    // The link opens the broker's consent page (connection, requester, permissions) — nothing at the IdP yet.
+    const link = await h.newLink('sales-mailbox');
+    await page.goto(link);
+    await page.locator('main[data-code="consent"]').waitFor();
+    assert.equal(new URL(page.url()).origin, new URL(h.baseUrl).origin);
+    const consentPage = await check(w, 'connect page', '00-connect-page.png');
+    assert.match(consentPage.html, /sales-mailbox/);
+    assert.match(consentPage.html, /Mail\.Send/);
+    assert.equal(h.idp.stats.authorizeRequests, 0, 'opening the link sent nothing to the IdP');
+    const [consentCookie] = (await page.context().cookies(h.baseUrl)).filter((c) =>
+      c.name.startsWith('__Host-token-broker-consent-'),
+    );
+    assert.deepEqual([consentCookie?.sameSite, consentCookie?.httpOnly], ['Strict', true]);
+    // Continue: to the IdP with an account picker (prompt=select_account; the demo IdP shows its sign-in page).
+    const [authorize] = await Promise.all([
+      page.waitForRequest((r) => r.url().startsWith(`${idpOrigin()}/common/oauth2/v2.0/authorize`)),
+      page.locator('main form button').click(),
+    ]);
+    assert.equal(new URL(authorize.url()).searchParams.get('prompt'), 'select_account');
     await page.locator('#login-form').waitFor();
-    await check(w, 'IdP sign-in', '01-sign-in.png');
-    const [stateCookie] = (await page.context().cookies(h.baseUrl)).filter(
-      (c) => c.name === STATE_COOKIE_NAME,
+    assert.equal(new URL(page.url()).origin, idpOrigin());
+    await check(w, 'IdP sign-in (account picker)', '01-sign-in.png');
+    const [stateCookie] = (await page.context().cookies(h.baseUrl)).filter((c) =>
+      c.name.startsWith(`${STATE_COOKIE_NAME}-`),
     );
     assert.ok(stateCookie, 'the connect answer set the state cookie');
     assert.deepEqual(
@@ -130,7 +159,7 @@ describe('connect flow in Chromium', () => {
     const connected = await check(w, 'connected', '03-connected.png');
     assert.deepEqual(await brokerOutcome(w), { status: 200, code: 'connected' });
     assert.equal(
-      (await page.context().cookies(h.baseUrl)).some((c) => c.name === STATE_COOKIE_NAME),
+      (await page.context().cookies(h.baseUrl)).some((c) => c.name.startsWith(`${STATE_COOKIE_NAME}-`)),
       false,
       'the callback cleared the state cookie',
     );
@@ -159,7 +188,7 @@ describe('connect flow in Chromium', () => {
   it('shows the "not connected" page when consent is denied, and stores nothing', async () => {
     await h.createConnection('marketing-mailbox', { provider: 'microsoft', scopes: SCOPES });
     const w = await freshPage();
-    await w.page.goto(await h.newLink('marketing-mailbox'));
+    await openLink(w, await h.newLink('marketing-mailbox'));
     await signIn(w, 'adele@demo.example');
     await w.page.locator('#consent-form').waitFor();
     await decide(w, 'deny');
@@ -178,6 +207,8 @@ describe('connect flow in Chromium', () => {
     const keyring = new Keyring([{ kid: keyIdOf(h.brokerKey), key: h.brokerKey }]);
     const expired = signToken(keyring, 'connect-link', {
       c: 'sales-mailbox',
+      // A valid instance (`t`): only the expiry is wrong.
+      t: (await h.record('sales-mailbox'))?.createdAt,
       exp: Date.now() - 1000,
       n: 'expired1',
     });
@@ -195,7 +226,7 @@ describe('connect flow in Chromium', () => {
       expectedIdentity: { username: 'megan@demo.example' },
     });
     const w = await freshPage();
-    await w.page.goto(await h.newLink('megan-mailbox'));
+    await openLink(w, await h.newLink('megan-mailbox'));
     // The broker passes the pinned account as login_hint; the person signs in with another one anyway.
     assert.equal(await w.page.locator('#login').inputValue(), 'megan@demo.example');
     await signIn(w, 'adele@demo.example');
@@ -217,7 +248,7 @@ describe('connect flow in Chromium', () => {
     const { page } = w;
 
     // IdP: a wrong password re-shows the sign-in form with the error tied to the fields.
-    await page.goto(await h.newLink('sales-mailbox'));
+    await openLink(w, await h.newLink('sales-mailbox'));
     await page.locator('#login').fill('adele@demo.example');
     await page.locator('#password').fill('not-the-password');
     await Promise.all([page.waitForLoadState('load'), page.locator('#sign-in').click()]);
