@@ -5,6 +5,7 @@ import { ERROR_CODES } from '../../shared/errors.ts';
 import {
   connectedPage,
   consentPage,
+  consentPageHeaders,
   errorPageContent,
   escapeHtml,
   PAGE_SECURITY_HEADERS,
@@ -92,5 +93,39 @@ describe('consent page', () => {
     assert.equal(challenged.lines.length, plain.lines.length + 1);
     assert.match(challenged.lines.at(-1) ?? '', /Microsoft asked for an extra sign-in step/);
     assert.ok(!plain.lines.some((l) => l.includes('extra sign-in step')));
+  });
+
+  it('names the connection, the requester, the permissions and the account, and posts its fields back', () => {
+    const html = renderPage(
+      consentPage({ ...facts, description: '<b>Invoices</b>' }, 'Token broker at broker.example', [
+        ['link', 'a"b<c'],
+        ['consent', 'tok&en'],
+      ]),
+    );
+    assert.match(html, /<main class="info" data-code="consent"/);
+    for (const text of [
+      'sales-mailbox',
+      'Token broker at broker.example',
+      'Mail.Send',
+      'The account you choose',
+    ])
+      assert.ok(html.includes(text), text);
+    assert.ok(html.includes('&lt;b&gt;Invoices&lt;/b&gt;') && !html.includes('<b>Invoices'));
+    assert.match(html, /<form method="post" action="\/api\/connect\/sales-mailbox">/);
+    assert.ok(html.includes('<input type="hidden" name="link" value="a&quot;b&lt;c">'));
+    assert.ok(html.includes('<input type="hidden" name="consent" value="tok&amp;en">'));
+    assert.doesNotMatch(html, /<script/i);
+    const pinned = renderPage(
+      consentPage({ ...facts, pinned: true, expectedUsername: 'adele@x.example' }, 'T', []),
+    );
+    assert.ok(pinned.includes('adele@x.example'));
+  });
+
+  it('lets its form post only to itself and to the provider, nothing else', () => {
+    const csp = consentPageHeaders('https://login.microsoftonline.com')['content-security-policy'] ?? '';
+    assert.match(csp, /(^|; )form-action 'self' https:\/\/login\.microsoftonline\.com(;|$)/);
+    assert.match(csp, /default-src 'none'/);
+    assert.doesNotMatch(csp, /script-src|unsafe/);
+    assert.match(PAGE_SECURITY_HEADERS['content-security-policy'] ?? '', /form-action 'none'/);
   });
 });
