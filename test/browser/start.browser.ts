@@ -113,6 +113,8 @@ describe(
       const context = await newContext(browser);
       const { page } = await openPage(context);
       await page.goto(link);
+      // The broker's connect page first; its Continue goes to the IdP.
+      await Promise.all([page.waitForURL(`${idpOrigin}/**`), page.locator('main form button').click()]);
       assert.equal(new URL(page.url()).origin, idpOrigin);
       await page.locator('#login').fill(username);
       await page.locator('#password').fill(password);
