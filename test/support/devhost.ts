@@ -1,6 +1,7 @@
 /**
  * Spawns `tools/devhost/main.ts` as a child process for end-to-end tests and waits for its ready line.
- * Children still running when the test process exits are killed, so a failing test never leaks a host.
+ * Children still running when the test process exits are killed, and a child whose test process died without
+ * exiting (SIGKILL, a runner timeout) shuts itself down when its IPC channel closes: a failing test never leaks a host.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { dirname, join } from 'node:path';
@@ -49,7 +50,8 @@ export function spawnDevHost(opts: SpawnDevHostOptions = {}): Promise<DevHostHan
   const child = spawn(process.execPath, [MAIN, '--app-dir', appDir], {
     cwd: REPO_ROOT,
     env,
-    stdio: ['ignore', 'pipe', 'pipe'],
+    // the IPC channel is the child's lifeline: it shuts down when this process dies, however it dies
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
   });
   live.add(child);
   let output = '';

@@ -51,6 +51,9 @@ function onSignal(signal: NodeJS.Signals): void {
 }
 process.on('SIGINT', onSignal);
 process.on('SIGTERM', onSignal);
+// Started by a test harness with an IPC channel: when that process dies (even by SIGKILL or a runner timeout),
+// the channel closes and this host shuts down instead of living on as an orphan.
+if (process.send) process.once('disconnect', () => onSignal('SIGTERM'));
 
 try {
   host = await startDevHost({ appDir: args.values['app-dir'] ?? process.cwd() });
