@@ -3,36 +3,36 @@
  * The only module that speaks OAuth. Protocol steps go through oauth4webapi (discovery, PKCE, authorization
  * response checks including RFC 9207 `iss`, token response parsing, ID-token claim and `alg` checks); ID-token
  * signatures are verified with jose against the provider's JWKS. Endpoints, issuer and algorithms come from
- * `./metadata.ts`; token-response quirks are handled in `./tokenResponse.ts`. Microsoft specifics (the
+ * `./metadata.ts`; token-response quirks are handled in `./tokenResponse.ts`, failures classified in
+ * `./providerFailure.ts`. Microsoft specifics (the
  * `{tenantid}` issuer template, one resource per token request, `refresh_in`) live in small named functions.
  */
 import {
   createRemoteJWKSet,
   customFetch as joseCustomFetch,
   decodeJwt,
-  errors as joseErrors,
   jwtVerify,
   type JWTPayload,
 } from 'jose';
 import * as oauth from 'oauth4webapi';
 import type { ProviderConfig } from '../config.ts';
 import { constantTimeEqual } from '../crypto.ts';
-import { BrokerError, type ErrorCode } from '../errors.ts';
+import { BrokerError } from '../errors.ts';
 import { type AssertionSource, buildClientAuth } from './clientAuth.ts';
-import { classifyFailure, type FailureClass, type FailureInput } from './classify.ts';
 import {
-  isNetworkError,
   issuerSetting,
   metadataSource,
   type ProviderMetadata,
   resolveIssuer,
   tenantFromIssuer,
 } from './metadata.ts';
+import { toProviderFailure } from './providerFailure.ts';
 import { OIDC_SCOPES, primaryResourceScopes } from './scopes.ts';
 import { toTokenResult, type TokenResult } from './tokenResponse.ts';
 import type { FetchLike } from './transport.ts';
 
 export { resolveIssuer } from './metadata.ts';
+export { ProviderFailure, toProviderFailure } from './providerFailure.ts';
 export type { TokenResult } from './tokenResponse.ts';
 
 export interface AuthorizationParams {
@@ -75,58 +75,6 @@ export interface ProviderClient {
       identity?: boolean;
     },
   ): Promise<TokenResult>;
-}
-
-/** What a caller is told for each kind of provider failure. A refused sign-in code is not a broken connection. */
-const FAILURE_ANSWERS: Record<
-  'reauth_code' | 'reauth_refresh' | 'config' | 'transient' | 'protocol',
-  { code: ErrorCode; message: string }
-> = {
-  reauth_code: {
-    code: 'provider_error',
-    message: 'The provider refused the sign-in code; start the connect flow again.',
-  },
-  reauth_refresh: {
-    code: 'connection_needs_reauth',
-    message: 'The account must sign in again: the provider rejected the refresh token.',
-  },
-  config: {
-    code: 'provider_misconfigured',
-    message: 'The provider rejected the broker configuration (client id, credential or scopes).',
-  },
-  transient: {
-    code: 'provider_unavailable',
-    message: 'The provider is unavailable right now; try again shortly.',
-  },
-  protocol: {
-    code: 'provider_error',
-    message: 'The provider answered with something the broker could not use.',
-  },
-};
-
-/** A provider call failed; `failure` says whether the user, the admin or time can fix it. */
-export class ProviderFailure extends BrokerError {
-  readonly failure: FailureClass;
-  constructor(failure: FailureClass, stage: 'code' | 'refresh', cause?: unknown) {
-    const { code, message } =
-      FAILURE_ANSWERS[failure.kind === 'reauth' ? (`reauth_${stage}` as const) : failure.kind];
-    const options: ConstructorParameters<typeof BrokerError>[2] = {
-      detail: `${stage} ${failure.kind}`,
-      fields: {
-        providerError: failure.providerError,
-        providerCodes: failure.codes?.join(','),
-        traceId: failure.traceId,
-        correlationId: failure.correlationId,
-        // Ours is the status the caller gets; the provider's is logged under its own name.
-        providerHttpStatus: failure.httpStatus,
-      },
-      cause,
-    };
-    if (failure.kind === 'transient') options.retryAfterSeconds = failure.retryAfterSeconds ?? 5;
-    super(code, message, options);
-    this.name = 'ProviderFailure';
-    this.failure = failure;
-  }
 }
 
 export interface ProviderDeps {
@@ -403,61 +351,4 @@ export function createProviderClient(config: ProviderConfig, deps: ProviderDeps)
       });
     },
   };
-}
-
-/** Turns whatever a provider call threw into a classified {@link ProviderFailure} (or passes ours through). */
-export function toProviderFailure(
-  err: unknown,
-  stage: 'code' | 'refresh',
-  federatedCredential = false,
-): BrokerError {
-  if (err instanceof BrokerError) return err;
-  const input: FailureInput = { federatedCredential };
-  if (err instanceof oauth.ResponseBodyError) {
-    input.httpStatus = err.status;
-    input.body = err.cause;
-    input.retryAfterHeader = err.response.headers.get('retry-after');
-  } else if (err instanceof oauth.WWWAuthenticateChallengeError) {
-    input.httpStatus = err.status;
-    input.body = { error: err.cause[0]?.parameters.error ?? 'invalid_client' };
-  } else if (err instanceof oauth.OperationProcessingError) {
-    const cause = err.cause;
-    if (cause instanceof Response || isResponseLike(cause)) {
-      input.httpStatus = cause.status;
-      input.retryAfterHeader = cause.headers.get('retry-after');
-    }
-  } else if (isNetworkError(err)) {
-    input.network = true;
-  }
-  const failure = classifyFailure(input);
-  // A conforming-but-wrong 2xx (bad JSON, failed claim checks) is a protocol error, not a transient one.
-  if (
-    err instanceof oauth.OperationProcessingError &&
-    input.httpStatus !== undefined &&
-    input.httpStatus < 300
-  ) {
-    failure.kind = 'protocol';
-  }
-  if (err instanceof oauth.OperationProcessingError && input.httpStatus === undefined)
-    failure.kind = 'protocol';
-  // A forged or broken id_token (signature, unknown kid, claims) is not fixed by retrying; only a key set that
-  // could not be fetched (timeout, non-200: ERR_JOSE_GENERIC) is.
-  if (
-    err instanceof joseErrors.JOSEError &&
-    !(err instanceof joseErrors.JWKSTimeout) &&
-    err.code !== 'ERR_JOSE_GENERIC'
-  ) {
-    failure.kind = 'protocol';
-  }
-  return new ProviderFailure(failure, stage, err);
-}
-
-function isResponseLike(v: unknown): v is Response {
-  return (
-    typeof v === 'object' &&
-    v !== null &&
-    'status' in v &&
-    'headers' in v &&
-    typeof (v as Response).headers.get === 'function'
-  );
 }
