@@ -245,7 +245,13 @@ for (const [name, privateNet] of [['public', false], ['private', true], ['public
   expect(settings.includes(`'BROKER_NOTIFY_QUEUE', '${queueName}'`), `${name}: BROKER_NOTIFY_QUEUE is not the queue ${queueName}`);
   expect(/'AzureWebJobsStorage__queueServiceUri', reference\('[^']*\/Microsoft\.Storage\/storageAccounts\/\w+', '[^']+'\)\.primaryEndpoints\.queue\b/.test(settings), `${name}: AzureWebJobsStorage__queueServiceUri is not the account's queue endpoint`);
   const queueRole = ofType(rs, 'Microsoft.Authorization/roleAssignments').filter((r) => String(r.properties.roleDefinitionId).endsWith('/974c5e8b-45b9-4653-ba55-5f855dd0fb88'));
-  expect(queueRole.length === 1 && /\/Microsoft\.Storage\/storageAccounts\/\w+'/.test(String(queueRole[0].id)) && queueRole[0].properties.principalType === 'ServicePrincipal', `${name}: Storage Queue Data Contributor for the identity on the storage account`);
+  expect(
+    queueRole.length === 1 &&
+      /^\[extensionResourceId\('[^']*\/Microsoft\.Storage\/storageAccounts\/\w+', 'Microsoft\.Authorization\/roleAssignments'/.test(String(queueRole[0].id)) &&
+      /\/Microsoft\.ManagedIdentity\/userAssignedIdentities\/\w[\w-]*', '[^']+'\)\.principalId\]$/.test(String(queueRole[0].properties.principalId)) &&
+      queueRole[0].properties.principalType === 'ServicePrincipal',
+    `${name}: Storage Queue Data Contributor for the identity on the storage account: ${queueRole.map((r) => r.id)}`,
+  );
   const notify = name.endsWith('-notify');
   const given = {
     BROKER_WEBHOOK_URL: "'https://hooks.example.com/broker'",
