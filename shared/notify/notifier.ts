@@ -94,7 +94,7 @@ export class Notifier {
     const outcome = await this.#deliver(message);
     const fields = {
       sink: message.sink,
-      type: message.event.type,
+      eventType: message.event.type,
       eventId: message.event.id,
       attempt: lease.attempts + 1,
     };

@@ -62,7 +62,8 @@ function notifier(outbox: Outbox, _now: () => number, withMail = false) {
     outbox,
     log,
     // Signed with the real time: receivers check it against their own clock (5-minute tolerance).
-    webhook: (event) => sendWebhook(transport.fetch, { url: receiver.url, secret: SECRET }, event, Date.now()),
+    webhook: (event) =>
+      sendWebhook(transport.fetch, { url: receiver.url, secret: SECRET }, event, Date.now()),
     ...(withMail
       ? {
           mail: {
@@ -144,7 +145,14 @@ describe('webhooks through the file outbox (controllable clock)', () => {
     receiver.received.length = 0;
     receiver.answer(410);
     await n.emit(brokerEvent('connection.deleted', subject('gone', 3), now));
-    assert.ok(lines.some((l) => l.startsWith('error notify.gave_up') && l.includes('status=410')));
+    assert.ok(
+      lines.some(
+        (l) =>
+          l.startsWith('error notify.gave_up') &&
+          l.includes('status=410') &&
+          l.includes('eventType=connection.deleted'),
+      ),
+    );
     now += 86_400_000;
     assert.deepEqual(await n.drain(), { delivered: 0, retried: 0, gaveUp: 0 });
   });
