@@ -10,6 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { driveAuthorization } from '../../tools/demo-idp/driver.ts';
 import { type DemoIdp, OTHER_TENANT, startDemoIdp } from '../../tools/demo-idp/server.ts';
 import { type BrokerHost, CLIENT_ID, freePort, startBrokerHost } from '../support/brokerHost.ts';
+import { startConnect } from '../support/connectPage.ts';
 import { refreshTokenScanner, ResponseLog } from '../support/responseLog.ts';
 
 // Entra app ids are GUIDs; the demo IdP takes them as client ids.
@@ -71,7 +72,7 @@ async function connect(name: string): Promise<void> {
   assert.equal(link.status, 201);
   const { url } = (await link.json()) as { url: string };
   h.secrets.add('connect link', new URL(url).searchParams.get('link'));
-  const start = await fetch(url, { redirect: 'manual' });
+  const start = await startConnect(url);
   const cookie = start.headers.getSetCookie()[0]?.split(';')[0] ?? '';
   const result = await driveAuthorization(start.headers.get('location') ?? '', {
     username: 'adele@demo.example',
