@@ -21,8 +21,10 @@ after(async () => {
     h.secrets.add(`${meta.connection} refresh token`, r?.tokens?.refreshToken);
     h.secrets.add(`${meta.connection} access token`, r?.tokens?.primary?.accessToken);
   }
-  h.secrets.assertAbsent(h.logs.join('\n'), 'broker logs');
+  // Close first, assert after: a failed scan must not leave the demo IdP running until the runner's timeout.
+  const logs = h.logs.join('\n');
   await h.close();
+  h.secrets.assertAbsent(logs, 'broker logs');
 });
 
 describe('broker against the demo IdP (Microsoft-shaped)', () => {

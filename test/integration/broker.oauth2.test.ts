@@ -67,9 +67,10 @@ after(async () => {
   const r = await runtime.broker.store.get('acme-account');
   secrets.add('refresh token', r?.tokens?.refreshToken);
   secrets.add('access token', r?.tokens?.primary?.accessToken);
-  secrets.assertAbsent(logs.join('\n'), 'logs');
+  // Close first, assert after: a failed scan must not leave the IdP running until the runner's timeout.
   await idp.close();
   await rm(dir, { recursive: true, force: true });
+  secrets.assertAbsent(logs.join('\n'), 'logs');
 });
 
 describe('generic oauth2 provider', () => {

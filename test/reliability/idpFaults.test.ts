@@ -40,8 +40,10 @@ before(async () => {
   h = await startReliabilityHarness();
 });
 after(async () => {
-  h.secrets.assertAbsent(h.logs.join('\n'), 'broker and store logs');
+  // Close first, assert after: a failed scan must not leave the demo IdP running until the runner's timeout.
+  const logs = h.logs.join('\n');
   await h.close();
+  h.secrets.assertAbsent(logs, 'broker and store logs');
 });
 beforeEach(() => {
   // Every case starts from an empty vault and a real clock, with one fresh connection of its own.

@@ -39,10 +39,11 @@ before(async () => {
   ]);
 });
 after(async () => {
-  for (const h of [ms, strict]) {
-    h.secrets.assertAbsent(h.logs.join('\n'), 'broker and store logs');
-    await h.close();
-  }
+  // Close first, assert after: a failed scan must not leave the doubles running until the runner's timeout.
+  const logs = [ms, strict].map((h) => h.logs.join('\n'));
+  await Promise.all([ms, strict].map((h) => h.close()));
+  ms.secrets.assertAbsent(logs[0], 'broker and store logs');
+  strict.secrets.assertAbsent(logs[1], 'broker and store logs');
 });
 beforeEach(() => {
   for (const h of [ms, strict]) {
@@ -249,8 +250,10 @@ void describe('the connection lock and the write (strict rotation)', () => {
     h = await startReliabilityHarness({ reuse: 'revoke-family', lock });
   });
   after(async () => {
-    h.secrets.assertAbsent(h.logs.join('\n'), 'broker and store logs');
+    // Close first, assert after.
+    const logs = h.logs.join('\n');
     await h.close();
+    h.secrets.assertAbsent(logs, 'broker and store logs');
   });
 
   void it('the lease expires during the refresh: no write without it; the rotation is written once it is held again', async () => {

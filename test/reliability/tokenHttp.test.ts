@@ -61,10 +61,16 @@ before(async () => {
   assert.equal(out.callback.status, 200);
 });
 after(async () => {
-  await h?.assertNoSecretsInLogs();
-  await h?.close();
-  await kv?.close();
-  await rm(tmp, { recursive: true, force: true });
+  // Close first, assert after: a failed scan must not leave the dev host and the vault double running.
+  let logs = '';
+  try {
+    if (h) logs = await h.collectSecrets();
+  } finally {
+    await h?.close();
+    await kv?.close();
+    await rm(tmp, { recursive: true, force: true });
+  }
+  h?.secrets.assertAbsent(logs, 'dev host logs');
 });
 beforeEach(() => {
   h.idp.clearFaults();
