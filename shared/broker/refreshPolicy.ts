@@ -1,6 +1,6 @@
 /**
  * @module broker/refreshPolicy
- * Pure refresh decisions (DESIGN §5). No I/O here: the sweep, the token endpoint and the tests all ask the
+ * Pure refresh decisions (README "How refresh works"). No I/O here: the sweep, the token endpoint and the tests all ask the
  * same functions, and the reasons they return are what the logs show.
  */
 import type { AccessTokenEntry, RecordMetadata } from '../store/types.ts';

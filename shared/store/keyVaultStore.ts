@@ -5,7 +5,9 @@
  * the sweep needs, so listing never reads a secret value, plus `writtenAt` (epoch ms) to order versions that
  * Key Vault timestamps only to the second.
  *
- * Behaviour we own instead of leaving to the SDK (facts in docs/reference/keyvault.md):
+ * Behaviour we own instead of leaving to the SDK (sources: the retry policy of azure-sdk-for-js
+ * `sdk/core/core-rest-pipeline/src/policies/`; https://learn.microsoft.com/azure/key-vault/general/overview-throttling
+ * and .../service-limits; the Key Vault double's sources in docs/keyvault-double.md):
  * - Retries. The SDK's policy skips a 429 without `Retry-After` (what Key Vault was seen to send) and would
  *   multiply attempts with ours, so the client runs with `maxRetries: 0` and this module has the single rule:
  *   408, 429, 5xx except 501/505, network errors, per-attempt timeouts and the transient 409s

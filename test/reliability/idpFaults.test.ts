@@ -5,7 +5,7 @@ import { failure, HTTP_TIMEOUT_MS, type ReliabilityHarness, startReliabilityHarn
 
 // The IdP fault matrix: every token-endpoint failure a provider (or the network in between) produces, on each
 // path that calls the token endpoint — the timer sweep, the token endpoint's refresh-on-read, and the callback's
-// code redemption. Microsoft's guidance (reference/ms-identity.md §4): no fast retry loop, first retry after a
+// code redemption. Microsoft's guidance (the resilience pages below): no fast retry loop, first retry after a
 // 5xx or timeout ≥ 5 s, honour Retry-After on 429. So every case expects exactly ONE request at the IdP, a
 // backoff of at least the documented 5 s floor (or the Retry-After, when longer), and an intact refresh token.
 // https://learn.microsoft.com/en-us/entra/architecture/resilience-client-app

@@ -11,7 +11,7 @@ import {
 } from './harness.ts';
 
 // The Key Vault fault matrix on the refresh (timer sweep), token and callback paths. What Key Vault does wrong
-// (reference/keyvault.md §3, §6): 429 WITHOUT Retry-After (the SDK would not retry it; the store does), 503,
+// (docs/keyvault-double.md; https://learn.microsoft.com/azure/key-vault/general/overview-throttling): 429 WITHOUT Retry-After (the SDK would not retry it; the store does), 503,
 // requests that hang past the per-attempt timeout, and the 409 a soft-deleted name answers. The store retries
 // transient faults up to STORE_ATTEMPTS times in total; the counters of the double show every attempt.
 

@@ -1,5 +1,6 @@
 /**
- * A loopback HTTPS stand-in for the Key Vault secrets data plane, faithful to docs/reference/keyvault.md, so the
+ * A loopback HTTPS stand-in for the Key Vault secrets data plane, built from public evidence (sources beside each
+ * behaviour below, and per behaviour in docs/keyvault-double.md), so the
  * REAL `SecretClient` (no SDK mocking) can be exercised: the 401 challenge, percent-encoded `api%2Dversion`,
  * full-URL ids with 32-hex versions, IntDate seconds, paging with absolute `nextLink` + `$skiptoken` and
  * `maxresults` <= 25, soft delete / recover / purge, and the service's exact error bodies.
@@ -234,6 +235,7 @@ const NAME = /^[0-9a-zA-Z-]{1,127}$/;
 const VERSION = /^[0-9a-f]{32}$/;
 const MAX_VALUE_BYTES = 25_600;
 const MAX_BODY_BYTES = 1024 * 1024;
+// The 429 body (and its lack of Retry-After) as captured from the service in vcsjones/AzureSignTool#219.
 const THROTTLE_MESSAGE =
   'Request was not processed because too many requests were received. Reason: VaultRequestTypeLimitReached';
 
@@ -334,7 +336,8 @@ export async function startKeyVaultDouble(options: KeyVaultDoubleOptions = {}): 
     return entry;
   };
 
-  // ---- JSON shapes (SPEC models.tsp; examples in reference §2) ----
+  // ---- JSON shapes: Azure/azure-rest-api-specs specification/keyvault/Security.KeyVault.Secrets/models.tsp
+  // (SecretBundle, SecretItem, DeletedSecretBundle; IntDate = Unix seconds) and that folder's examples/ ----
   const attributesOf = (v: Version) => ({
     enabled: v.enabled,
     ...(v.nbf === undefined ? {} : { nbf: v.nbf }),
@@ -365,7 +368,11 @@ export async function startKeyVaultDouble(options: KeyVaultDoubleOptions = {}): 
   });
   const latest = (e: Entry): Version => e.versions[e.versions.length - 1] as Version;
 
-  // ---- errors with the service's literal messages (reference §3) ----
+  // ---- errors with the service's literal messages, as quoted from real responses in public issues:
+  // SecretNotFound (secret) Azure/azure-sdk-for-js#25489;
+  // "Deleted Secret not found" Azure/azure-sdk-for-net#26027; BadParameter invalid name
+  // aspnet/MicrosoftConfigurationBuilders#22; error body shape {error:{code,message,innererror}} from models.tsp
+  // KeyVaultError. maxresults 1-25 from routes.tsp; the maxresults and $skiptoken messages are approximated. ----
   const notFound = (what: string) =>
     new HttpError(
       404,
@@ -487,6 +494,8 @@ export async function startKeyVaultDouble(options: KeyVaultDoubleOptions = {}): 
           'ObjectIsBeingRecovered',
         );
       }
+      // 409s with the service's messages: being deleted Azure/azure-sdk-for-net#34322; deleted but recoverable
+      // microsoft/AzureTRE#4294 and external-secrets/external-secrets#3519.
       if (existing && existing.state !== 'active') {
         if (existing.busy) {
           throw new HttpError(
@@ -533,7 +542,8 @@ export async function startKeyVaultDouble(options: KeyVaultDoubleOptions = {}): 
       const entry = activeEntry(name, r.version ? `${name}/${r.version}` : name);
       const version = r.version ? entry.versions.find((v) => v.id === r.version) : latest(entry);
       if (!version) throw notFound(`${name}/${r.version}`);
-      // nbf/exp are informational; only enabled=false blocks a read (reference §3).
+      // nbf/exp are informational; only enabled=false blocks a read (MicrosoftDocs/azure-docs
+      // articles/key-vault/secrets/about-secrets.md); 403 SecretDisabled as quoted in Azure/azure-sdk-for-js#24756.
       if (!version.enabled) {
         throw new HttpError(
           403,
@@ -613,6 +623,8 @@ export async function startKeyVaultDouble(options: KeyVaultDoubleOptions = {}): 
     purge(r) {
       const name = r.name ?? '';
       const entry = settle(name.toLowerCase());
+      // Purge right after a delete: Azure/azure-sdk-for-net#7199; under purge protection: Azure/sap-automation#200,
+      // microsoft/AzureTRE#1951 (the inner code is not known, so none is sent).
       if (entry?.state === 'deleted' && entry.busy) {
         throw new HttpError(409, 'Conflict', 'Secret is currently being deleted.', 'ObjectIsBeingDeleted');
       }
@@ -868,7 +880,8 @@ export async function startKeyVaultDouble(options: KeyVaultDoubleOptions = {}): 
 
     try {
       if (!url.searchParams.get('api-version')) {
-        // The service requires api-version and has no default (reference §1); message approximated.
+        // The service requires api-version and has no default (MicrosoftDocs/azure-docs
+        // articles/key-vault/general/authentication-requests-and-responses.md); message approximated.
         throw badParameter('The api-version query parameter is missing.');
       }
       if (!r) throw new HttpError(404, 'NotFound', 'The requested resource was not found.');

@@ -3,7 +3,9 @@
  * The Microsoft identity platform v2 shapes the demo IdP imitates: tenant path segments and issuers, resource-
  * prefixed scope strings, and token-endpoint error bodies (`error_codes`, `trace_id`, AADSTS text).
  * Pure functions only, so the mapping can be unit-tested without a server.
- * @see ../../../shared/docs/reference/ms-identity.md §1, §2, §4, §5
+ * Sources: https://learn.microsoft.com/entra/identity-platform/v2-oauth2-auth-code-flow (tenants, endpoints,
+ * token responses), .../scopes-oidc (resource-prefixed scopes), .../reference-error-codes (error bodies),
+ * .../id-tokens and .../access-tokens (issuers and claims); the demo IdP README lists them per behaviour.
  */
 import { randomUUID } from 'node:crypto';
 

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { classifyFailure, codeHint, parseRetryAfter } from '../../../shared/oauth/classify.ts';
 
-// Bodies shaped like real Microsoft identity platform error responses (reference/ms-identity.md §4).
+// Bodies shaped like real Microsoft identity platform error responses
+// (https://learn.microsoft.com/entra/identity-platform/reference-error-codes: error, error_codes, trace_id …).
 const ms = (error: string, codes: number[], extra: Record<string, unknown> = {}) => ({
   error,
   error_description: `AADSTS${codes[0]}: Something happened.\r\nTrace ID: 0d3d2c1a-7a3c-4b52-9f43-0a1b2c3d4e5f\r\nCorrelation ID: 5b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0\r\nTimestamp: 2026-11-27 10:00:00Z`,
