@@ -4,6 +4,7 @@ import { Agent, request } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
+import { stateCookieName } from '../../shared/broker/stateCookie.ts';
 import { isSubsetOfGranted, parseScopeParam } from '../../shared/oauth/scopes.ts';
 import { type BrokerHost, startBrokerHost } from '../support/brokerHost.ts';
 import { REPO_ROOT } from '../support/devhost.ts';
@@ -298,13 +299,27 @@ const requestArb: fc.Arbitrary<FuzzRequest> = fc
     protectedBody: fc.constantFrom('unknown-member', 'invalid-json'),
     chunked: fc.boolean(),
     jsonType: fc.boolean(),
+    // The login cookie is named after the state (stateCookieName), so only a cookie of that name reaches the
+    // cookie decoding of a callback-shaped request: broken encodings, sealed-looking and random values.
+    stateCookie: fc.option(
+      fc.oneof(
+        fc.constantFrom('%E0%A4%A', '%', 'abc%zz', '%ff%fe', '""', 'eyJub3QiOiJzZWFsZWQifQ'),
+        fc.base64String({ maxLength: 120 }),
+      ),
+      { freq: 2 },
+    ),
   })
-  .map(({ target, jsonType, ...rest }) => {
+  .map(({ target, jsonType, stateCookie, ...rest }) => {
     // A valid-key mutating request mostly declares JSON, so it gets past the media-type check to the parser.
-    const headers =
+    let headers =
       jsonType && rest.key.startsWith('valid') && !SAFE_METHODS.has(target.method)
         ? { ...rest.headers, 'content-type': 'application/json' }
         : rest.headers;
+    const state = rest.query.find(([k]) => k === 'state')?.[1];
+    if (state !== undefined && stateCookie !== null) {
+      const own = `${stateCookieName(state)}=${stateCookie}`;
+      headers = { ...headers, cookie: headers.cookie ? `${headers.cookie}; ${own}` : own };
+    }
     return { ...rest, headers, ...target };
   });
 
