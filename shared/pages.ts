@@ -5,6 +5,7 @@
  * link or state), and the same security headers on every page. `<main data-code>` carries the outcome code so
  * tests assert codes, not prose.
  */
+import type { ConnectDescription } from './broker/connectFlow.ts';
 import { createHash } from 'node:crypto';
 import type { HttpResponseInit } from '@azure/functions';
 
@@ -260,19 +261,10 @@ export function errorPageContent(code: string, reference?: string): PageContent 
   return reference ? { ...text, code, reference } : { ...text, code };
 }
 
-/** What the consent page needs to say (see broker/connectFlow.ts `ConnectDescription`). */
-export interface ConsentFacts {
-  connection: string;
-  description?: string;
-  provider: string;
-  providerKind: 'microsoft' | 'oauth2';
-  scopes: string[];
-  expectedUsername?: string;
-  pinned: boolean;
-  linkExpiresAt: string;
-  /** Microsoft asked for an extra sign-in step (claims challenge) that this sign-in carries. */
+/** What the consent page needs to say: the broker's description of the link, less what only the headers use. */
+export type ConsentFacts = Omit<ConnectDescription, 'authorizeOrigin' | 'claimsChallenge'> & {
   claimsChallenge?: boolean;
-}
+};
 
 /**
  * The page a connect link opens: who asks, for which connection, with which permissions, and an explicit
