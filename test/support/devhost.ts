@@ -60,8 +60,8 @@ export function spawnDevHost(opts: SpawnDevHostOptions = {}): Promise<DevHostHan
     output += chunk.toString('utf8');
     for (const listener of [...listeners]) listener();
   };
-  child.stdout.on('data', onOutput);
-  child.stderr.on('data', onOutput);
+  child.stdout?.on('data', onOutput);
+  child.stderr?.on('data', onOutput);
 
   let exitCode: number | null | undefined;
   const exited = new Promise<number | null>((resolve) => {
