@@ -11,10 +11,11 @@ import { type KeyVaultDouble, startKeyVaultDouble } from '../support/keyVaultDou
 
 // The token path's fault answers over HTTP, through the dev host running the production bundle with the Key
 // Vault store (the double, real SDK, the store's product retry policy) and BROKER_HTTP_TIMEOUT_MS at its floor.
-// Access tokens live 2 s, so every read is inside the refresh margin: a token path read refreshes, and 2 s after
-// a refresh the stored token has expired.
+// Access tokens live 4 s: the refresh margin is capped at half a token's lifetime (shared/broker/refreshPolicy.ts),
+// so a token is due 2 s after it was issued and expired 2 s later. Every read goes to the store
+// (BROKER_CACHE_COHERENCE_SECONDS=0), so Key Vault faults on the read reach the caller.
 
-const TTL_MS = 2_000;
+const TTL_MS = 4_000;
 const NAME = 'mailbox';
 
 interface HttpCase {
@@ -54,6 +55,7 @@ before(async () => {
       NODE_EXTRA_CA_CERTS: caFile,
       BROKER_LOCK: 'memory',
       BROKER_HTTP_TIMEOUT_MS: '1000',
+      BROKER_CACHE_COHERENCE_SECONDS: '0',
     },
   });
   await h.createConnection(NAME);
@@ -89,6 +91,13 @@ async function token() {
 async function view() {
   const res = await h.api('GET', `manage/connections/${NAME}`);
   return (await res.json()) as { status: string; failures: number; nextAttemptAt?: string };
+}
+
+/** Waits until the stored access token is due (past its renewal point) but still valid. */
+async function untilDue() {
+  const t = (await h.record(NAME))?.tokens?.primary;
+  const renewAt = (t?.expiresAt ?? 0) - ((t?.expiresAt ?? 0) - (t?.issuedAt ?? 0)) / 2;
+  await sleep(Math.max(0, renewAt - Date.now()) + 50);
 }
 
 /** Waits until the stored access token has expired. */
@@ -134,6 +143,7 @@ void describe('token path over HTTP: IdP faults', () => {
   void it('a still-valid token is served when its early refresh fails', async () => {
     await assertRefreshTokenWorks();
     const stored = await h.record(NAME);
+    await untilDue();
     h.idp.stats.reset();
     h.idp.injectTokenFault({ status: 503, grantType: 'refresh_token' });
     const served = await token();
