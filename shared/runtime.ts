@@ -80,7 +80,7 @@ export async function buildRuntime(config: Readonly<Config>, log: Logger = creat
     });
   // The mail to an owner needs the broker (a link, the sending connection's token); the broker needs the
   // listener at construction: the listener reaches the broker through this late-bound reference.
-  let built: Broker | undefined;
+  const late: { broker?: Broker } = {};
   const notifications = config.notify
     ? await (
         await import('./notify/index.ts')
@@ -88,8 +88,8 @@ export async function buildRuntime(config: Readonly<Config>, log: Logger = creat
         fetch: transport.fetch,
         log,
         broker: () => {
-          if (!built) throw new Error('broker not built yet');
-          const b = built;
+          const b = late.broker;
+          if (!b) throw new Error('broker not built yet');
           return {
             record: (name) => b.store.get(name),
             link: (name, ttlSeconds) => b.createLink(name, ttlSeconds),
@@ -116,7 +116,7 @@ export async function buildRuntime(config: Readonly<Config>, log: Logger = creat
     sweepConcurrency: config.sweepConcurrency,
     cacheCoherenceMs: config.cacheCoherenceMs,
   });
-  built = broker;
+  late.broker = broker;
   return {
     ...(notifications ? { notifier: notifications.notifier } : {}),
     config,

@@ -23,8 +23,8 @@ export const NOTIFY_ENV = {
   AzureWebJobsStorage__queueServiceUri: z.url().optional(),
 };
 
-const notifyEnv = z.object(NOTIFY_ENV);
-type NotifyEnv = z.output<typeof notifyEnv> & {
+export const notifyEnvSchema = z.object(NOTIFY_ENV);
+type NotifyEnv = z.output<typeof notifyEnvSchema> & {
   AzureWebJobsStorage?: string | undefined;
   AzureWebJobsStorage__clientId?: string | undefined;
 };

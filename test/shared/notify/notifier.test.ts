@@ -221,12 +221,14 @@ describe('the Azure Storage queue outbox on Azurite', () => {
     const [taken] = await outbox.take(10, 60);
     assert.equal(taken?.message.event.id, event.id);
     assert.equal(taken?.attempts, 1);
+    assert.ok(taken);
     await outbox.done(lease); // the stale receipt from put: must not delete the message
-    await outbox.retryIn(taken!, 0);
+    await outbox.retryIn(taken, 0);
     const [again] = await outbox.take(10, 60);
     assert.equal(again?.message.event.id, event.id, 'still there after a stale done');
-    await outbox.done(again!);
-    await outbox.retryIn(again!, 0);
+    assert.ok(again);
+    await outbox.done(again);
+    await outbox.retryIn(again, 0);
     assert.deepEqual(await outbox.take(10, 1), [], 'gone after done');
   });
 
