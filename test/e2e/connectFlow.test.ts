@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { type BrokerHost, startBrokerHost } from '../support/brokerHost.ts';
-import { installContractCheck } from '../support/contract.ts';
 import { startConnect } from '../support/connectPage.ts';
+import { installContractCheck } from '../support/contract.ts';
 
 // Access tokens live 16 s; the refresh margin (300 s) is capped at half a token's lifetime
 // (shared/broker/refreshPolicy.ts), so a token is fresh for 8 s, then due. The window is wide enough that a loaded
