@@ -24,6 +24,23 @@ describe('idle connections: kept alive, not refreshed ahead', () => {
     assert.deepEqual(sweepDecision(idle, T0, policy), { refresh: true, reason: 'keep_alive' });
   });
 
+  it('only a due refresh is held back: a fresh, backed-off or signed-out idle connection keeps its own reason', () => {
+    const unread = { refreshedAt: T0 - 8 * DAY, readAt: T0 - 30 * DAY };
+    // shouldRefresh says keep_alive already (refreshed 8 days ago) for an active record; for these it does not.
+    const fresh = toMetadata(activeRecord({ ...unread, refreshedAt: T0 - HOUR }, 3 * HOUR));
+    assert.deepEqual(sweepDecision(fresh, T0, policy), { refresh: false, reason: 'fresh' });
+    const signedOut = toMetadata(activeRecord({ ...unread, status: 'needs_reauth' }, 0));
+    assert.deepEqual(sweepDecision(signedOut, T0, policy), { refresh: false, reason: 'needs_reauth' });
+    const backedOff = toMetadata(activeRecord({ ...unread, nextAttemptAt: T0 + 1 }, 0));
+    assert.deepEqual(sweepDecision(backedOff, T0, policy), { refresh: false, reason: 'backoff' });
+  });
+
+  it('an idle connection without a refresh time is kept alive (its refresh token may be close to lapsing)', () => {
+    const idle = toMetadata(activeRecord({ readAt: T0 - 30 * DAY }, 0));
+    delete idle.refreshedAt;
+    assert.deepEqual(sweepDecision(idle, T0, policy), { refresh: true, reason: 'keep_alive' });
+  });
+
   it('without a read time (records from before) or with the bound at 0, nothing changes', () => {
     const legacy = toMetadata(activeRecord({ refreshedAt: T0 - HOUR }, 0));
     assert.deepEqual(sweepDecision(legacy, T0, policy), { refresh: true, reason: 'expired' });

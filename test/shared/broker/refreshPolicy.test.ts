@@ -38,6 +38,13 @@ describe('shouldRefresh', () => {
     ],
     ['expired', { accessExpiresAt: NOW - 1 }, { refresh: true, reason: 'expired' }],
     ['refresh_in passed', { refreshAt: NOW - 1 }, { refresh: true, reason: 'refresh_in_passed' }],
+    ['refresh_in reached this instant', { refreshAt: NOW }, { refresh: true, reason: 'refresh_in_passed' }],
+    ['refresh_in still ahead', { refreshAt: NOW + 1 }, { refresh: false, reason: 'fresh' }],
+    [
+      'no refresh time recorded: kept alive now rather than never',
+      { refreshedAt: undefined },
+      { refresh: true, reason: 'keep_alive' },
+    ],
     ['idle for 7 days', { refreshedAt: NOW - 7 * 24 * 3600_000 }, { refresh: true, reason: 'keep_alive' }],
     [
       'idle just under 7 days',
@@ -127,6 +134,7 @@ describe('refresh window follows the token lifetime', () => {
 
 describe('grantState', () => {
   it('open-ended without a stated end; flagged from three days before it; expired after', () => {
+    assert.equal(GRANT_WARNING_MS, 3 * 24 * 3600_000, 'three days ahead');
     assert.equal(grantState(undefined, NOW), 'open_ended');
     assert.equal(grantState(NOW + GRANT_WARNING_MS + 1, NOW), 'ok');
     assert.equal(grantState(NOW + GRANT_WARNING_MS, NOW), 'expiring');

@@ -46,6 +46,17 @@ describe('TokenCache coherence bound', () => {
     assert.equal(cache.fresh('a', '', 999, MARGIN), undefined, 'a clock that went back is not trusted');
   });
 
+  it('within the bound, a token that has become due is not served', () => {
+    const cache = new TokenCache(HOUR_MS);
+    cache.remember('a', '', { entry: entry(20 * 60_000), allowedCallers: undefined }, 0, MARGIN);
+    assert.ok(cache.fresh('a', '', 15 * 60_000 - 1, MARGIN));
+    assert.equal(
+      cache.fresh('a', '', 15 * 60_000, MARGIN),
+      undefined,
+      'due from the margin on, bound or not',
+    );
+  });
+
   it('keeps nothing with a bound of 0', () => {
     const cache = new TokenCache(0);
     cache.remember('a', '', { entry: entry(HOUR_MS), allowedCallers: undefined }, 0, MARGIN);
