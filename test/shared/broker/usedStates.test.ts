@@ -23,4 +23,16 @@ describe('UsedStates', () => {
     assert.throws(() => used.consume('live', 1_000, 30), replayed);
     used.consume('old', 1_000, 30);
   });
+
+  it('prunes only once full, and counts an entry expiring this instant as expired', () => {
+    const used = new UsedStates(3);
+    used.consume('a', 20, 0);
+    used.consume('b', 1_000, 10);
+    assert.equal(used.size, 2, 'not full yet: the expired entry waits');
+    used.consume('c', 1_000, 25);
+    assert.equal(used.size, 3);
+    // Full at now = 1_000: 'b' and 'c' expire exactly now (a login cookie is expired from its exp on), 'a' before.
+    used.consume('d', 2_000, 1_000);
+    assert.equal(used.size, 1);
+  });
 });
