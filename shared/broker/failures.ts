@@ -11,6 +11,7 @@ import { codeHint } from '../oauth/classify.ts';
 import type { ProviderFailure } from '../oauth/provider.ts';
 import type { ConnectionRecord } from '../store/types.ts';
 import type { BrokerContext } from './context.ts';
+import { putUnlessSuperseded } from './records.ts';
 import { backoffMs } from './refreshPolicy.ts';
 
 export interface FailureOutcome {
@@ -95,12 +96,11 @@ export async function recordProviderFailure(
     // Only this resource was refused (MFA or Conditional Access for it, consent, scope): the refresh token and
     // the connection's other tokens are fine. A claims challenge is kept for the next sign-in.
     if (err.failure.claims && err.failure.claims !== record.claims) {
-      await ctx.store.put({
-        ...record,
-        claims: err.failure.claims,
-        updatedAt: now,
-        revision: record.revision + 1,
-      });
+      await putOrRaced(
+        ctx,
+        { ...record, claims: err.failure.claims, updatedAt: now, revision: record.revision + 1 },
+        reason,
+      );
       ctx.cache.forget(name);
     }
     ctx.log.warn('refresh.resource_refused', { connection: name, reason, code: refusal.code, ...err.fields });
@@ -113,18 +113,33 @@ export async function recordProviderFailure(
     const latest = await ctx.store.get(name);
     if (latest?.tokens && !constantTimeEqual(latest.tokens.refreshToken, record.tokens?.refreshToken ?? '')) {
       ctx.log.info('refresh.raced', { connection: name, reason });
-      throw new BrokerError('provider_unavailable', 'The connection was refreshed concurrently; try again.', {
-        retryAfterSeconds: 1,
-      });
+      throw raced();
     }
   }
   const { next, event, answer } = failureOutcome(record, err, now, ctx.random);
-  await ctx.store.put(next);
+  await putOrRaced(ctx, next, reason);
   ctx.cache.forget(name);
   await announce(ctx, record, next);
   ctx.log.warn(event, { connection: name, reason, code: err.code, status: next.status, ...err.fields });
   logged.add(answer);
   throw answer;
+}
+
+/** The answer when another writer changed the connection after `record` was read: the failure says nothing
+ * about the connection as it is now, so the caller tries again. */
+function raced(): BrokerError {
+  return new BrokerError('provider_unavailable', 'The connection was refreshed concurrently; try again.', {
+    retryAfterSeconds: 1,
+  });
+}
+
+/** Writes a failure's record under the same guard as a refresh (lease held, store not moved past it); when the
+ * store moved on nothing is written and the caller is answered as for a raced refresh. */
+async function putOrRaced(ctx: BrokerContext, next: ConnectionRecord, reason: string): Promise<void> {
+  if (await putUnlessSuperseded(ctx, next, reason)) {
+    ctx.cache.forget(next.connection);
+    throw raced();
+  }
 }
 
 /** The answer while a connection is inside its backoff window. */

@@ -1,9 +1,11 @@
 /**
  * @module broker/records
  * Record reads and pure record transformations the broker parts share: look-ups that turn "absent" into the
- * right error, the usability check before a token is served, and the record after a token response.
+ * right error, the usability check before a token is served, the record after a token response, and the
+ * guarded write that refresh results and refresh failures both go through.
  */
 import { BrokerError } from '../errors.ts';
+import { OIDC_SCOPES } from '../oauth/scopes.ts';
 import type { ProviderClient, TokenResult } from '../oauth/provider.ts';
 import type {
   AccessTokenEntry,
@@ -13,6 +15,7 @@ import type {
   TokenStore,
 } from '../store/types.ts';
 import { assertConnectionName } from '../store/validate.ts';
+import type { BrokerContext } from './context.ts';
 
 export function unknownConnection(): BrokerError {
   return new BrokerError('unknown_connection', 'There is no connection with this name.');
@@ -30,6 +33,40 @@ export async function mustGet(store: TokenStore, name: string): Promise<Connecti
   const record = await store.get(name);
   if (!record) throw unknownConnection();
   return record;
+}
+
+/**
+ * Writes `next` to the store only while this process holds the connection's lock and the store has not moved
+ * past it; the caller holds the lock and read `next`'s predecessor under it. Returns undefined when written, or
+ * the newer stored record (then `next` is dropped, never written over it). Throws `lock_timeout` when the lease
+ * was lost: another instance may hold the connection now. Under strict rotation a late write could otherwise put
+ * back a refresh token that another writer has replaced.
+ */
+export async function putUnlessSuperseded(
+  ctx: Pick<BrokerContext, 'store' | 'lock' | 'log'>,
+  next: ConnectionRecord,
+  reason: string,
+): Promise<ConnectionRecord | undefined> {
+  const name = next.connection;
+  const latest = await ctx.store.get(name);
+  if (latest && latest.revision >= next.revision) {
+    ctx.log.warn('refresh.superseded', {
+      connection: name,
+      reason,
+      detail: `store revision ${latest.revision} >= ${next.revision}; not overwritten`,
+    });
+    return latest;
+  }
+  // Right before the write: a lease lost meanwhile means another instance may hold the connection now.
+  if (ctx.lock.held && !ctx.lock.held(name)) {
+    throw new BrokerError('lock_timeout', 'The connection lock was lost; try again shortly.', {
+      detail: 'lease lost before the store write',
+      retryAfterSeconds: 1,
+      fields: { connection: name, lock: ctx.lock.kind },
+    });
+  }
+  await ctx.store.put(next);
+  return undefined;
 }
 
 export function providerFor(providers: ReadonlyMap<string, ProviderClient>, name: string): ProviderClient {
@@ -159,5 +196,5 @@ function mergeGranted(previous: readonly string[], scope: string): string[] {
 }
 
 function isOidc(scope: string): boolean {
-  return scope === 'openid' || scope === 'profile' || scope === 'offline_access' || scope === 'email';
+  return OIDC_SCOPES.has(scope);
 }

@@ -19,7 +19,15 @@ import { type ConnectionRecord, toMetadata } from '../store/types.ts';
 import type { BrokerContext } from './context.ts';
 import { droppedCount, withRoomFor } from './extraScopes.ts';
 import { backoffError, isResourceRefusal, recordProviderFailure } from './failures.ts';
-import { assertUsable, mustGet, notConnected, pickEntry, providerFor, withTokens } from './records.ts';
+import {
+  assertUsable,
+  mustGet,
+  notConnected,
+  pickEntry,
+  providerFor,
+  putUnlessSuperseded,
+  withTokens,
+} from './records.ts';
 import { backoffMs, type RefreshReason, shouldRefresh, tokenFreshness } from './refreshPolicy.ts';
 
 /** How long a resource refusal is answered from memory: MSAL.NET holds an answer that needs the user for 2 minutes
@@ -127,26 +135,12 @@ export class Refresher {
     const ctx = this.#ctx;
     const name = next.connection;
     try {
-      const latest = await ctx.store.get(name);
-      if (latest && latest.revision >= next.revision) {
+      const newer = await putUnlessSuperseded(ctx, next, why);
+      if (newer) {
         this.#unwritten.delete(name);
-        ctx.log.warn('refresh.superseded', {
-          connection: name,
-          reason: why,
-          detail: `store revision ${latest.revision} >= ${next.revision}; not overwritten`,
-        });
         ctx.cache.forget(name);
-        return latest;
+        return newer;
       }
-      // Right before the write: a lease lost meanwhile means another instance may hold the connection now.
-      if (ctx.lock.held && !ctx.lock.held(name)) {
-        throw new BrokerError('lock_timeout', 'The connection lock was lost; try again shortly.', {
-          detail: 'lease lost before the store write; the rotated token is kept in memory',
-          retryAfterSeconds: 1,
-          fields: { connection: name, lock: ctx.lock.kind },
-        });
-      }
-      await ctx.store.put(next);
     } catch (err) {
       this.#unwritten.set(name, next);
       ctx.log.warn('refresh.write_deferred', {

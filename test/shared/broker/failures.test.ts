@@ -105,6 +105,55 @@ describe('recordProviderFailure', () => {
   });
 });
 
+describe('recordProviderFailure writes like a refresh (lease held, never over a newer revision)', () => {
+  const unavailable = () => failure({ httpStatus: 503 });
+  const rotated = () => {
+    const r = activeRecord({ revision: 2 });
+    if (r.tokens) r.tokens.refreshToken = 'rt-rotated-elsewhere-xxxxxxxx';
+    return r;
+  };
+
+  it('a late failure does not put back the refresh token the store has replaced', async () => {
+    const h = harness();
+    await h.store.put(rotated());
+    const puts = h.store.puts;
+    await assert.rejects(
+      recordProviderFailure(h.ctx, activeRecord(), unavailable(), 'expired', ''),
+      (e) => e instanceof BrokerError && e.code === 'provider_unavailable' && e.retryAfterSeconds === 1,
+    );
+    assert.equal(h.store.puts, puts, 'nothing written');
+    assert.equal(h.store.records.get('sales-mailbox')?.tokens?.refreshToken, 'rt-rotated-elsewhere-xxxxxxxx');
+    assert.equal(h.store.records.get('sales-mailbox')?.failures, 0);
+  });
+
+  it("a refused resource's claims challenge is not written over a newer record", async () => {
+    const h = harness();
+    await h.store.put(rotated());
+    const puts = h.store.puts;
+    const refused = failure({
+      httpStatus: 400,
+      body: { error: 'invalid_grant', error_codes: [50076], suberror: 'basic_action', claims: '{"x":1}' },
+    });
+    await assert.rejects(recordProviderFailure(h.ctx, activeRecord(), refused, 'x', 'k'));
+    assert.equal(h.store.puts, puts, 'nothing written');
+    assert.equal(h.store.records.get('sales-mailbox')?.tokens?.refreshToken, 'rt-rotated-elsewhere-xxxxxxxx');
+  });
+
+  it('writes nothing once the lease is lost', async () => {
+    const lock = { kind: 'lost', withLock: <T>(_c: string, fn: () => Promise<T>) => fn(), held: () => false };
+    const h = harness({ lock });
+    const record = activeRecord();
+    await h.store.put(record);
+    const puts = h.store.puts;
+    await assert.rejects(
+      recordProviderFailure(h.ctx, record, unavailable(), 'expired', ''),
+      (e) => e instanceof BrokerError && e.code === 'lock_timeout',
+    );
+    assert.equal(h.store.puts, puts, 'nothing written');
+    assert.equal(h.store.records.get('sales-mailbox')?.failures, 0);
+  });
+});
+
 describe('backoffError and isTransient', () => {
   it('answers with the seconds left in the window, at least 1', () => {
     assert.equal(backoffError(activeRecord({ nextAttemptAt: T0 + 4_100 }), T0).retryAfterSeconds, 5);
