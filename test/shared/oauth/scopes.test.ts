@@ -4,6 +4,7 @@ import {
   decideRequestedScopes,
   distinctResources,
   isSubsetOfGranted,
+  parseScopeParam,
   primaryResourceScopes,
   resourceOf,
   scopeKey,
@@ -84,5 +85,39 @@ describe('Microsoft scopes', () => {
       });
       assert.equal(decideRequestedScopes(['Mail.Send', 'Mail.Read'], mailOnly).ok, false);
     });
+  });
+});
+
+describe('scope edge cases (from surviving mutants)', () => {
+  it('a resource URI ending in a slash keeps none of it (Azure Resource Manager: management.core.windows.net//)', () => {
+    assert.equal(
+      resourceOf('https://management.core.windows.net//user_impersonation'),
+      'https://management.core.windows.net',
+    );
+  });
+  it('a prefix that is no URI scheme (schemes start with a letter) is a Graph scope', () => {
+    assert.equal(resourceOf('1api://x/y'), 'https://graph.microsoft.com');
+  });
+  it('only OIDC scopes: no primary resource scopes', () => {
+    assert.deepEqual(primaryResourceScopes(['openid', 'offline_access']), []);
+  });
+  it('named scopes compare in full form on both sides; one scope not granted is refused', () => {
+    assert.deepEqual(decideRequestedScopes(['https://graph.microsoft.com/Mail.Send'], ['Mail.Send']), {
+      ok: true,
+      scopes: ['https://graph.microsoft.com/Mail.Send'],
+    });
+    assert.deepEqual(decideRequestedScopes(['https://graph.microsoft.com/Mail.Read'], ['Mail.Send']), {
+      ok: false,
+      code: 'scope_not_granted',
+      reason: 'scope not granted',
+    });
+  });
+  it('?scope= splits on spaces and on + (a form-encoded space), dropping empties', () => {
+    assert.deepEqual(parseScopeParam(' Mail.Send+User.Read  offline_access '), [
+      'Mail.Send',
+      'User.Read',
+      'offline_access',
+    ]);
+    assert.deepEqual(parseScopeParam(''), []);
   });
 });
