@@ -10,16 +10,20 @@ export function refresh(timer: Timer, context: InvocationContext): Promise<void>
 
 async function sweep(timer: Timer, log: Logger): Promise<void> {
   const { broker, notifier } = await getRuntime();
-  const result = await broker.refreshDue();
-  // Notifications whose first delivery failed are retried here, on their schedule (shared/notify).
-  if (notifier) await notifier.drain();
-  log.info('refresh.done', {
-    due: result.due,
-    refreshed: result.refreshed,
-    failed: result.failed,
-    skipped: result.skipped,
-    reason: timer.isPastDue ? 'past_due' : 'scheduled',
-  });
+  try {
+    const result = await broker.refreshDue();
+    log.info('refresh.done', {
+      due: result.due,
+      refreshed: result.refreshed,
+      failed: result.failed,
+      skipped: result.skipped,
+      reason: timer.isPastDue ? 'past_due' : 'scheduled',
+    });
+  } finally {
+    // Notifications whose first delivery failed are retried here, on their schedule (shared/notify), even
+    // when the sweep itself failed (a Key Vault outage must not hold back a needs_reauth mail).
+    if (notifier) await notifier.drain();
+  }
 }
 
 // A schedule the host cannot read would only disable this function ("failed indexing"), leaving grants to lapse

@@ -93,8 +93,7 @@ export async function buildRuntime(config: Readonly<Config>, log: Logger = creat
           return {
             record: (name) => b.store.get(name),
             link: (name, ttlSeconds) => b.createLink(name, ttlSeconds),
-            accessToken: async (name) =>
-              (await b.getAccessToken(name, { kind: 'function_key' })).access_token,
+            accessToken: async (name) => (await b.getAccessToken(name, { kind: 'broker' })).access_token,
           };
         },
       })

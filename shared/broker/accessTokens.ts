@@ -15,8 +15,11 @@ import { tokenFreshness } from './refreshPolicy.ts';
 import { type CacheEntry, cacheKey } from './tokenCache.ts';
 
 export interface Caller {
-  /** `function_key` callers carry no app id; Entra callers carry `azp`/`appid`. */
-  kind: 'function_key' | 'entra';
+  /**
+   * `function_key` callers carry no app id; Entra callers carry `azp`/`appid`. `broker` is the broker itself
+   * (the owner mail reads its sending connection's token); no HTTP request can be this caller.
+   */
+  kind: 'function_key' | 'entra' | 'broker';
   appId?: string;
 }
 
@@ -136,7 +139,7 @@ export class AccessTokens {
 
 /** An empty or absent allow-list admits every authenticated caller; app ids compare case-insensitively. */
 export function authorizeCaller(allowed: readonly string[] | undefined, caller: Caller, name: string): void {
-  if (!allowed || allowed.length === 0) return;
+  if (!allowed || allowed.length === 0 || caller.kind === 'broker') return;
   if (caller.appId && allowed.some((id) => id.toLowerCase() === caller.appId?.toLowerCase())) return;
   throw new BrokerError('forbidden', 'This caller may not read this connection.', {
     fields: { connection: name, caller: caller.appId ?? caller.kind },

@@ -18,8 +18,10 @@ export interface EventSubject {
   connection: string;
   provider: string;
   status?: string;
-  /** The record revision the event describes; with the type it makes the event id. */
+  /** The record revision the event describes; with the type and the creation time it makes the event id. */
   revision?: string | number;
+  /** When this instance of the connection was created: revisions start again when a name is reused. */
+  createdAt?: number;
   username?: string;
   lastError?: { code: string; providerError?: string; providerCodes?: number[] };
 }
@@ -40,7 +42,9 @@ export interface BrokerEvent {
 
 export function brokerEvent(type: EventType, subject: EventSubject, at: number): BrokerEvent {
   const id = createHash('sha256')
-    .update(`${subject.connection}\n${String(subject.revision ?? at)}\n${type}`)
+    .update(
+      `${subject.connection}\n${String(subject.createdAt ?? '')}\n${String(subject.revision ?? at)}\n${type}`,
+    )
     .digest('base64url')
     .slice(0, 24);
   const data: BrokerEvent['data'] = { connection: subject.connection, provider: subject.provider };

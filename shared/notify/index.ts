@@ -100,6 +100,7 @@ export async function createNotifications(
         provider: subject.settings.provider,
         ...(after ? { status: after.status } : {}),
         revision: subject.revision,
+        createdAt: subject.createdAt,
         ...(subject.identity?.username ? { username: subject.identity.username } : {}),
         ...(subject.lastError ? { lastError: subject.lastError } : {}),
       },

@@ -39,6 +39,8 @@ export interface DrainResult {
 
 export class Notifier {
   readonly #deps: NotifierDeps;
+  /** First attempts under way: the caller (often holding a connection's lock) never waits for a receiver. */
+  readonly #inFlight = new Set<Promise<unknown>>();
 
   constructor(deps: NotifierDeps) {
     this.#deps = deps;
@@ -48,7 +50,12 @@ export class Notifier {
     return this.#deps.webhook !== undefined || this.#deps.mail !== undefined;
   }
 
-  /** Stores the event for each configured sink and tries each delivery once now. Never throws. */
+  /**
+   * Stores the event for each configured sink, then starts each first delivery without waiting for it: a slow
+   * receiver must not hold the connection's lock or the caller's answer. A first attempt that never finishes
+   * (the process is frozen or dies) leaves its message hidden for a minute, then the drain delivers it.
+   * Never throws; an event whose store fails is logged (`notify.emit_failed`), not delivered.
+   */
   async emit(event: BrokerEvent): Promise<void> {
     const sinks: Sink[] = [];
     if (this.#deps.webhook) sinks.push('webhook');
@@ -57,9 +64,9 @@ export class Notifier {
       sinks.map(async (sink) => {
         try {
           const lease = await this.#deps.outbox.put({ sink, event }, HOLD_SECONDS);
-          await this.#attempt(lease);
+          const attempt = this.#attemptLogged(lease).finally(() => this.#inFlight.delete(attempt));
+          this.#inFlight.add(attempt);
         } catch (err) {
-          // Stored but not tried, or not stored at all: the first is retried by the drain, the second is logged.
           this.#deps.log.error('notify.emit_failed', {
             sink,
             eventType: event.type,
@@ -70,8 +77,14 @@ export class Notifier {
     );
   }
 
-  /** Works through what is due; the sweep calls this on every run. */
+  /** Resolves when every first attempt started so far has finished. */
+  async settled(): Promise<void> {
+    while (this.#inFlight.size > 0) await Promise.allSettled([...this.#inFlight]);
+  }
+
+  /** Works through what is due; the sweep calls this on every run. Never throws. */
   async drain(max = 200): Promise<DrainResult> {
+    await this.settled();
     const result: DrainResult = { delivered: 0, retried: 0, gaveUp: 0 };
     while (max > 0) {
       let batch: Leased[];
@@ -84,9 +97,26 @@ export class Notifier {
       }
       if (batch.length === 0) break;
       max -= batch.length;
-      for (const lease of batch) result[await this.#attempt(lease)]++;
+      for (const lease of batch) {
+        const outcome = await this.#attemptLogged(lease);
+        if (outcome) result[outcome]++;
+      }
     }
     return result;
+  }
+
+  /** One attempt; an outbox failure while recording its outcome is logged, and the message stays for later. */
+  async #attemptLogged(lease: Leased): Promise<keyof DrainResult | undefined> {
+    try {
+      return await this.#attempt(lease);
+    } catch (err) {
+      this.#deps.log.error('notify.drain_failed', {
+        sink: lease.message.sink,
+        eventId: lease.message.event.id,
+        reason: (err as Error).name,
+      });
+      return undefined;
+    }
   }
 
   async #attempt(lease: Leased): Promise<keyof DrainResult> {

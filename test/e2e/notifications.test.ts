@@ -64,6 +64,15 @@ const sweep = () =>
 const ofType = (type: string, connection: string) =>
   receiver.received.filter((r) => r.type === type && r.data.connection === connection);
 
+/** First deliveries run after the broker has answered (never under a connection's lock): wait for them. */
+async function until(what: string, done: () => boolean, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!done()) {
+    if (Date.now() > deadline) assert.fail(`not within ${timeoutMs} ms: ${what}`);
+    await sleep(50);
+  }
+}
+
 describe('notifications', () => {
   it('connecting sends one signed connection.connected webhook per connection', async () => {
     await h.createConnection('mailer', { provider: 'microsoft', scopes: MAIL_SCOPES });
@@ -74,6 +83,7 @@ describe('notifications', () => {
       expectedIdentity: { username: 'megan@demo.example' },
     });
     await h.connect('victim', { username: 'megan@demo.example', password: 'demo' });
+    await until('two connected events', () => receiver.received.length >= 2);
     assert.equal(ofType('connection.connected', 'mailer').length, 1);
     assert.equal(ofType('connection.connected', 'victim').length, 1);
     assert.equal(receiver.rejected, 0);
@@ -84,6 +94,10 @@ describe('notifications', () => {
     const res = await h.api('POST', 'manage/connections/victim/refresh');
     assert.equal(res.status, 409, await res.text());
     assert.equal((await h.record('victim'))?.status, 'needs_reauth');
+    await until(
+      'the needs_reauth webhook and the mail',
+      () => ofType('connection.needs_reauth', 'victim').length > 0 && graph.sent.length > 0,
+    );
 
     const hooks = ofType('connection.needs_reauth', 'victim');
     assert.equal(hooks.length, 1);
@@ -132,13 +146,16 @@ describe('notifications', () => {
     const callback = await fetch(drive.url, { headers: { cookie, accept: 'text/html' }, redirect: 'manual' });
     assert.equal(callback.status, 200);
     assert.equal((await h.record('victim'))?.status, 'active');
+    await until('the reconnect event', () => ofType('connection.connected', 'victim').length === 2);
     assert.equal(ofType('connection.connected', 'victim').length, 2, 'reconnected is told too');
   });
 
   it('a delivery that failed is delivered by a later sweep, once', async () => {
     receiver.answer(500);
+    const before = receiver.attempts;
     await h.createConnection('third', { provider: 'microsoft', scopes: MAIL_SCOPES });
     await h.connect('third');
+    await until('the first (refused) attempt', () => receiver.attempts > before);
     assert.equal(ofType('connection.connected', 'third').length, 0, 'the first attempt was refused');
     // The first retry is due 5 s later (Standard Webhooks schedule); the sweep after that delivers it.
     await sleep(5_500);
@@ -150,6 +167,6 @@ describe('notifications', () => {
 
   it('deleting a connection sends connection.deleted', async () => {
     assert.equal((await h.api('DELETE', 'manage/connections/victim')).status, 204);
-    assert.equal(ofType('connection.deleted', 'victim').length, 1);
+    await until('the deleted event', () => ofType('connection.deleted', 'victim').length === 1);
   });
 });

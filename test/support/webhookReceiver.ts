@@ -21,6 +21,8 @@ export interface WebhookReceiver {
   received: ReceivedEvent[];
   /** Deliveries that failed verification. */
   rejected: number;
+  /** Verified deliveries, whatever this receiver answered them. */
+  attempts: number;
   /** Answers these statuses to the next deliveries (after verifying them). */
   answer(...statuses: number[]): void;
   close(): Promise<void>;
@@ -31,6 +33,7 @@ export async function startWebhookReceiver(secret: string): Promise<WebhookRecei
   const received: ReceivedEvent[] = [];
   const script: number[] = [];
   let rejected = 0;
+  let attempts = 0;
   const port = await freePort();
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -45,6 +48,7 @@ export async function startWebhookReceiver(secret: string): Promise<WebhookRecei
         res.writeHead(400).end();
         return;
       }
+      attempts++;
       const status = script.shift() ?? 204;
       if (status < 300) received.push({ id: String(req.headers['webhook-id']), ...payload, body });
       res.writeHead(status).end();
@@ -56,6 +60,9 @@ export async function startWebhookReceiver(secret: string): Promise<WebhookRecei
     received,
     get rejected() {
       return rejected;
+    },
+    get attempts() {
+      return attempts;
     },
     answer: (...s) => script.push(...s),
     close: () =>

@@ -24,6 +24,10 @@ describe('authorizeCaller', () => {
       code('forbidden'),
     );
   });
+
+  it('admits the broker itself (the owner mail reads its sending connection) past an allow-list', () => {
+    authorizeCaller(['app-a'], { kind: 'broker' }, 'mailer');
+  });
 });
 
 describe('tokenResponse', () => {

@@ -90,8 +90,11 @@ describe('events', () => {
     const a = brokerEvent('connection.needs_reauth', subject('mail', 7), 1);
     const b = brokerEvent('connection.needs_reauth', subject('mail', 7), 2);
     const c = brokerEvent('connection.needs_reauth', subject('mail', 8), 1);
+    // The same name deleted and created again starts its revisions again: its events are new events.
+    const again = brokerEvent('connection.needs_reauth', { ...subject('mail', 7), createdAt: 99 }, 1);
     assert.equal(a.id, b.id);
     assert.notEqual(a.id, c.id);
+    assert.notEqual(a.id, again.id);
     assert.deepEqual(Object.keys(a.data).sort(), ['account', 'connection', 'provider', 'reason', 'status']);
   });
 });
@@ -106,6 +109,7 @@ describe('webhooks through the file outbox (controllable clock)', () => {
     const event = brokerEvent('connection.needs_reauth', subject('alpha', 1), now);
     receiver.received.length = 0;
     await n.emit(event);
+    await n.settled();
     assert.equal(receiver.received.length, 1);
     assert.equal(receiver.rejected, 0);
     const [got] = receiver.received;
@@ -121,7 +125,9 @@ describe('webhooks through the file outbox (controllable clock)', () => {
     const event = brokerEvent('connection.error', subject('beta', 2), now);
     receiver.received.length = 0;
     receiver.answer(500, 503);
-    await notifier(createFileOutbox(dir, clock), clock).emit(event);
+    const first = notifier(createFileOutbox(dir, clock), clock);
+    await first.emit(event);
+    await first.settled();
     assert.equal(receiver.received.length, 0);
     // "Restart": another notifier over the same folder.
     const again = notifier(createFileOutbox(dir, clock), clock);
@@ -145,6 +151,7 @@ describe('webhooks through the file outbox (controllable clock)', () => {
     receiver.received.length = 0;
     receiver.answer(410);
     await n.emit(brokerEvent('connection.deleted', subject('gone', 3), now));
+    await n.settled();
     assert.ok(
       lines.some(
         (l) =>
@@ -162,6 +169,7 @@ describe('webhooks through the file outbox (controllable clock)', () => {
     const n = notifier(createFileOutbox(dir, clock), clock);
     receiver.answer(...Array.from({ length: RETRY_SCHEDULE_SECONDS.length + 1 }, () => 500));
     await n.emit(brokerEvent('connection.error', subject('doomed', 4), now));
+    await n.settled();
     const outcomes: string[] = [];
     for (const wait of RETRY_SCHEDULE_SECONDS) {
       now += wait * 1000;
@@ -175,6 +183,34 @@ describe('webhooks through the file outbox (controllable clock)', () => {
   });
 });
 
+describe('emit never waits for a receiver', () => {
+  it(
+    'returns once the event is stored, while the first delivery is still under way',
+    { timeout: 20_000 },
+    async () => {
+      let release: () => void = () => undefined;
+      const gate = new Promise<void>((resolve) => (release = resolve));
+      let delivered = 0;
+      const n = new Notifier({
+        outbox: createFileOutbox(join(dataDir, 'slow'), Date.now),
+        log,
+        webhook: async () => {
+          await gate; // the receiver answers only after emit has returned
+          delivered++;
+          return { ok: true, status: 204 };
+        },
+      });
+      // Were emit to wait for the delivery, this would never resolve (the gate opens only after it): the test
+      // would fail on its timeout.
+      await n.emit(brokerEvent('connection.error', subject('slow', 1), Date.now()));
+      assert.equal(delivered, 0);
+      release();
+      await n.settled();
+      assert.equal(delivered, 1);
+    },
+  );
+});
+
 describe('mail to the owner through Graph sendMail', () => {
   let now = Date.parse('2026-11-29T12:00:00Z');
   const clock = () => now;
@@ -183,9 +219,11 @@ describe('mail to the owner through Graph sendMail', () => {
     const n = notifier(createFileOutbox(join(dataDir, 'm'), clock), clock, true);
     graph.sent.length = 0;
     await n.emit(brokerEvent('connection.connected', subject('m1', 1), now));
+    await n.settled();
     assert.equal(graph.sent.length, 0);
     graph.fail({ status: 429, code: 'ApplicationThrottled', retryAfterSeconds: 120 });
     await n.emit(brokerEvent('connection.needs_reauth', subject('m1', 2), now));
+    await n.settled();
     assert.equal(graph.sent.length, 0);
     now += 60_000;
     await n.drain();
@@ -201,6 +239,7 @@ describe('mail to the owner through Graph sendMail', () => {
     const n = notifier(createFileOutbox(join(dataDir, 'm2'), clock), clock, true);
     graph.fail({ status: 403, code: 'ErrorAccessDenied' });
     await n.emit(brokerEvent('connection.needs_reauth', subject('m2', 1), now));
+    await n.settled();
     assert.ok(
       lines.some(
         (l) => l.startsWith('error notify.gave_up') && l.includes('sink=mail') && l.includes('status=403'),
@@ -246,6 +285,7 @@ describe('the Azure Storage queue outbox on Azurite', () => {
     receiver.answer(502);
     const event = brokerEvent('connection.needs_reauth', subject('qq', 1), Date.now());
     await n.emit(event);
+    await n.settled();
     assert.equal(receiver.received.length, 0);
     assert.deepEqual(await n.drain(), { delivered: 1, retried: 0, gaveUp: 0 });
     assert.equal(receiver.received.length, 1);
