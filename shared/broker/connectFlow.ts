@@ -9,12 +9,13 @@ import * as oauth from 'oauth4webapi';
 import { constantTimeEqual } from '../crypto.ts';
 import { BrokerError } from '../errors.ts';
 import type { ProviderClient } from '../oauth/provider.ts';
-import type { ConnectedIdentity, ConnectionSettings } from '../store/types.ts';
+import { OIDC_SCOPES } from '../oauth/scopes.ts';
+import type { ConnectedIdentity, ConnectionRecord, ConnectionSettings } from '../store/types.ts';
 import { assertConnectionName } from '../store/validate.ts';
 import type { BrokerContext } from './context.ts';
 import { checkLink, checkLinkInstance } from './links.ts';
 import { type LoginState, openLoginState, sealLoginState } from './loginState.ts';
-import { connected, mustGet, providerFor } from './records.ts';
+import { connected, mustGet, providerFor, unknownConnection } from './records.ts';
 import { STATE_COOKIE_MAX_AGE_SECONDS, stateCookieName } from './stateCookie.ts';
 import { UsedStates } from './usedStates.ts';
 
@@ -70,9 +71,7 @@ export class ConnectFlow {
       connection: name,
       provider: provider.name,
       providerKind: provider.kind,
-      scopes: record.settings.scopes.filter(
-        (s) => !['openid', 'profile', 'email', 'offline_access'].includes(s),
-      ),
+      scopes: record.settings.scopes.filter((s) => !OIDC_SCOPES.has(s)),
       pinned: Boolean(pin && (pin.tenantId || pin.objectId || pin.username)),
       authorizeOrigin: probe.origin,
       linkExpiresAt: new Date(payload.exp).toISOString(),
@@ -85,12 +84,13 @@ export class ConnectFlow {
 
   async begin(name: string, link: string): Promise<ConnectStart> {
     const ctx = this.#ctx;
-    const { record, provider } = await this.#openLink(name, link);
+    const { payload, record, provider } = await this.#openLink(name, link);
     const scopes = provider.loginScopes(record.settings.scopes);
     const verifier = oauth.generateRandomCodeVerifier();
     const state: StatePayload = {
       c: name,
       p: record.settings.provider,
+      t: payload.t,
       s: oauth.generateRandomState(),
       n: oauth.generateRandomNonce(),
       v: verifier,
@@ -139,16 +139,9 @@ export class ConnectFlow {
   async complete(query: URLSearchParams, cookie: string | undefined): Promise<CallbackResult> {
     const ctx = this.#ctx;
     const state = await this.#checkState(query, cookie);
-    const record = await mustGet(ctx.store, state.c);
-    if (record.settings.provider !== state.p) {
-      throw new BrokerError(
-        'invalid_state',
-        'The connection changed while you were signing in. Open a new link.',
-        {
-          detail: 'provider changed',
-        },
-      );
-    }
+    // Checked before the code is redeemed and again under the lock before anything is stored: an admin may
+    // change or delete the connection at any moment of the sign-in.
+    const record = sameConnection(await mustGet(ctx.store, state.c), state);
     const provider = providerFor(ctx.providers, state.p);
     const result = await provider.redeemCode({
       callbackParams: query,
@@ -170,7 +163,12 @@ export class ConnectFlow {
     checkIdentity(record.settings.expectedIdentity, result.identity, state.c);
     const refreshToken = result.refreshToken;
     const saved = await ctx.lock.withLock(state.c, async () => {
-      const latest = (await ctx.store.get(state.c)) ?? record;
+      const stored = await ctx.store.get(state.c);
+      // Deleted meanwhile: it stays deleted.
+      if (!stored) throw unknownConnection();
+      const latest = sameConnection(stored, state);
+      // A pin saved meanwhile holds for this sign-in too.
+      checkIdentity(latest.settings.expectedIdentity, result.identity, state.c);
       const next = connected(latest, result, refreshToken, ctx.now(), state.scopes, result.identity);
       await ctx.store.put(next);
       return { before: latest, next };
@@ -226,6 +224,25 @@ export class ConnectFlow {
   }
 }
 
+/** `record` when it is the connection the sign-in started for: the same instance (not deleted and created
+ * again under the same name) with the same provider; else throws. */
+function sameConnection(record: ConnectionRecord, state: StatePayload): ConnectionRecord {
+  const detail =
+    state.t !== undefined && record.createdAt !== state.t
+      ? 'connection replaced'
+      : record.settings.provider !== state.p
+        ? 'provider changed'
+        : undefined;
+  if (detail) {
+    throw new BrokerError(
+      'invalid_state',
+      'The connection changed while you were signing in. Open a new link.',
+      { detail, fields: { connection: state.c } },
+    );
+  }
+  return record;
+}
+
 /** True when the verified identity matches every part of the expected one that is set (or none is set). */
 export function identityMatches(
   expected: ConnectionSettings['expectedIdentity'],
@@ -248,15 +265,7 @@ export function checkIdentity(
   actual: ConnectedIdentity | undefined,
   connection: string,
 ): void {
-  if (!expected || (!expected.tenantId && !expected.objectId && !expected.username)) return;
-  const same = (a: string | undefined, b: string | undefined) =>
-    a !== undefined && b !== undefined && constantTimeEqual(a.toLowerCase(), b.toLowerCase());
-  const ok =
-    actual !== undefined &&
-    (!expected.tenantId || same(expected.tenantId, actual.tenantId)) &&
-    (!expected.objectId || same(expected.objectId, actual.objectId)) &&
-    (!expected.username || same(expected.username, actual.username));
-  if (!ok) {
+  if (!identityMatches(expected, actual)) {
     throw new BrokerError(
       'identity_mismatch',
       'You signed in with a different account than this connection expects. Sign out at the provider and use the expected account.',

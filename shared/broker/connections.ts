@@ -92,7 +92,18 @@ export class Connections {
     }
     checkIdentity(record.settings.expectedIdentity, result.identity, name);
     const updated = await ctx.lock.withLock(name, async () => {
-      const latest = (await ctx.store.get(name)) ?? record;
+      const latest = await ctx.store.get(name);
+      // Deleted meanwhile: it stays deleted.
+      if (!latest) throw unknownConnection();
+      // Deleted and created again, or moved to another provider, while the provider answered: the token was
+      // proven for a connection that is no longer there.
+      if (latest.createdAt !== record.createdAt || latest.settings.provider !== record.settings.provider) {
+        throw new BrokerError(
+          'invalid_request',
+          'The connection changed while the refresh token was checked; nothing was stored.',
+          { detail: 'connection changed during import', fields: { connection: name } },
+        );
+      }
       // The pin may have changed while the provider answered.
       checkIdentity(latest.settings.expectedIdentity, result.identity, name);
       const next = connected(

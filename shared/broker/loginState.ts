@@ -11,6 +11,9 @@ export interface LoginState {
   c: string;
   /** Provider name when the sign-in started. */
   p: string;
+  /** The connection's createdAt when the sign-in started (the link's `t`): the sign-in finishes only into that
+   * instance of the connection. Absent in cookies sealed before it was added. */
+  t?: number;
   /** OAuth `state`. */
   s: string;
   /** OpenID Connect nonce. */
@@ -42,7 +45,13 @@ export async function openLoginState(
   } else {
     state = unseal(keyring, 'state-cookie', cookie, cookieName) as Partial<LoginState> | undefined;
   }
-  if (!state || typeof state.s !== 'string' || typeof state.exp !== 'number' || !Array.isArray(state.scopes))
+  if (
+    !state ||
+    typeof state.s !== 'string' ||
+    typeof state.exp !== 'number' ||
+    !Array.isArray(state.scopes) ||
+    (state.t !== undefined && typeof state.t !== 'number')
+  )
     return undefined;
   return state as LoginState;
 }

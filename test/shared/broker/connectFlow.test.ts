@@ -7,15 +7,22 @@ import { openLoginState } from '../../../shared/broker/loginState.ts';
 import { BrokerError } from '../../../shared/errors.ts';
 import type { RedeemParams, TokenResult } from '../../../shared/oauth/provider.ts';
 import { legacyLoginCookie } from '../legacyFormats.ts';
-import { harness, T0 } from './fixture.ts';
+import { type Harness, harness, T0 } from './fixture.ts';
+import { ScriptedProvider } from '../../support/scriptedProvider.ts';
+import type { ProviderClient } from '../../../shared/oauth/provider.ts';
 
 const code = (c: string) => (e: unknown) => e instanceof BrokerError && e.code === c;
 
-async function started(identity = { username: 'adele@demo.example', tenantId: 't1' }) {
+/** A started sign-in; `during` runs while the provider redeems the code (after the callback's first read). */
+async function started(
+  identity = { username: 'adele@demo.example', tenantId: 't1' },
+  during: (h: Harness) => Promise<void> = () => Promise.resolve(),
+) {
   const h = harness();
   const redeemed: RedeemParams[] = [];
-  const redeemCode = (params: RedeemParams): Promise<TokenResult> => {
+  const redeemCode = async (params: RedeemParams): Promise<TokenResult> => {
     redeemed.push(params);
+    await during(h);
     return Promise.resolve({
       accessToken: 'at-code-xxxxxxxxxxxxxxxx',
       refreshToken: 'rt-code-xxxxxxxxxxxxxxxx',
@@ -79,6 +86,68 @@ describe('ConnectFlow', () => {
   it('refuses another account than the expected one and stores nothing', async () => {
     const { h, flow, start, query } = await started({ username: 'mallory@demo.example', tenantId: 't1' });
     await assert.rejects(flow.complete(query, start.cookie.value), code('identity_mismatch'));
+    assert.equal(h.store.records.get('sales-mailbox')?.status, 'pending');
+  });
+});
+
+describe('ConnectFlow: the connection changes while the code is redeemed', () => {
+  const admin = (h: Harness) => new Connections(h.ctx);
+
+  it('a pin saved meanwhile holds: another account is refused and nothing is stored', async () => {
+    const { h, flow, start, query } = await started(undefined, (h) =>
+      admin(h)
+        .upsert('sales-mailbox', {
+          provider: 'microsoft',
+          scopes: [],
+          expectedIdentity: { username: 'megan@demo.example' },
+        })
+        .then(() => undefined),
+    );
+    await assert.rejects(flow.complete(query, start.cookie.value), code('identity_mismatch'));
+    const stored = h.store.records.get('sales-mailbox');
+    assert.equal(stored?.status, 'pending');
+    assert.equal(stored?.tokens, undefined);
+    assert.equal(stored?.settings.expectedIdentity?.username, 'megan@demo.example');
+  });
+
+  it('a provider changed meanwhile: refused, nothing stored', async () => {
+    const { h, flow, start, query } = await started(undefined, async (h) => {
+      (h.ctx.providers as Map<string, ProviderClient>).set('generic', new ScriptedProvider());
+      await admin(h).upsert('sales-mailbox', { provider: 'generic', scopes: ['mail'] });
+    });
+    await assert.rejects(flow.complete(query, start.cookie.value), code('invalid_state'));
+    const stored = h.store.records.get('sales-mailbox');
+    assert.equal(stored?.settings.provider, 'generic');
+    assert.equal(stored?.status, 'pending');
+    assert.equal(stored?.tokens, undefined);
+  });
+
+  it('deleted meanwhile: unknown_connection, the connection stays deleted', async () => {
+    const { h, flow, start, query } = await started(undefined, (h) => admin(h).delete('sales-mailbox'));
+    await assert.rejects(flow.complete(query, start.cookie.value), code('unknown_connection'));
+    assert.equal(h.store.records.has('sales-mailbox'), false);
+  });
+
+  it('deleted and created again meanwhile: refused, the new connection stays pending', async () => {
+    const { h, flow, start, query } = await started(undefined, async (h) => {
+      await admin(h).delete('sales-mailbox');
+      h.clock.now += 1;
+      await admin(h).upsert('sales-mailbox', { provider: 'microsoft', scopes: [] });
+    });
+    await assert.rejects(flow.complete(query, start.cookie.value), code('invalid_state'));
+    const stored = h.store.records.get('sales-mailbox');
+    assert.equal(stored?.createdAt, T0 + 1);
+    assert.equal(stored?.status, 'pending');
+    assert.equal(stored?.tokens, undefined);
+  });
+
+  it('deleted and created again before the callback: refused before the code is redeemed', async () => {
+    const { h, flow, start, query, redeemed } = await started();
+    await admin(h).delete('sales-mailbox');
+    h.clock.now += 1;
+    await admin(h).upsert('sales-mailbox', { provider: 'microsoft', scopes: [] });
+    await assert.rejects(flow.complete(query, start.cookie.value), code('invalid_state'));
+    assert.equal(redeemed.length, 0);
     assert.equal(h.store.records.get('sales-mailbox')?.status, 'pending');
   });
 });

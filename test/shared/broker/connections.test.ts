@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Connections, settingsApplied } from '../../../shared/broker/connections.ts';
 import { BrokerError } from '../../../shared/errors.ts';
+import type { ProviderClient } from '../../../shared/oauth/provider.ts';
+import { ScriptedProvider } from '../../support/scriptedProvider.ts';
 import { activeRecord, harness, T0 } from './fixture.ts';
 
 const code = (c: string) => (e: unknown) => e instanceof BrokerError && e.code === c;
@@ -89,5 +91,52 @@ describe('Connections', () => {
     assert.equal(h.provider.calls[1]?.refreshToken, 'rt-imported-xxxxxxxxxxxx');
     assert.equal(h.store.records.get('sales-mailbox')?.tokens?.refreshToken, 'rt-1-yyyyyyyyyyyyyyyyyyyyyyyy');
     assert.equal(h.store.records.get('sales-mailbox')?.connectedAt, T0);
+  });
+
+  it('an import whose connection is deleted meanwhile stores nothing', async () => {
+    const h = harness();
+    const admin = new Connections(h.ctx);
+    await admin.upsert('sales-mailbox', { provider: 'microsoft', scopes: [] });
+    const gate = h.provider.hold();
+    const importing = admin.importRefreshToken('sales-mailbox', 'rt-imported-xxxxxxxxxxxx');
+    await gate.entered;
+    await admin.delete('sales-mailbox');
+    gate.release();
+    await assert.rejects(importing, code('unknown_connection'));
+    assert.equal(h.store.records.has('sales-mailbox'), false);
+  });
+
+  it('an import whose connection was deleted and created again meanwhile stores nothing', async () => {
+    const h = harness();
+    const admin = new Connections(h.ctx);
+    await admin.upsert('sales-mailbox', { provider: 'microsoft', scopes: [] });
+    const gate = h.provider.hold();
+    const importing = admin.importRefreshToken('sales-mailbox', 'rt-imported-xxxxxxxxxxxx');
+    await gate.entered;
+    await admin.delete('sales-mailbox');
+    h.clock.now += 1;
+    await admin.upsert('sales-mailbox', { provider: 'microsoft', scopes: [] });
+    gate.release();
+    await assert.rejects(importing, code('invalid_request'));
+    const stored = h.store.records.get('sales-mailbox');
+    assert.equal(stored?.createdAt, T0 + 1);
+    assert.equal(stored?.status, 'pending');
+    assert.equal(stored?.tokens, undefined);
+  });
+
+  it('an import whose connection changed provider meanwhile stores nothing', async () => {
+    const h = harness();
+    (h.ctx.providers as Map<string, ProviderClient>).set('generic', new ScriptedProvider());
+    const admin = new Connections(h.ctx);
+    await admin.upsert('sales-mailbox', { provider: 'microsoft', scopes: [] });
+    const gate = h.provider.hold();
+    const importing = admin.importRefreshToken('sales-mailbox', 'rt-imported-xxxxxxxxxxxx');
+    await gate.entered;
+    await admin.upsert('sales-mailbox', { provider: 'generic', scopes: ['mail'] });
+    gate.release();
+    await assert.rejects(importing, code('invalid_request'));
+    const stored = h.store.records.get('sales-mailbox');
+    assert.equal(stored?.settings.provider, 'generic');
+    assert.equal(stored?.tokens, undefined);
   });
 });
