@@ -28,6 +28,11 @@ describe('connect links', () => {
     checkLinkInstance(payload, record);
     // Valid signature and instance, only the expiry differs: refused as expired, not as forged.
     await assert.rejects(checkLink(ctx.keyring, 'sales-mailbox', link, T0 + 1000), invalid('link expired'));
+    // The expiry is told apart for the page and the logs (reason=expired), not just by its message.
+    await assert.rejects(
+      checkLink(ctx.keyring, 'sales-mailbox', link, T0 + 1000),
+      (e) => e instanceof BrokerError && e.fields?.reason === 'expired',
+    );
   });
 
   it('refuses another connection, a changed signature and an earlier instance of the name', async () => {
@@ -61,6 +66,11 @@ describe('connect links', () => {
       checkLink(new Keyring([key()]), 'sales-mailbox', link, T0),
       invalid('bad link signature'),
     );
+  });
+
+  it('refuses a signed payload whose connection is not a string, as not for this connection', async () => {
+    const numeric = signToken(ctx.keyring, 'connect-link', { c: 42, t: T0, n: 'x', exp: T0 + 1000 });
+    await assert.rejects(checkLink(ctx.keyring, '42', numeric, T0), invalid('link for another connection'));
   });
 
   it('refuses a signed payload without an expiry, in either format', async () => {
