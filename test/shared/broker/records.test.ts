@@ -54,6 +54,34 @@ describe('withTokens', () => {
     assert.equal(next.refreshedAt, T0 - 5);
   });
 
+  it('a stated grant end belongs to its refresh token: kept while the token is, dropped with a new one', () => {
+    const stated = withTokens(
+      activeRecord(),
+      result({ refreshToken: 'rt-1', refreshTokenExpiresInSeconds: 3600 }),
+      'rt-0',
+      undefined,
+      T0,
+    );
+    assert.equal(stated.tokens?.refreshTokenExpiresAt, T0 + 3_600_000);
+    // A refresh answer without a refresh token (Google): the same grant, so the same end.
+    const kept = withTokens(stated, result(), 'rt-1', undefined, T0 + 60_000);
+    assert.equal(kept.tokens?.refreshTokenExpiresAt, T0 + 3_600_000);
+    // A new refresh token without a stated end: the old end does not apply to it.
+    const rotated = withTokens(stated, result({ refreshToken: 'rt-2' }), 'rt-1', undefined, T0 + 60_000);
+    assert.equal(rotated.tokens?.refreshTokenExpiresAt, undefined);
+  });
+
+  it('granted scopes leave out every OIDC scope and empty pieces of a sloppy scope string', () => {
+    const next = withTokens(
+      activeRecord(),
+      result({ scope: ' profile  email openid offline_access https://graph.microsoft.com/Mail.Send ' }),
+      'rt',
+      undefined,
+      T0,
+    );
+    assert.deepEqual(next.tokens?.grantedScopes, ['https://graph.microsoft.com/Mail.Send']);
+  });
+
   it('connected: replaces old tokens and identity, activates', () => {
     const before = { ...activeRecord({ status: 'needs_reauth' }), identity: { username: 'old' } };
     if (before.tokens)
