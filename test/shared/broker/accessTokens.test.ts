@@ -25,6 +25,18 @@ describe('authorizeCaller', () => {
     );
   });
 
+  it('admits any one app of a longer allow-list, and names the refused caller in the log fields', () => {
+    authorizeCaller(['app-a', 'APP-B', 'app-c'], { kind: 'entra', appId: 'app-b' }, 'c');
+    assert.throws(
+      () => authorizeCaller(['app-a', 'app-b'], { kind: 'entra', appId: 'app-z' }, 'c'),
+      (e) => code('forbidden')(e) && (e as BrokerError).fields.caller === 'app-z',
+    );
+    assert.throws(
+      () => authorizeCaller(['app-a'], fnKey, 'c'),
+      (e) => code('forbidden')(e) && (e as BrokerError).fields.caller === 'function_key',
+    );
+  });
+
   it('admits the broker itself (the owner mail reads its sending connection) past an allow-list', () => {
     authorizeCaller(['app-a'], { kind: 'broker' }, 'mailer');
   });
