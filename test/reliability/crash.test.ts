@@ -87,8 +87,14 @@ void describe('SIGKILL during refreshes (Microsoft rotation semantics)', () => {
     }
   });
   after(async () => {
-    await d?.host.assertNoSecretsInLogs();
-    await d?.close();
+    // Close first, assert after: a failed scan must not leave the dev host and the IdP running.
+    let logs = '';
+    try {
+      if (d) logs = await d.host.collectSecrets();
+    } finally {
+      await d?.close();
+    }
+    d?.host.secrets.assertAbsent(logs, 'dev host logs');
   });
 
   void it(`every connection keeps a working refresh token across ${ITERATIONS} random kills (seed ${SEED})`, async (t) => {
@@ -167,8 +173,14 @@ void describe('SIGKILL during refreshes (strict rotation: reuse of a superseded 
     }
   });
   after(async () => {
-    await d?.host.assertNoSecretsInLogs();
-    await d?.close();
+    // Close first, assert after: a failed scan must not leave the dev host and the IdP running.
+    let logs = '';
+    try {
+      if (d) logs = await d.host.collectSecrets();
+    } finally {
+      await d?.close();
+    }
+    d?.host.secrets.assertAbsent(logs, 'dev host logs');
   });
 
   void it(`every stored refresh token is the newest issued, or its loss is counted and confirmed (seed ${SEED})`, async (t) => {
