@@ -45,8 +45,14 @@ before(async () => {
   b = await startBrokerHost();
 });
 after(async () => {
-  await b?.assertNoSecretsInLogs();
-  await b?.close();
+  // Close first, assert after: a failed scan must not leave the dev host running.
+  let logs = '';
+  try {
+    if (b) logs = await b.collectSecrets();
+  } finally {
+    await b?.close();
+  }
+  b?.secrets.assertAbsent(logs, 'dev host logs');
 });
 
 void describe('chunked request bodies on the real app (HTTP streams)', () => {

@@ -83,9 +83,15 @@ describe('BROKER_KEYS rotation end to end (dev host restarts on one data directo
     return h;
   }
 
+  /** Closes first, asserts after: a failed scan must not leave the dev host running. */
   async function stop(h: BrokerHost): Promise<void> {
-    await h.assertNoSecretsInLogs();
-    await h.close();
+    let logs = '';
+    try {
+      logs = await h.collectSecrets();
+    } finally {
+      await h.close();
+    }
+    h.secrets.assertAbsent(logs, 'dev host logs');
   }
 
   before(async () => {
