@@ -130,8 +130,14 @@ function tokenPathSection(r: TokenPathResult, verdicts: Verdict[]): string {
     ...(r.brokerRpcMode
       ? [
           `- HTTP streams (the shipped mode) vs the same code in RPC mode, same run: **${fmt(r.ratioStreamsToRpc, 2)}×** ` +
-            'the requests per second. Streams are kept: the measurement does not speak against them, and only they ' +
-            'pass chunked request bodies (tools/devhost/README.md).',
+            'the requests per second. ' +
+            (r.ratioStreamsToRpc >= 1
+              ? 'The measurement does not speak against streams. '
+              : 'Streams are slower here, and this overstates it: the dev host runs RPC-mode calls in-process (no ' +
+                "gRPC hop to a host process, as Azure has), while a stream request crosses the library's loopback " +
+                'HTTP proxy as it does in Azure. ') +
+            'Streams are kept because only they deliver chunked request bodies — without them the host drops those ' +
+            'bodies, a correctness failure no speed buys back — and Microsoft recommends them (tools/devhost/README.md).',
         ]
       : []),
     `- Key Vault calls during warm-up and measurement: **${r.keyVaultCallsDuringRun}** (the hot path serves from ` +
@@ -475,7 +481,9 @@ function strictRotationSection(): string {
       'retries, or the connection lease lost before the write) is kept in memory and written before that connection ' +
       'refreshes again — the next refresh presents it, never the superseded token — and the sweep writes kept ' +
       'records first; a refresher writes only while it still holds the lease, and never over a record with a newer ' +
-      '`revision` (shared/broker/refresher.ts; the fault tests in test/reliability/kvFaults.test.ts: write failures ' +
+      '`revision`, and so does the record of a failed refresh, which could otherwise put back a replaced refresh ' +
+      'token (one guard, `putUnlessSuperseded` in shared/broker/records.ts; the fault tests in ' +
+      'test/reliability/kvFaults.test.ts: write failures ' +
       'after the rotation, a 429 storm over several connections and sweeps, a lease lost before the write: 0 ' +
       'connections lost). What no client can cover is a process death (or a response lost in transit) between the ' +
       "provider's answer and the write: the new token existed only there. The strict-rotation crash test checks " +
