@@ -150,6 +150,45 @@ describe('classifyFailure (Microsoft)', () => {
     assert.ok(!JSON.stringify(c).includes('Something happened'));
   });
 
+  it('keeps a hostile body to bounded, typed fields: wrong types dropped, strings cut at 64, 8 codes', () => {
+    const c = classifyFailure({
+      httpStatus: 400,
+      retryAfterHeader: '7',
+      body: {
+        error: 'x'.repeat(100),
+        suberror: 's'.repeat(100),
+        error_codes: [1, '2', 3, 4, 5, 6, 7, 8, 9, 10],
+        trace_id: 't'.repeat(100),
+        correlation_id: 'c'.repeat(100),
+      },
+    });
+    assert.deepEqual(c, {
+      kind: 'protocol',
+      httpStatus: 400,
+      retryAfterSeconds: 7,
+      providerError: 'x'.repeat(64),
+      suberror: 's'.repeat(64),
+      codes: [1, 3, 4, 5, 6, 7, 8, 9],
+      traceId: 't'.repeat(64),
+      correlationId: 'c'.repeat(64),
+    });
+    const typed = classifyFailure({
+      httpStatus: 400,
+      body: { error: 42, suberror: {}, error_codes: 'x', trace_id: 1, correlation_id: null },
+    });
+    assert.deepEqual(typed, { kind: 'protocol', httpStatus: 400 });
+  });
+
+  it('a 500 exactly is transient whatever its body; a suberror outside the interaction list leaves the error to decide', () => {
+    assert.equal(classifyFailure({ httpStatus: 500, body: ms('invalid_grant', [50173]) }).kind, 'transient');
+    assert.equal(classifyFailure({ httpStatus: 499, body: ms('invalid_grant', [50173]) }).kind, 'reauth');
+    const c = classifyFailure({
+      httpStatus: 400,
+      body: ms('invalid_grant', [50173], { suberror: 'client_mismatch' }),
+    });
+    assert.deepEqual([c.kind, c.cause], ['reauth', 'revoked']);
+  });
+
   it('does not branch on description text', () => {
     const body = {
       error: 'invalid_client',
