@@ -38,9 +38,56 @@ describe('toTokenResult', () => {
     assert.equal(r.refreshToken, undefined);
     assert.equal(r.tokenType, 'Bearer');
   });
+  it('a full answer: its scope, its refresh token, the token type as sent, the identity from the ID token', () => {
+    const res = {
+      access_token: 'at',
+      token_type: 'DPoP',
+      expires_in: 60,
+      scope: 'https://graph.microsoft.com/Mail.Read',
+      refresh_token: 'rt-new',
+    } as oauth.TokenEndpointResponse;
+    const claims = {
+      tid: 'tid-1',
+      oid: 'oid-1',
+      sub: 'sub-1',
+      iss: 'https://login.microsoftonline.com/tid-1/v2.0',
+      email: 'adele@contoso.example',
+      upn: 'upn@contoso.example',
+    };
+    assert.deepEqual(toTokenResult(res, claims, requested, 600), {
+      accessToken: 'at',
+      tokenType: 'DPoP',
+      expiresInSeconds: 60,
+      scope: 'https://graph.microsoft.com/Mail.Read',
+      refreshToken: 'rt-new',
+      identity: {
+        tenantId: 'tid-1',
+        objectId: 'oid-1',
+        subject: 'sub-1',
+        issuer: 'https://login.microsoftonline.com/tid-1/v2.0',
+        username: 'adele@contoso.example',
+      },
+    });
+    // preferred_username wins over email and upn; claims of the wrong type are left out; an empty scope and
+    // an empty refresh token count as absent.
+    const other = toTokenResult(
+      { ...res, scope: '', refresh_token: '' },
+      { preferred_username: 'adele', email: 'e', tid: 7, oid: null, sub: {}, iss: [] } as never,
+      requested,
+      600,
+    );
+    assert.deepEqual(other.identity, { username: 'adele' });
+    assert.equal(other.scope, requested.join(' '));
+    assert.equal(other.refreshToken, undefined);
+    assert.deepEqual(toTokenResult(res, { upn: 'upn@x' }, requested, 600).identity, { username: 'upn@x' });
+  });
+
   it('positiveSeconds refuses what is not a positive finite number', () => {
     for (const v of [undefined, null, '', 'abc', -1, 0, Number.NaN, Number.POSITIVE_INFINITY, {}])
       assert.equal(positiveSeconds(v), undefined, JSON.stringify(v));
     assert.equal(positiveSeconds(' 42 '), 42);
+    assert.equal(positiveSeconds('3599.9'), 3599, 'whole seconds, rounded down');
+    assert.equal(positiveSeconds(3599.9), 3599);
+    assert.equal(positiveSeconds('  '), undefined);
   });
 });
