@@ -3,11 +3,31 @@
  * Reads the environment once with zod and freezes the result. A bad value fails start-up with a message that
  * names the variable and why; the value itself is never echoed (it may be a secret).
  */
-import { createHash, createPrivateKey, X509Certificate } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { PRESET_NAMES, type PresetName, presetFor } from './oauth/presets.ts';
 import { NOTIFY_ENV, type NotifyConfig, parseNotify } from './notify/settings.ts';
 import { ncrontabProblem } from './schedule.ts';
+import {
+  bool,
+  type Env,
+  httpsOrLocalUrl,
+  intFrom,
+  isLoopback,
+  isUnresolvedKeyVaultReference,
+  KEY_VAULT_REFERENCE_UNRESOLVED,
+  nonEmpty,
+  type Problems,
+  splitScopes,
+} from './configKit.ts';
+import { microsoftCredential, parseGenericProviders, type ProviderConfig } from './providerConfig.ts';
+
+export { isUnresolvedKeyVaultReference, splitScopes } from './configKit.ts';
+export type {
+  ClientCredential,
+  GenericProviderConfig,
+  MicrosoftProviderConfig,
+  ProviderConfig,
+} from './providerConfig.ts';
 
 /** Every setting the broker reads. `requiredInAzure` ones must be set by infra (checked by the parity test). */
 export const SETTINGS = {
@@ -60,49 +80,6 @@ export const SETTINGS = {
 } as const;
 
 export type SettingName = keyof typeof SETTINGS;
-
-const intFrom = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
-const httpsOrLocalUrl = z.url({ protocol: /^https?$/ }).transform((s) => s.replace(/\/+$/, ''));
-const nonEmpty = z.string().trim().min(1);
-const bool = z
-  .enum(['true', 'false', '1', '0', ''])
-  .transform((v) => v === 'true' || v === '1')
-  .default(false);
-
-const genericProviderSchema = z
-  .object({
-    kind: z.literal('oauth2'),
-    /** Documented defaults for a known provider (shared/oauth/presets.ts); settings given here win. */
-    preset: z.enum(PRESET_NAMES).optional(),
-    /** Optional with `issuer` (taken from its discovery document); explicit values win over the document. */
-    authorizationUrl: z.url().optional(),
-    tokenUrl: z.url().optional(),
-    issuer: z.url().optional(),
-    jwksUrl: z.url().optional(),
-    clientId: nonEmpty,
-    /** Name of the environment variable that holds the client secret (keeps this JSON non-secret). */
-    clientSecretSetting: z
-      .string()
-      .regex(/^[A-Za-z_][A-Za-z0-9_]*$/)
-      .optional(),
-    clientAuthMethod: z
-      .enum(['client_secret_post', 'client_secret_basic', 'none'])
-      .default('client_secret_post'),
-    defaultScopes: z.array(nonEmpty).optional(),
-    extraAuthorizeParams: z.record(z.string(), z.string()).optional(),
-    extraTokenParams: z.record(z.string(), z.string()).default({}),
-    usePkce: z.boolean().default(true),
-    /** Access-token lifetime assumed when a token response has no `expires_in` (default 600 s). */
-    defaultExpiresInSeconds: z.number().int().min(30).max(86_400).optional(),
-    /** ID-token algorithms to accept instead of what discovery advertises. */
-    idTokenSigningAlgs: z
-      .array(
-        z.enum(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA']),
-      )
-      .min(1)
-      .optional(),
-  })
-  .strict();
 
 const envSchema = z.object({
   BROKER_PUBLIC_BASE_URL: httpsOrLocalUrl.default('http://localhost:7071'),
@@ -163,43 +140,6 @@ const envSchema = z.object({
   ...NOTIFY_ENV,
 });
 
-export type ClientCredential =
-  | { kind: 'secret'; secret: string; method: 'client_secret_post' | 'client_secret_basic' }
-  | { kind: 'certificate'; privateKeyPem: string; certificatePem: string }
-  | { kind: 'managed_identity'; clientId: string; audience: string }
-  | { kind: 'none' };
-
-export interface MicrosoftProviderConfig {
-  kind: 'microsoft';
-  name: 'microsoft';
-  clientId: string;
-  tenant: string;
-  authorityHost: string;
-  credential: ClientCredential;
-  defaultScopes: string[];
-}
-
-export interface GenericProviderConfig {
-  kind: 'oauth2';
-  name: string;
-  preset?: PresetName;
-  /** Absent only when `issuer` is set: then they come from its discovery document. */
-  authorizationUrl?: string;
-  tokenUrl?: string;
-  defaultExpiresInSeconds?: number;
-  idTokenSigningAlgs?: string[];
-  issuer?: string;
-  jwksUrl?: string;
-  clientId: string;
-  credential: ClientCredential;
-  defaultScopes: string[];
-  extraAuthorizeParams: Record<string, string>;
-  extraTokenParams: Record<string, string>;
-  usePkce: boolean;
-}
-
-export type ProviderConfig = MicrosoftProviderConfig | GenericProviderConfig;
-
 export interface SecretKey {
   /** Short non-secret id derived from the key, written into links and cookies for rotation. */
   kid: string;
@@ -251,31 +191,17 @@ export interface Config {
 
 export class ConfigError extends Error {
   readonly variables: string[];
-  constructor(problems: { variable: string; reason: string }[]) {
+  constructor(problems: Problems) {
     super(`Invalid configuration: ${problems.map((p) => `${p.variable} (${p.reason})`).join('; ')}`);
     this.name = 'ConfigError';
     this.variables = problems.map((p) => p.variable);
   }
 }
 
-type Env = Record<string, string | undefined>;
-
-const KEY_VAULT_REFERENCE_UNRESOLVED =
-  'Key Vault reference not resolved: check the identity has Key Vault Secrets User/Officer and the secret exists';
-
-/**
- * App Service leaves a Key Vault reference (`@Microsoft.KeyVault(SecretUri=…)` or `(VaultName=…;SecretName=…)`)
- * as literal text when it cannot resolve it; any setting can hold one, so every secret-bearing value is checked,
- * including the settings named by generic providers' `clientSecretSetting`.
- */
-export function isUnresolvedKeyVaultReference(value: string): boolean {
-  return /^\s*@Microsoft\.KeyVault\s*\(/i.test(value);
-}
-
 /** Parses `env` into a frozen {@link Config}. Pure: tests call it with their own maps. */
 export function parseConfig(env: Env): Readonly<Config> {
   const cleaned: Env = {};
-  const unresolved: { variable: string; reason: string }[] = [];
+  const unresolved: Problems = [];
   for (const name of Object.keys(SETTINGS)) {
     const value = env[name];
     // Functions app settings cannot be unset once created; an empty string means "not configured".
@@ -294,7 +220,7 @@ export function parseConfig(env: Env): Readonly<Config> {
     );
   }
   const e = parsed.data;
-  const problems: { variable: string; reason: string }[] = [];
+  const problems: Problems = [];
 
   const keys = e.BROKER_KEYS === undefined ? undefined : parseKeys(e.BROKER_KEYS, problems);
   if (e.KEY_VAULT_URL && !keys)
@@ -456,15 +382,11 @@ export function resetConfigForTests(): void {
   cached = undefined;
 }
 
-export function splitScopes(value: string): string[] {
-  return value.split(/[\s,]+/).filter((s) => s.length > 0);
-}
-
 export function keyIdOf(key: Buffer): string {
   return createHash('sha256').update(key).digest('base64url').slice(0, 8);
 }
 
-function parseKeys(value: string, problems: { variable: string; reason: string }[]): SecretKey[] | undefined {
+function parseKeys(value: string, problems: Problems): SecretKey[] | undefined {
   const keys: SecretKey[] = [];
   for (const part of value
     .split(',')
@@ -487,185 +409,10 @@ function parseKeys(value: string, problems: { variable: string; reason: string }
   return keys;
 }
 
-function microsoftCredential(
-  e: z.infer<typeof envSchema>,
-  problems: { variable: string; reason: string }[],
-): ClientCredential {
-  const kind =
-    e.MICROSOFT_CREDENTIAL !== 'auto'
-      ? e.MICROSOFT_CREDENTIAL
-      : e.MICROSOFT_CLIENT_CERTIFICATE
-        ? 'certificate'
-        : e.MICROSOFT_FEDERATED_IDENTITY_CLIENT_ID
-          ? 'managed_identity'
-          : e.MICROSOFT_CLIENT_SECRET
-            ? 'secret'
-            : 'none';
-  switch (kind) {
-    case 'secret':
-      if (!e.MICROSOFT_CLIENT_SECRET) {
-        problems.push({
-          variable: 'MICROSOFT_CLIENT_SECRET',
-          reason: 'required when MICROSOFT_CREDENTIAL=secret',
-        });
-        return { kind: 'none' };
-      }
-      return { kind: 'secret', secret: e.MICROSOFT_CLIENT_SECRET, method: 'client_secret_post' };
-    case 'certificate': {
-      const pem = e.MICROSOFT_CLIENT_CERTIFICATE ?? '';
-      const keyMatch =
-        /-----BEGIN (?:RSA |EC )?PRIVATE KEY-----[\s\S]+?-----END (?:RSA |EC )?PRIVATE KEY-----/.exec(pem);
-      const certMatch = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(pem);
-      if (!keyMatch || !certMatch) {
-        problems.push({
-          variable: 'MICROSOFT_CLIENT_CERTIFICATE',
-          reason: 'must be a PEM bundle with a private key and its certificate',
-        });
-        return { kind: 'none' };
-      }
-      const mismatch = certificateProblem(keyMatch[0], certMatch[0]);
-      if (mismatch) {
-        problems.push({ variable: 'MICROSOFT_CLIENT_CERTIFICATE', reason: mismatch });
-        return { kind: 'none' };
-      }
-      return { kind: 'certificate', privateKeyPem: keyMatch[0], certificatePem: certMatch[0] };
-    }
-    case 'managed_identity': {
-      const clientId = e.MICROSOFT_FEDERATED_IDENTITY_CLIENT_ID ?? e.AZURE_CLIENT_ID;
-      if (!clientId) {
-        problems.push({
-          variable: 'MICROSOFT_FEDERATED_IDENTITY_CLIENT_ID',
-          reason: 'required when MICROSOFT_CREDENTIAL=managed_identity',
-        });
-        return { kind: 'none' };
-      }
-      return { kind: 'managed_identity', clientId, audience: fedAudience(e.MICROSOFT_AUTHORITY_HOST) };
-    }
-    default:
-      return { kind: 'none' };
-  }
-}
-
-function fedAudience(authorityHost: string): string {
-  if (authorityHost.endsWith('.us')) return 'api://AzureADTokenExchangeUSGov';
-  if (authorityHost.endsWith('.cn')) return 'api://AzureADTokenExchangeChina';
-  return 'api://AzureADTokenExchange';
-}
-
-function parseGenericProviders(
-  json: string,
-  env: Env,
-  insecure: boolean,
-  problems: { variable: string; reason: string }[],
-): Record<string, GenericProviderConfig> {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(json);
-  } catch {
-    problems.push({ variable: 'BROKER_PROVIDERS', reason: 'must be a JSON object' });
-    return {};
-  }
-  const parsed = z.record(z.string().regex(/^[a-z][a-z0-9-]{0,31}$/), genericProviderSchema).safeParse(raw);
-  if (!parsed.success) {
-    for (const issue of parsed.error.issues) {
-      problems.push({ variable: 'BROKER_PROVIDERS', reason: `${issue.path.join('.')}: ${issue.message}` });
-    }
-    return {};
-  }
-  const out: Record<string, GenericProviderConfig> = {};
-  for (const [name, p] of Object.entries(parsed.data)) {
-    if (name === 'microsoft') {
-      problems.push({ variable: 'BROKER_PROVIDERS', reason: 'the name microsoft is reserved' });
-      continue;
-    }
-    const preset = p.preset ? presetFor(p.preset) : undefined;
-    const issuer = p.issuer ?? preset?.issuer;
-    const authorizationUrl = p.authorizationUrl ?? preset?.authorizationUrl;
-    const tokenUrl = p.tokenUrl ?? preset?.tokenUrl;
-    if (!issuer && (!authorizationUrl || !tokenUrl)) {
-      problems.push({
-        variable: 'BROKER_PROVIDERS',
-        reason: preset?.requiresIssuer
-          ? `${name}.issuer: the ${p.preset} preset needs your tenant's issuer URL`
-          : `${name}: set issuer (endpoints then come from its discovery document) or both authorizationUrl and tokenUrl`,
-      });
-      continue;
-    }
-    for (const url of [authorizationUrl, tokenUrl, p.jwksUrl, issuer]) {
-      if (url !== undefined && !url.startsWith('https:') && !insecure) {
-        problems.push({
-          variable: 'BROKER_PROVIDERS',
-          reason: `${name}: endpoints, issuer and jwksUrl must be https`,
-        });
-        break;
-      }
-    }
-    let credential: ClientCredential = { kind: 'none' };
-    if (p.clientAuthMethod !== 'none') {
-      const secret = p.clientSecretSetting ? env[p.clientSecretSetting] : undefined;
-      if (secret && isUnresolvedKeyVaultReference(secret)) {
-        problems.push({
-          variable: p.clientSecretSetting ?? 'BROKER_PROVIDERS',
-          reason: `${name}: ${KEY_VAULT_REFERENCE_UNRESOLVED}`,
-        });
-      } else if (!secret) {
-        problems.push({
-          variable: p.clientSecretSetting ?? 'BROKER_PROVIDERS',
-          reason: `${name}: client secret missing`,
-        });
-      } else {
-        credential = { kind: 'secret', secret, method: p.clientAuthMethod };
-      }
-    }
-    const provider: GenericProviderConfig = {
-      kind: 'oauth2',
-      name,
-      clientId: p.clientId,
-      credential,
-      defaultScopes: p.defaultScopes ?? [...(preset?.defaultScopes ?? [])],
-      extraAuthorizeParams: p.extraAuthorizeParams ?? { ...preset?.extraAuthorizeParams },
-      extraTokenParams: p.extraTokenParams,
-      usePkce: p.usePkce,
-    };
-    if (p.preset) provider.preset = p.preset;
-    if (authorizationUrl) provider.authorizationUrl = authorizationUrl;
-    if (tokenUrl) provider.tokenUrl = tokenUrl;
-    const defaultExpiresIn = p.defaultExpiresInSeconds ?? preset?.defaultExpiresInSeconds;
-    if (defaultExpiresIn !== undefined) provider.defaultExpiresInSeconds = defaultExpiresIn;
-    if (p.idTokenSigningAlgs) provider.idTokenSigningAlgs = p.idTokenSigningAlgs;
-    if (issuer) provider.issuer = issuer;
-    if (p.jwksUrl) provider.jwksUrl = p.jwksUrl;
-    out[name] = provider;
-  }
-  return out;
-}
-
-function isLoopback(hostname: string): boolean {
-  return hostname === 'localhost' || hostname === '127.0.0.1' || hostname === '[::1]';
-}
-
 function deepFreeze<T>(value: T): T {
   if (value && typeof value === 'object' && !Buffer.isBuffer(value)) {
     for (const v of Object.values(value)) deepFreeze(v);
     Object.freeze(value);
   }
   return value;
-}
-
-/**
- * Microsoft accepts client assertions signed with RSA only (PS256/RS256), and the assertion names the
- * certificate by its thumbprint: an EC key, or a key of another certificate, would fail every token request.
- * @see https://learn.microsoft.com/en-us/entra/identity-platform/certificate-credentials
- */
-function certificateProblem(keyPem: string, certificatePem: string): string | undefined {
-  try {
-    const key = createPrivateKey(keyPem);
-    if (key.asymmetricKeyType !== 'rsa')
-      return `the private key must be RSA (Microsoft signs client assertions with RSA), not ${key.asymmetricKeyType ?? 'unknown'}`;
-    if (!new X509Certificate(certificatePem).checkPrivateKey(key))
-      return 'the private key does not belong to the certificate in the bundle';
-    return undefined;
-  } catch {
-    return 'the PEM key or certificate cannot be read';
-  }
 }
