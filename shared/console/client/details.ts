@@ -6,7 +6,7 @@
  */
 import { explainError } from '../explain.ts';
 import { ApiError, type ConnectionView } from './api.ts';
-import { exactTime, fromNow, h, timeEl, uid } from './dom.ts';
+import { exactTime, fromNow, h, plainInput, timeEl, uid } from './dom.ts';
 import { badge, REFRESH_EVERY_MS } from './list.ts';
 import { go, show, toast } from './nav.ts';
 import { qrSvg } from './qr.ts';
@@ -193,13 +193,7 @@ function importSection(name: string, onDone: (view: ConnectionView) => void): HT
   const tokenId = uid('rt');
   const ackId = uid('ack');
   const warnId = uid('warn');
-  const input = h('input', {
-    id: tokenId,
-    type: 'password',
-    autocomplete: 'off',
-    spellcheck: 'false',
-    'aria-describedby': warnId,
-  });
+  const input = plainInput({ id: tokenId, 'aria-describedby': warnId }, true);
   const ack = h('input', { id: ackId, type: 'checkbox' });
   const button = h('button', { type: 'button', id: 'import-token' }, 'Import');
   const out = h('p', { class: 'field-error', role: 'alert' });

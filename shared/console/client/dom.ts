@@ -30,6 +30,16 @@ export function append(el: Element, children: (Child | Child[])[]): void {
   }
 }
 
+/** A text field that browsers must not autofill or spell-check (keys, tokens, ids); `secret` masks it. */
+export function plainInput(attrs: Attrs & { value?: string }, secret = false): HTMLInputElement {
+  return h('input', {
+    type: secret ? 'password' : 'text',
+    autocomplete: 'off',
+    spellcheck: 'false',
+    ...attrs,
+  });
+}
+
 let ids = 0;
 /** A unique id for label/description wiring. */
 export function uid(prefix: string): string {

@@ -7,7 +7,7 @@
 import type { z } from 'zod';
 import { connectionName, connectionSettingsBody } from '../../schemas.ts';
 import { ApiError, type ConnectionSettings, type ConnectionView, type Identity } from './api.ts';
-import { h, uid } from './dom.ts';
+import { h, plainInput, uid } from './dom.ts';
 import { go, show, toast } from './nav.ts';
 import { state } from './state.ts';
 
@@ -146,26 +146,9 @@ export async function renderForm(name: string | undefined, focus: boolean): Prom
     if (wasDefault) scopes.value = defaults(providerSelect.value).join('\n');
   });
   const description = h('input', { type: 'text', value: existing?.description ?? '', autocomplete: 'off' });
-  const username = h('input', {
-    type: 'text',
-    value: existing?.expectedIdentity?.username ?? '',
-    autocomplete: 'off',
-    spellcheck: 'false',
-  });
-  const tenantId = h('input', {
-    type: 'text',
-    value: existing?.expectedIdentity?.tenantId ?? '',
-    autocomplete: 'off',
-    spellcheck: 'false',
-    class: 'mono',
-  });
-  const objectId = h('input', {
-    type: 'text',
-    value: existing?.expectedIdentity?.objectId ?? '',
-    autocomplete: 'off',
-    spellcheck: 'false',
-    class: 'mono',
-  });
+  const username = plainInput({ value: existing?.expectedIdentity?.username ?? '' });
+  const tenantId = plainInput({ value: existing?.expectedIdentity?.tenantId ?? '', class: 'mono' });
+  const objectId = plainInput({ value: existing?.expectedIdentity?.objectId ?? '', class: 'mono' });
   const callers = h('textarea', { rows: 3, spellcheck: 'false', class: 'mono' });
   callers.value = (existing?.allowedCallers ?? []).join('\n');
 

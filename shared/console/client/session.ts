@@ -5,7 +5,7 @@
  * in with Microsoft through MSAL Browser (loaded only then) and sends its access token as a bearer.
  */
 import { ApiError, ManageApi } from './api.ts';
-import { h, uid } from './dom.ts';
+import { h, plainInput, uid } from './dom.ts';
 import { forgetSession, state } from './state.ts';
 
 export interface PageSettings {
@@ -55,15 +55,10 @@ export function renderSignIn(settings: PageSettings, onSignedIn: () => void): No
   const keyId = uid('key');
   const hintId = uid('hint');
   const errorId = uid('err');
-  const input = h('input', {
-    id: keyId,
-    name: 'function-key',
-    type: 'password',
-    autocomplete: 'off',
-    spellcheck: 'false',
-    required: true,
-    'aria-describedby': hintId,
-  });
+  const input = plainInput(
+    { id: keyId, name: 'function-key', required: true, 'aria-describedby': hintId },
+    true,
+  );
   const error = h('p', { id: errorId, class: 'field-error', hidden: true });
   const entraNote =
     settings.authMode === 'entra'
