@@ -71,6 +71,20 @@ async function deployment(reuse: RotatedRefreshTokenReuse): Promise<Deployment> 
   return d;
 }
 
+/**
+ * When to kill: at a random delay, except every third iteration, which waits for a first refresh to be answered
+ * (the broker answers only after its write). A delay alone is a race with the machine's speed: on a loaded
+ * machine every random kill landed before any write (50 kills, 0 writes), and the run proved nothing about
+ * kills after a write. The barrier makes both kinds of kill happen however slow the machine is.
+ */
+async function killPoint(i: number, delay: number, inflight: Promise<number>[]): Promise<void> {
+  if (i % 3 !== 2) return sleep(delay);
+  await new Promise<void>((resolve) => {
+    for (const p of inflight) void p.then((status) => status === 200 && resolve());
+    void Promise.all(inflight).then(() => resolve());
+  });
+}
+
 async function forceRefresh(host: BrokerHost, name: string): Promise<number> {
   const res = await host.api('POST', `manage/connections/${name}/refresh`);
   const body = (await res.json()) as { status?: string; code?: string };
@@ -109,7 +123,7 @@ void describe('SIGKILL during refreshes (Microsoft rotation semantics)', () => {
       for (const name of CONNECTIONS) revisions.set(name, (await store.get(name))?.revision ?? -1);
       d.idp.stats.reset();
       const inflight = CONNECTIONS.map((name) => forceRefresh(d.host, name).catch(() => 0));
-      await sleep(delay);
+      await killPoint(i, delay, inflight);
       d.host.host.kill9();
       await d.host.host.exited;
       await Promise.all(inflight);
@@ -194,7 +208,7 @@ void describe('SIGKILL during refreshes (strict rotation: reuse of a superseded 
       for (const name of CONNECTIONS) before.set(name, (await store.get(name))?.tokens?.refreshToken);
       d.idp.stats.reset();
       const inflight = CONNECTIONS.map((name) => forceRefresh(d.host, name).catch(() => 0));
-      await sleep(delay);
+      await killPoint(i, delay, inflight);
       d.host.host.kill9();
       await d.host.host.exited;
       const answered = await Promise.all(inflight);
