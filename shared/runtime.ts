@@ -9,7 +9,7 @@
  */
 import { join } from 'node:path';
 import type { Authenticator } from './auth/callers.ts';
-import type { Broker } from './broker/broker.ts';
+import type { Broker, BrokerDeps } from './broker/broker.ts';
 import { type Config, getConfig, keyIdOf } from './config.ts';
 import { createLogger, type Logger } from './log.ts';
 import type { Notifier } from './notify/notifier.ts';
@@ -105,15 +105,7 @@ export async function buildRuntime(config: Readonly<Config>, log: Logger = creat
     providers,
     keyring: new Keyring(keys),
     log,
-    publicBaseUrl: config.publicBaseUrl,
-    linkTtlSeconds: config.linkTtlSeconds,
-    policy: {
-      marginMs: config.refreshMarginMs,
-      keepAliveMs: config.keepAliveMs,
-      idleAfterMs: config.idleAfterMs,
-    },
-    sweepConcurrency: config.sweepConcurrency,
-    cacheCoherenceMs: config.cacheCoherenceMs,
+    ...brokerSettings(config),
   });
   late.broker = broker;
   return {
@@ -128,4 +120,21 @@ export async function buildRuntime(config: Readonly<Config>, log: Logger = creat
 async function localKey(load: (path: string) => Promise<Buffer>, path: string) {
   const key = await load(path);
   return { kid: keyIdOf(key), key };
+}
+
+/** The broker's tunables from the configuration (the benchmarks build their brokers with the same). */
+export function brokerSettings(
+  config: Readonly<Config>,
+): Pick<BrokerDeps, 'publicBaseUrl' | 'linkTtlSeconds' | 'policy' | 'sweepConcurrency' | 'cacheCoherenceMs'> {
+  return {
+    publicBaseUrl: config.publicBaseUrl,
+    linkTtlSeconds: config.linkTtlSeconds,
+    policy: {
+      marginMs: config.refreshMarginMs,
+      keepAliveMs: config.keepAliveMs,
+      idleAfterMs: config.idleAfterMs,
+    },
+    sweepConcurrency: config.sweepConcurrency,
+    cacheCoherenceMs: config.cacheCoherenceMs,
+  };
 }

@@ -12,6 +12,7 @@ import { createLogger } from '../../shared/log.ts';
 import { createProviderClient } from '../../shared/oauth/provider.ts';
 import { createTransport } from '../../shared/oauth/transport.ts';
 import { createTokenStore } from '../../shared/store/index.ts';
+import { brokerSettings } from '../../shared/runtime.ts';
 import type { TokenStore } from '../../shared/store/types.ts';
 import type { VaultPacerOptions } from '../../shared/store/vaultPacer.ts';
 
@@ -75,14 +76,7 @@ export function benchBroker(input: BenchBrokerInput): BenchBroker {
     providers: new Map([['microsoft', provider]]),
     keyring: new Keyring(config.keys),
     log: createLogger({}, () => {}),
-    publicBaseUrl: config.publicBaseUrl,
-    linkTtlSeconds: config.linkTtlSeconds,
-    policy: {
-      marginMs: config.refreshMarginMs,
-      keepAliveMs: config.keepAliveMs,
-      idleAfterMs: config.idleAfterMs,
-    },
-    sweepConcurrency: config.sweepConcurrency,
+    ...brokerSettings(config),
     now: input.now,
   });
   return { broker, store, storeRetries: () => retries, close: () => transport.close() };
