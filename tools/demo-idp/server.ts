@@ -527,15 +527,7 @@ export async function startDemoIdp(opts: StartDemoIdpOptions): Promise<DemoIdp> 
         return handleAuthorize(req, res, trt, meta, rest, url);
       case 'interaction': {
         const [, uid = '', step] = restParts;
-        const action: InteractionAction =
-          step === 'login' ? 'login' : step === 'consent' ? 'consent' : 'show';
-        return handleInteraction(
-          req,
-          res,
-          { rt: runtime, provider: trt.provider, tenant: trt.tenant, segment, showDemoAccounts },
-          uid,
-          action,
-        );
+        return interaction(req, res, trt, segment, uid, step);
       }
       case 'token':
         return handleToken(req, res, trt, meta);
@@ -586,15 +578,7 @@ export async function startDemoIdp(opts: StartDemoIdpOptions): Promise<DemoIdp> 
         return handleAuthorize(req, res, trt, meta, rest, url, '/protocol/openid-connect/auth');
       case 'interaction': {
         const [, , uid = '', step] = rest.split('/');
-        const action: InteractionAction =
-          step === 'login' ? 'login' : step === 'consent' ? 'consent' : 'show';
-        return handleInteraction(
-          req,
-          res,
-          { rt: runtime, provider: trt.provider, tenant: trt.tenant, segment, showDemoAccounts },
-          uid,
-          action,
-        );
+        return interaction(req, res, trt, segment, uid, step);
       }
       case 'token':
         return handleToken(req, res, trt, meta, '/protocol/openid-connect/token');
@@ -602,6 +586,25 @@ export async function startDemoIdp(opts: StartDemoIdpOptions): Promise<DemoIdp> 
   }
 
   /** Hands a request to a tenant's oidc-provider, mounted at `/{segment}`. */
+  /** `/interaction/{uid}[/login|/consent]`: the sign-in and consent pages, under either route shape. */
+  function interaction(
+    req: IncomingMessage,
+    res: ServerResponse,
+    trt: TenantRuntime,
+    segment: string,
+    uid: string,
+    step: string | undefined,
+  ): Promise<void> {
+    const action: InteractionAction = step === 'login' ? 'login' : step === 'consent' ? 'consent' : 'show';
+    return handleInteraction(
+      req,
+      res,
+      { rt: runtime, provider: trt.provider, tenant: trt.tenant, segment, showDemoAccounts },
+      uid,
+      action,
+    );
+  }
+
   async function dispatch(
     req: IncomingMessage,
     res: ServerResponse,
