@@ -8,9 +8,10 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { driveAuthorization } from '../../tools/demo-idp/driver.ts';
-import { type DemoIdp, OTHER_TENANT, startDemoIdp } from '../../tools/demo-idp/server.ts';
-import { type BrokerHost, CLIENT_ID, freePort, startBrokerHost } from '../support/brokerHost.ts';
+import { type DemoIdp, OTHER_TENANT } from '../../tools/demo-idp/server.ts';
+import type { BrokerHost } from '../support/brokerHost.ts';
 import { startConnect } from '../support/connectPage.ts';
+import { BROKER_API, startEntraBrokerHost } from '../support/entraHost.ts';
 import { refreshTokenScanner, ResponseLog } from '../support/responseLog.ts';
 
 // Entra app ids are GUIDs; the demo IdP takes them as client ids.
@@ -18,7 +19,7 @@ const READER = '3f2c1b0a-9e8d-4c7b-a6f5-e4d3c2b1a090';
 const OTHER_READER = '7a6b5c4d-3e2f-4a1b-8c9d-0e1f2a3b4c5d';
 const ADMIN = 'c0ffee00-1234-4abc-8def-0123456789ab';
 const NO_ROLE = 'deadbeef-0000-4000-8000-000000000001';
-const API = 'api://token-broker';
+const API = BROKER_API;
 
 let idp: DemoIdp;
 let h: BrokerHost;
@@ -85,8 +86,6 @@ async function connect(name: string): Promise<void> {
 
 before(async () => {
   responses.install();
-  const port = await freePort();
-  const brokerSecret = randomBytes(24).toString('base64url');
   const callers = [
     [READER, ['Tokens.Read']],
     [OTHER_READER, ['Tokens.Read']],
@@ -94,33 +93,9 @@ before(async () => {
     [NO_ROLE, []],
   ] as const;
   for (const [id] of callers) secrets[id] = randomBytes(24).toString('base64url');
-  idp = await startDemoIdp({
-    quiet: true,
-    clients: [
-      {
-        clientId: CLIENT_ID,
-        clientSecret: brokerSecret,
-        redirectUris: [`http://localhost:${port}/api/callback`],
-      },
-      ...callers.map(([clientId, roles]) => ({
-        clientId,
-        clientSecret: secrets[clientId] ?? '',
-        redirectUris: [],
-        roles: [...roles],
-        grantTypes: ['client_credentials'],
-      })),
-    ],
-  });
-  h = await startBrokerHost({
-    port,
-    sharedIdp: { idp, clientSecret: brokerSecret },
-    env: {
-      BROKER_AUTH_MODE: 'entra',
-      BROKER_AUTH_ISSUER: idp.issuer,
-      BROKER_AUTH_JWKS_URL: idp.endpoints().jwks,
-      BROKER_AUTH_AUDIENCE: API,
-    },
-  });
+  ({ idp, host: h } = await startEntraBrokerHost(
+    callers.map(([clientId, roles]) => ({ clientId, clientSecret: secrets[clientId] ?? '', roles })),
+  ));
   for (const s of Object.values(secrets)) h.secrets.add('caller client secret', s);
   tokens.reader = await clientCredentialsToken(READER);
   tokens.otherReader = await clientCredentialsToken(OTHER_READER);

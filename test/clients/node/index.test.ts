@@ -8,9 +8,10 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { BrokerClient, BrokerClientError, parseRetryAfter } from '../../../clients/node/src/index.ts';
-import { startDemoIdp, type DemoIdp } from '../../../tools/demo-idp/server.ts';
-import { type BrokerHost, CLIENT_ID, freePort, startBrokerHost } from '../../support/brokerHost.ts';
+import type { DemoIdp } from '../../../tools/demo-idp/server.ts';
+import { type BrokerHost, freePort, startBrokerHost } from '../../support/brokerHost.ts';
 import { installContractCheck } from '../../support/contract.ts';
+import { BROKER_API, startEntraBrokerHost } from '../../support/entraHost.ts';
 
 let h: BrokerHost;
 let requests = 0;
@@ -167,42 +168,15 @@ describe('BrokerClient retries a 503 after Retry-After', () => {
 });
 
 describe('BrokerClient with an Entra credential', () => {
-  const API = 'api://token-broker';
   const READER = '5b1e0c2d-4f3a-4e6b-9c8d-7a6b5c4d3e2f';
   let idp: DemoIdp;
   let e: BrokerHost;
   const readerSecret = randomBytes(24).toString('base64url');
 
   before(async () => {
-    const port = await freePort();
-    const brokerSecret = randomBytes(24).toString('base64url');
-    idp = await startDemoIdp({
-      quiet: true,
-      clients: [
-        {
-          clientId: CLIENT_ID,
-          clientSecret: brokerSecret,
-          redirectUris: [`http://localhost:${port}/api/callback`],
-        },
-        {
-          clientId: READER,
-          clientSecret: readerSecret,
-          redirectUris: [],
-          roles: ['Tokens.Read'],
-          grantTypes: ['client_credentials'],
-        },
-      ],
-    });
-    e = await startBrokerHost({
-      port,
-      sharedIdp: { idp, clientSecret: brokerSecret },
-      env: {
-        BROKER_AUTH_MODE: 'entra',
-        BROKER_AUTH_ISSUER: idp.issuer,
-        BROKER_AUTH_JWKS_URL: idp.endpoints().jwks,
-        BROKER_AUTH_AUDIENCE: API,
-      },
-    });
+    ({ idp, host: e } = await startEntraBrokerHost([
+      { clientId: READER, clientSecret: readerSecret, roles: ['Tokens.Read'] },
+    ]));
   });
   after(async () => {
     await e.close();
@@ -233,7 +207,7 @@ describe('BrokerClient with an Entra credential', () => {
       baseUrl: e.apiUrl,
       functionKey: e.functionKey,
       credential,
-      credentialScope: `${API}/.default`,
+      credentialScope: `${BROKER_API}/.default`,
     });
     // No connection yet: the bearer was accepted (the answer is about the connection, not the caller).
     await assert.rejects(c.token('absent'), { status: 404, code: 'unknown_connection' });
