@@ -12,7 +12,7 @@ import { createLogger } from '../../../shared/log.ts';
 import { createFileStore } from '../../../shared/store/fileStore.ts';
 import type { ConnectionRecord, TokenStore } from '../../../shared/store/types.ts';
 import { SecretScanner } from '../../support/secrets.ts';
-import { CountingLock, GatedProvider } from './fixture.ts';
+import { activeRecord, CountingLock, GatedProvider } from './fixture.ts';
 
 const HOUR = 3600_000;
 let dir: string;
@@ -58,29 +58,7 @@ function code(err: unknown): string {
 }
 
 async function seed(over: Partial<ConnectionRecord> = {}, accessTtlMs = HOUR): Promise<ConnectionRecord> {
-  const record: ConnectionRecord = {
-    v: 1,
-    connection: 'sales-mailbox',
-    settings: { provider: 'microsoft', scopes: ['https://graph.microsoft.com/Mail.Send'] },
-    status: 'active',
-    tokens: {
-      refreshToken: 'rt-seed-zzzzzzzzzzzzzzzzzzzzzzzz',
-      grantedScopes: ['https://graph.microsoft.com/Mail.Send'],
-      primary: {
-        accessToken: 'at-seed-zzzzzzzzzzzzzzzzzzzzzz',
-        tokenType: 'Bearer',
-        expiresAt: clock + accessTtlMs,
-        scope: 'https://graph.microsoft.com/Mail.Send',
-      },
-    },
-    createdAt: clock,
-    updatedAt: clock,
-    // One-hour tokens: one that expires in `accessTtlMs` was issued an hour before that.
-    refreshedAt: clock + accessTtlMs - HOUR,
-    failures: 0,
-    revision: 1,
-    ...over,
-  };
+  const record = activeRecord(over, accessTtlMs, clock);
   await store.put(record);
   secrets.add('seed refresh token', record.tokens?.refreshToken);
   secrets.add('seed access token', record.tokens?.primary?.accessToken);

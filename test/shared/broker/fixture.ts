@@ -119,8 +119,12 @@ export function harness(over: Partial<Parameters<typeof createBrokerContext>[0]>
   return { ctx, store, lock, provider, logs, clock };
 }
 
-/** An active connection whose primary access token expires `accessTtlMs` after T0. */
-export function activeRecord(over: Partial<ConnectionRecord> = {}, accessTtlMs = HOUR): ConnectionRecord {
+/** An active connection whose primary access token expires `accessTtlMs` after `at` (default T0). */
+export function activeRecord(
+  over: Partial<ConnectionRecord> = {},
+  accessTtlMs = HOUR,
+  at = T0,
+): ConnectionRecord {
   return {
     v: 1,
     connection: 'sales-mailbox',
@@ -132,14 +136,14 @@ export function activeRecord(over: Partial<ConnectionRecord> = {}, accessTtlMs =
       primary: {
         accessToken: 'at-seed-zzzzzzzzzzzzzzzzzzzzzz',
         tokenType: 'Bearer',
-        expiresAt: T0 + accessTtlMs,
+        expiresAt: at + accessTtlMs,
         scope: 'https://graph.microsoft.com/Mail.Send',
       },
     },
-    createdAt: T0,
-    updatedAt: T0,
+    createdAt: at,
+    updatedAt: at,
     // One-hour tokens: one that expires in `accessTtlMs` was issued an hour before that.
-    refreshedAt: T0 + accessTtlMs - HOUR,
+    refreshedAt: at + accessTtlMs - HOUR,
     failures: 0,
     revision: 1,
     ...over,
