@@ -31,18 +31,7 @@ before(async () => {
   await h.broker.completeCallback(params, cookie);
 });
 
-after(async () => {
-  // Close first, assert after.
-  try {
-    for (const meta of await h.store.listMetadata()) {
-      const r = await h.store.get(meta.connection);
-      h.secrets.add(`${meta.connection} refresh token`, r?.tokens?.refreshToken);
-    }
-  } finally {
-    await h?.close();
-  }
-  h.secrets.assertAbsent(h.logs.join('\n'), 'broker logs');
-});
+after(() => h.closeAndScanLogs());
 
 describe('the /.default rule', () => {
   it('Graph .default on a Mail.Send-only connection asks the IdP for Mail.Send, and claims nothing broader', async () => {

@@ -41,17 +41,7 @@ before(async () => {
   h = await startIdpBroker();
 });
 
-after(async () => {
-  try {
-    for (const meta of await h.store.listMetadata()) {
-      const r = await h.store.get(meta.connection);
-      h.secrets.add(`${meta.connection} refresh token`, r?.tokens?.refreshToken);
-    }
-  } finally {
-    await h?.close();
-  }
-  h.secrets.assertAbsent(h.logs.join('\n'), 'broker logs');
-});
+after(() => h.closeAndScanLogs());
 
 describe('identity pins', () => {
   it('a pin added to a connection connected as someone else withholds its token at once', async () => {

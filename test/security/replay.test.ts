@@ -30,19 +30,7 @@ before(async () => {
   await h.broker.upsertConnection('mailbox', { provider: 'microsoft', scopes: [GRAPH] });
 });
 
-after(async () => {
-  // Close first, assert after: a failing scan must not leave the IdP running.
-  try {
-    for (const meta of await h.store.listMetadata()) {
-      const r = await h.store.get(meta.connection);
-      h.secrets.add(`${meta.connection} refresh token`, r?.tokens?.refreshToken);
-      h.secrets.add(`${meta.connection} access token`, r?.tokens?.primary?.accessToken);
-    }
-  } finally {
-    await h?.close();
-  }
-  h.secrets.assertAbsent(h.logs.join('\n'), 'broker logs');
-});
+after(() => h.closeAndScanLogs());
 
 describe('replayed authorization responses', () => {
   it('a code replayed to a second instance is refused by the provider, and the stored tokens stay', async () => {

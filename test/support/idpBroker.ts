@@ -37,6 +37,11 @@ export interface IdpBrokerHarness {
     drive?: DriveOptions,
   ): Promise<{ params: URLSearchParams; cookie: string }>;
   close(): Promise<void>;
+  /**
+   * Teardown for suites: adds every stored refresh and access token to the scanner, closes (always), then
+   * asserts the broker logs hold no piece of any secret — close first, assert after.
+   */
+  closeAndScanLogs(): Promise<void>;
 }
 
 export async function startIdpBroker(
@@ -113,6 +118,12 @@ export async function startIdpBroker(
     return { params: result.params, cookie: start.cookie.value };
   }
 
+  async function close() {
+    await transport.close();
+    await idp.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+
   return {
     idp,
     store,
@@ -122,10 +133,18 @@ export async function startIdpBroker(
     newBroker,
     broker,
     connect,
-    async close() {
-      await transport.close();
-      await idp.close();
-      await rm(dir, { recursive: true, force: true });
+    close,
+    async closeAndScanLogs() {
+      try {
+        for (const meta of await store.listMetadata()) {
+          const r = await store.get(meta.connection);
+          secrets.add(`${meta.connection} refresh token`, r?.tokens?.refreshToken);
+          secrets.add(`${meta.connection} access token`, r?.tokens?.primary?.accessToken);
+        }
+      } finally {
+        await close();
+      }
+      secrets.assertAbsent(logs.join('\n'), 'broker logs');
     },
   };
 }
