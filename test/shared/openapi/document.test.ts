@@ -85,10 +85,18 @@ describe('OpenAPI document', () => {
     assert.deepEqual(missing, []);
   });
 
-  it('the committed docs/openapi.json and the client types are up to date (`npm run openapi`)', async () => {
-    for (const [path, text] of Object.entries(await generated()))
-      assert.equal(readFileSync(path, 'utf8'), text, `${path} is stale: run npm run openapi`);
-  });
+  // Under Stryker (STRYKER_NAMESPACE set) the sources are instrumented copies, so the generated text cannot be
+  // compared with the committed files; this check guards the committed files, not a mutant.
+  it(
+    'the committed docs/openapi.json and the client types are up to date (`npm run openapi`)',
+    {
+      skip: process.env.STRYKER_NAMESPACE !== undefined,
+    },
+    async () => {
+      for (const [path, text] of Object.entries(await generated()))
+        assert.equal(readFileSync(path, 'utf8'), text, `${path} is stale: run npm run openapi`);
+    },
+  );
 });
 
 describe('contract check', () => {
