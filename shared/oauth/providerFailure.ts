@@ -86,14 +86,8 @@ export function toProviderFailure(
     input.network = true;
   }
   const failure = classifyFailure(input);
-  // A conforming-but-wrong 2xx (bad JSON, failed claim checks) is a protocol error, not a transient one.
-  if (
-    err instanceof oauth.OperationProcessingError &&
-    input.httpStatus !== undefined &&
-    input.httpStatus < 300
-  ) {
-    failure.kind = 'protocol';
-  }
+  // A conforming-but-wrong 2xx (bad JSON, failed claim checks) is a protocol error, not a transient one. Without
+  // a status classifyFailure would guess transient; with a status and no error body it already says protocol.
   if (err instanceof oauth.OperationProcessingError && input.httpStatus === undefined)
     failure.kind = 'protocol';
   // A forged or broken id_token (signature, unknown kid, claims) is not fixed by retrying; only a key set that
