@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { ConfigError, parseConfig } from '../../shared/config.ts';
+import { ConfigError, getConfig, keyIdOf, parseConfig, resetConfigForTests } from '../../shared/config.ts';
 
 const key = () => randomBytes(32).toString('base64url');
 const TID = '72f988bf-86f1-41af-91ab-2d7cd011db47';
@@ -167,5 +167,335 @@ describe('parseConfig and Azure app settings', () => {
       MICROSOFT_CLIENT_SECRET: 'x',
     });
     assert.equal(c.providers.microsoft?.credential.kind, 'secret');
+  });
+});
+
+/** The ConfigError a parse throws (fails the test when it does not throw). */
+function problemsOf(env: Record<string, string>): { variables: string[]; message: string } {
+  try {
+    parseConfig(env);
+  } catch (err) {
+    assert.ok(err instanceof ConfigError);
+    return { variables: err.variables, message: err.message };
+  }
+  assert.fail('expected a ConfigError');
+}
+
+describe('parseConfig: settings in detail', () => {
+  it('names every problem in one error, each with its reason', () => {
+    const { variables, message } = problemsOf({
+      BROKER_PUBLIC_BASE_URL: 'https://broker.example/base',
+      MICROSOFT_CLIENT_ID: 'app',
+      MICROSOFT_CREDENTIAL: 'secret',
+    });
+    assert.deepEqual(variables, ['BROKER_PUBLIC_BASE_URL', 'MICROSOFT_CLIENT_SECRET']);
+    assert.equal(
+      message,
+      'Invalid configuration: BROKER_PUBLIC_BASE_URL (must be scheme://host[:port] only, without path, query, fragment or user); MICROSOFT_CLIENT_SECRET (required when MICROSOFT_CREDENTIAL=secret)',
+    );
+  });
+
+  it('names every unresolved Key Vault reference at once, before anything else is checked', () => {
+    const ref = '@Microsoft.KeyVault(VaultName=kv;SecretName=x)';
+    const { variables } = problemsOf({
+      BROKER_KEYS: ref,
+      MICROSOFT_CLIENT_SECRET: ref,
+      BROKER_LINK_TTL_SECONDS: 'not a number',
+    });
+    assert.deepEqual(variables, ['BROKER_KEYS', 'MICROSOFT_CLIENT_SECRET']);
+  });
+
+  it('names the setting a schema check failed on', () => {
+    assert.deepEqual(problemsOf({ BROKER_LINK_TTL_SECONDS: '10' }).variables, ['BROKER_LINK_TTL_SECONDS']);
+  });
+
+  it('turns the numeric settings into the durations the broker uses', () => {
+    const c = parseConfig({
+      BROKER_LINK_TTL_SECONDS: '120',
+      BROKER_REFRESH_MARGIN_SECONDS: '60',
+      BROKER_KEEPALIVE_DAYS: '2',
+      BROKER_IDLE_AFTER_HOURS: '3',
+      BROKER_SWEEP_CONCURRENCY: '4',
+      BROKER_CACHE_COHERENCE_SECONDS: '5',
+      BROKER_HTTP_TIMEOUT_MS: '2000',
+    });
+    assert.deepEqual(
+      [
+        c.linkTtlSeconds,
+        c.refreshMarginMs,
+        c.keepAliveMs,
+        c.idleAfterMs,
+        c.sweepConcurrency,
+        c.cacheCoherenceMs,
+        c.httpTimeoutMs,
+      ],
+      [120, 60_000, 2 * 24 * 3600_000, 3 * 3600_000, 4, 5000, 2000],
+    );
+    assert.equal(c.publicBaseUrl, 'http://localhost:7071');
+    assert.equal(c.allowInsecureHttp, false);
+    assert.equal(c.keys, undefined);
+    assert.deepEqual(c.store, { kind: 'file', dataDir: '.data' });
+  });
+
+  it('reads BROKER_KEYS as comma-separated base64url keys, each with its short id', () => {
+    const a = randomBytes(32);
+    const b = randomBytes(48);
+    const c = parseConfig({ BROKER_KEYS: ` ${a.toString('base64url')} ,, ${b.toString('base64url')},` });
+    assert.deepEqual(
+      c.keys?.map((k) => k.kid),
+      [keyIdOf(a), keyIdOf(b)],
+    );
+    assert.ok(c.keys?.[0]?.key.equals(a) && c.keys[1]?.key.equals(b));
+    assert.equal(keyIdOf(a), createHash('sha256').update(a).digest('base64url').slice(0, 8));
+  });
+
+  it('refuses short keys, standard-base64 keys and an empty key list', () => {
+    assert.deepEqual(problemsOf({ BROKER_KEYS: randomBytes(31).toString('base64url') }).variables, [
+      'BROKER_KEYS',
+    ]);
+    // 32 bytes, but written with the standard alphabet (+ and /), which base64url decoding would silently skip.
+    const standard = Buffer.alloc(33, 0xfb).toString('base64');
+    assert.match(standard, /[+/]/);
+    assert.deepEqual(problemsOf({ BROKER_KEYS: standard }).variables, ['BROKER_KEYS']);
+    assert.equal(
+      problemsOf({ BROKER_KEYS: ' , ' }).message,
+      'Invalid configuration: BROKER_KEYS (must list at least one key)',
+    );
+    // One bad key fails the whole list (reported once).
+    assert.deepEqual(problemsOf({ BROKER_KEYS: `${key()},short` }).variables, ['BROKER_KEYS']);
+  });
+
+  it('builds the Key Vault store with only the options that are set', () => {
+    const base = { KEY_VAULT_URL: 'https://kv.vault.azure.net', BROKER_KEYS: key(), BROKER_LOCK: 'memory' };
+    assert.deepEqual(parseConfig(base).store, { kind: 'keyvault', vaultUrl: 'https://kv.vault.azure.net' });
+    assert.deepEqual(
+      parseConfig({
+        ...base,
+        AZURE_CLIENT_ID: 'uami',
+        KEY_VAULT_DISABLE_CHALLENGE_RESOURCE_VERIFICATION: 'true',
+        KEY_VAULT_TEST_BEARER_TOKEN: 'bearer',
+      }).store,
+      {
+        kind: 'keyvault',
+        vaultUrl: 'https://kv.vault.azure.net',
+        clientId: 'uami',
+        disableChallengeResourceVerification: true,
+        staticBearerToken: 'bearer',
+      },
+    );
+    assert.equal(parseConfig(base).lock.kind, 'memory');
+  });
+
+  it('refuses a public base URL with a path, query, fragment or user part', () => {
+    for (const url of [
+      'https://broker.example/api',
+      'https://broker.example/?x=1',
+      'https://broker.example/#top',
+      'https://user@broker.example',
+      'https://:pw@broker.example',
+    ]) {
+      assert.deepEqual(
+        problemsOf({ BROKER_PUBLIC_BASE_URL: url }).variables,
+        ['BROKER_PUBLIC_BASE_URL'],
+        url,
+      );
+    }
+    const c = parseConfig({ BROKER_PUBLIC_BASE_URL: 'https://broker.example:8443/' });
+    assert.equal(c.publicBaseUrl, 'https://broker.example:8443');
+    assert.equal(c.redirectUri, 'https://broker.example:8443/api/callback');
+  });
+
+  it('allows a plain-http public base URL only on loopback or with the insecure flag', () => {
+    for (const host of ['localhost', '127.0.0.1', '[::1]'])
+      assert.equal(
+        parseConfig({ BROKER_PUBLIC_BASE_URL: `http://${host}:7071` }).redirectUri,
+        `http://${host}:7071/api/callback`,
+      );
+    assert.equal(
+      problemsOf({ BROKER_PUBLIC_BASE_URL: 'http://broker.example' }).message,
+      'Invalid configuration: BROKER_PUBLIC_BASE_URL (must be https (http only for localhost))',
+    );
+    assert.equal(
+      parseConfig({ BROKER_PUBLIC_BASE_URL: 'http://broker.example', BROKER_ALLOW_INSECURE_HTTP: '1' })
+        .publicBaseUrl,
+      'http://broker.example',
+    );
+  });
+
+  it('builds the Microsoft provider from its settings, scopes split on spaces and commas', () => {
+    const c = parseConfig({
+      MICROSOFT_CLIENT_ID: 'app',
+      MICROSOFT_TENANT: 'contoso.example',
+      MICROSOFT_DEFAULT_SCOPES: 'User.Read, Mail.Send  offline_access',
+    });
+    assert.deepEqual(c.providers.microsoft, {
+      kind: 'microsoft',
+      name: 'microsoft',
+      clientId: 'app',
+      tenant: 'contoso.example',
+      authorityHost: 'https://login.microsoftonline.com',
+      credential: { kind: 'none' },
+      defaultScopes: ['User.Read', 'Mail.Send', 'offline_access'],
+    });
+    assert.deepEqual(parseConfig({ MICROSOFT_CLIENT_ID: 'app' }).providers.microsoft?.defaultScopes, [
+      'https://graph.microsoft.com/Mail.Send',
+    ]);
+  });
+
+  it('keeps the Microsoft provider beside the generic ones', () => {
+    const c = parseConfig({
+      MICROSOFT_CLIENT_ID: 'app',
+      BROKER_PROVIDERS: JSON.stringify({
+        g: { kind: 'oauth2', preset: 'google', clientId: 'c', clientAuthMethod: 'none' },
+      }),
+    });
+    assert.deepEqual(Object.keys(c.providers).sort(), ['g', 'microsoft']);
+  });
+
+  it('refuses a plain-http authority host or caller key set unless insecure http is allowed', () => {
+    assert.equal(
+      problemsOf({ MICROSOFT_AUTHORITY_HOST: 'http://127.0.0.1:9' }).message,
+      'Invalid configuration: MICROSOFT_AUTHORITY_HOST (must be https unless BROKER_ALLOW_INSECURE_HTTP)',
+    );
+    const entra = { BROKER_AUTH_MODE: 'entra', BROKER_AUTH_AUDIENCE: 'api://b', BROKER_AUTH_TENANT_ID: TID };
+    assert.equal(
+      problemsOf({ ...entra, BROKER_AUTH_JWKS_URL: 'http://127.0.0.1:9/keys' }).message,
+      'Invalid configuration: BROKER_AUTH_JWKS_URL (must be https unless BROKER_ALLOW_INSECURE_HTTP)',
+    );
+    const ok = parseConfig({
+      ...entra,
+      BROKER_AUTH_JWKS_URL: 'http://127.0.0.1:9/keys',
+      BROKER_ALLOW_INSECURE_HTTP: 'true',
+    });
+    assert.equal(ok.auth.jwksUrl, 'http://127.0.0.1:9/keys');
+  });
+
+  it('picks the blob lease lock beside Key Vault or on request, from a connection string or a service URI', () => {
+    assert.deepEqual(
+      parseConfig({
+        BROKER_LOCK: 'blob',
+        AzureWebJobsStorage: 'DefaultEndpointsProtocol=https;AccountName=st',
+      }).lock,
+      { kind: 'blob', connectionString: 'DefaultEndpointsProtocol=https;AccountName=st' },
+    );
+    assert.deepEqual(
+      parseConfig({
+        BROKER_LOCK: 'blob',
+        AzureWebJobsStorage: 'UseDevelopmentStorage=true',
+        AzureWebJobsStorage__blobServiceUri: 'http://127.0.0.1:10000/devstoreaccount1',
+        AzureWebJobsStorage__clientId: 'mi',
+      }).lock,
+      { kind: 'blob', blobServiceUri: 'http://127.0.0.1:10000/devstoreaccount1', clientId: 'mi' },
+    );
+    // The development-storage shortcut is not a connection string the lease can use.
+    assert.deepEqual(
+      problemsOf({ BROKER_LOCK: 'blob', AzureWebJobsStorage: 'UseDevelopmentStorage=true' }).variables,
+      ['AzureWebJobsStorage__blobServiceUri'],
+    );
+    assert.deepEqual(parseConfig({ BROKER_LOCK: 'memory' }).lock, { kind: 'memory' });
+  });
+
+  it('keeps function-key caller auth free of Entra settings, with the default role names', () => {
+    assert.deepEqual(parseConfig({}).auth, {
+      mode: 'function_key',
+      issuers: [],
+      callerRole: 'Tokens.Read',
+      adminRole: 'Connections.Manage',
+    });
+  });
+
+  it('takes an explicit issuer and key set for Entra caller auth from any OpenID issuer', () => {
+    const c = parseConfig({
+      BROKER_AUTH_MODE: 'entra',
+      BROKER_AUTH_AUDIENCE: 'api://broker',
+      BROKER_AUTH_ISSUER: 'https://issuer.example/',
+      BROKER_AUTH_JWKS_URL: 'https://issuer.example/keys',
+      BROKER_AUTH_CALLER_ROLE: 'Read',
+      BROKER_AUTH_ADMIN_ROLE: 'Admin',
+    });
+    assert.deepEqual(c.auth, {
+      mode: 'entra',
+      issuers: ['https://issuer.example/'],
+      audience: 'api://broker',
+      jwksUrl: 'https://issuer.example/keys',
+      callerRole: 'Read',
+      adminRole: 'Admin',
+    });
+  });
+
+  it('asks for the key set with an explicit issuer, and for a tenant or issuer otherwise', () => {
+    assert.deepEqual(
+      problemsOf({
+        BROKER_AUTH_MODE: 'entra',
+        BROKER_AUTH_AUDIENCE: 'a',
+        BROKER_AUTH_ISSUER: 'https://i.example',
+      }).variables,
+      ['BROKER_AUTH_JWKS_URL'],
+    );
+    assert.deepEqual(problemsOf({ BROKER_AUTH_MODE: 'entra', BROKER_AUTH_AUDIENCE: 'a' }).variables, [
+      'BROKER_AUTH_TENANT_ID',
+      'BROKER_AUTH_JWKS_URL',
+    ]);
+  });
+
+  it('derives Entra issuers and key set from the tenant on the configured authority host', () => {
+    const c = parseConfig({
+      BROKER_AUTH_MODE: 'entra',
+      BROKER_AUTH_AUDIENCE: 'api://broker',
+      BROKER_AUTH_TENANT_ID: TID,
+      MICROSOFT_AUTHORITY_HOST: 'https://login.microsoftonline.us',
+    });
+    assert.deepEqual(c.auth.issuers, [
+      `https://login.microsoftonline.us/${TID}/v2.0`,
+      `https://sts.windows.net/${TID}/`,
+    ]);
+    assert.equal(c.auth.jwksUrl, `https://login.microsoftonline.us/${TID}/discovery/v2.0/keys`);
+  });
+
+  it('adds notifications only when configured, with the outbox beside the file store', () => {
+    assert.equal('notify' in parseConfig({}), false);
+    const secret = `whsec_${randomBytes(32).toString('base64')}`;
+    const c = parseConfig({
+      BROKER_DATA_DIR: '/srv/data',
+      BROKER_WEBHOOK_URL: 'https://hooks.example/x',
+      BROKER_WEBHOOK_SECRET: secret,
+    });
+    assert.deepEqual(c.notify, {
+      webhook: { url: 'https://hooks.example/x', secret },
+      outbox: { kind: 'file', dataDir: '/srv/data' },
+    });
+  });
+
+  it('freezes the whole configuration, nested parts included, but not the key bytes', () => {
+    const c = parseConfig({
+      BROKER_KEYS: key(),
+      MICROSOFT_CLIENT_ID: 'app',
+      MICROSOFT_CLIENT_SECRET: 'x',
+      BROKER_AUTH_MODE: 'entra',
+      BROKER_AUTH_AUDIENCE: 'a',
+      BROKER_AUTH_TENANT_ID: TID,
+    });
+    for (const part of [
+      c,
+      c.keys,
+      c.keys?.[0],
+      c.lock,
+      c.auth,
+      c.auth.issuers,
+      c.providers.microsoft?.credential,
+    ])
+      assert.ok(Object.isFrozen(part));
+    assert.equal(Object.isFrozen(c.keys?.[0]?.key), false);
+  });
+});
+
+describe('getConfig', () => {
+  it('parses process.env once and again only after a reset', () => {
+    resetConfigForTests();
+    const first = getConfig();
+    assert.equal(getConfig(), first);
+    resetConfigForTests();
+    assert.notEqual(getConfig(), first);
+    resetConfigForTests();
   });
 });
