@@ -457,3 +457,71 @@ describe('Broker connect links and callback guards', () => {
     assert.equal((await store.get('sales-mailbox'))?.status, 'pending');
   });
 });
+
+describe('Broker facade: links, admin reads and manual refresh', () => {
+  it('a link lives the configured time, or the time asked, to the millisecond; its creation is logged', async () => {
+    await broker.upsertConnection('sales-mailbox', { provider: 'microsoft', scopes: [] });
+    const logged = logs.length;
+    const made = await broker.createLink('sales-mailbox');
+    assert.equal(made.expiresAt, new Date(clock + 900_000).toISOString());
+    const url = new URL(made.url);
+    assert.equal(`${url.origin}${url.pathname}`, 'https://broker.example.com/api/connect/sales-mailbox');
+    const link = url.searchParams.get('link') ?? '';
+    assert.equal((await broker.describeConnect('sales-mailbox', link)).linkExpiresAt, made.expiresAt);
+    const short = await broker.createLink('sales-mailbox', 60);
+    assert.equal(short.expiresAt, new Date(clock + 60_000).toISOString());
+    const shortLink = new URL(short.url).searchParams.get('link') ?? '';
+    clock += 59_999;
+    await broker.beginConnect('sales-mailbox', shortLink);
+    clock += 1;
+    await assert.rejects(broker.beginConnect('sales-mailbox', shortLink), (e) => code(e) === 'invalid_link');
+    assert.equal(logs.slice(logged).filter((l) => l === 'link.created connection=sales-mailbox').length, 2);
+  });
+
+  it('no link for a connection that does not exist', async () => {
+    await assert.rejects(broker.createLink('nobody'), (e) => code(e) === 'unknown_connection');
+  });
+
+  it('exposes the store, key ring and clock it was built with', () => {
+    assert.equal(broker.store, store);
+    assert.equal(broker.keyring, keyring);
+    assert.equal(broker.now(), clock);
+    clock += 1234;
+    assert.equal(broker.now(), clock);
+  });
+
+  it('lists connections by name and shows one; imports a refresh token after proving it', async () => {
+    await broker.upsertConnection('zeta-mailbox', { provider: 'microsoft', scopes: [] });
+    await broker.upsertConnection('alpha-mailbox', { provider: 'microsoft', scopes: [] });
+    assert.deepEqual(
+      (await broker.listConnections()).map((c) => c.connection),
+      ['alpha-mailbox', 'zeta-mailbox'],
+    );
+    const shown = await broker.getConnection('zeta-mailbox');
+    assert.equal(shown.connection, 'zeta-mailbox');
+    assert.equal(shown.status, 'pending');
+    const imported = await broker.importRefreshToken('zeta-mailbox', 'rt-imported-zzzzzzzzzzzzzzzzzz');
+    assert.equal(imported.status, 'active');
+    assert.equal(provider.calls[0]?.refreshToken, 'rt-imported-zzzzzzzzzzzzzzzzzz');
+    assert.equal((await broker.getConnection('zeta-mailbox')).status, 'active');
+  });
+
+  it('a manual refresh calls the provider even when the token is fresh, and is logged as manual', async () => {
+    await seed();
+    const view = await broker.forceRefresh('sales-mailbox');
+    assert.equal(provider.calls.length, 1);
+    assert.equal(view.status, 'active');
+    assert.equal(view.refreshedAt, new Date(clock).toISOString());
+    assert.ok(
+      logs.some(
+        (l) => l.startsWith('refresh.succeeded connection=sales-mailbox') && / reason=manual/.test(l),
+      ),
+    );
+  });
+
+  it('a manual refresh refuses an invalid name before it takes any lock', async () => {
+    const before = lock.acquisitions;
+    await assert.rejects(broker.forceRefresh('Sales_Mailbox'), (e) => code(e) === 'invalid_request');
+    assert.equal(lock.acquisitions, before);
+  });
+});
