@@ -105,3 +105,122 @@ describe('AccessTokens', () => {
     assert.equal(h.provider.calls.length, 0);
   });
 });
+
+describe('AccessTokens: what is refused, served and asked for', () => {
+  const OUTLOOK = 'https://outlook.office.com/SMTP.Send';
+  const withOutlook = (over: Parameters<typeof activeRecord>[0] = {}, ttl?: number) => {
+    const r = activeRecord(over, ttl);
+    r.tokens!.grantedScopes = [...r.tokens!.grantedScopes, OUTLOOK];
+    return r;
+  };
+
+  it('an invalid connection name is invalid_request before it is noted as read or looked up', async () => {
+    const h = harness();
+    const refresher = new Refresher(h.ctx);
+    const tokens = new AccessTokens(h.ctx, refresher);
+    await assert.rejects(tokens.get('Bad Name', fnKey), code('invalid_request'));
+    assert.equal(refresher.lastReadOf('Bad Name'), undefined);
+    assert.equal(h.store.gets, 0);
+  });
+
+  it('notes each read for the idle sweep', async () => {
+    const h = harness();
+    const refresher = new Refresher(h.ctx);
+    await h.store.put(activeRecord());
+    h.clock.now = T0 + 7;
+    await new AccessTokens(h.ctx, refresher).get('sales-mailbox', fnKey);
+    assert.equal(refresher.lastReadOf('sales-mailbox'), T0 + 7);
+  });
+
+  it('a connection in error, or needing an interactive sign-in, serves its unexpired token without a provider call', async () => {
+    for (const over of [
+      { status: 'error' as const, lastError: { code: 'provider_error', at: T0 } },
+      {
+        status: 'needs_reauth' as const,
+        lastError: { code: 'connection_needs_reauth', cause: 'interaction' as const, at: T0 },
+      },
+    ]) {
+      const h = reader();
+      await h.store.put(activeRecord(over, 60_000));
+      const res = await h.tokens.get('sales-mailbox', fnKey);
+      assert.equal(res.access_token, 'at-seed-zzzzzzzzzzzzzzzzzzzzzz');
+      assert.equal(h.provider.calls.length, 0);
+      h.ctx.cache.forget('sales-mailbox');
+      h.clock.now = T0 + 60_000;
+      await assert.rejects(h.tokens.get('sales-mailbox', fnKey), (e) => e instanceof BrokerError);
+      assert.equal(h.provider.calls.length, 0);
+    }
+  });
+
+  it('a /.default mixed with other scopes is invalid_request, saying why', async () => {
+    const h = reader();
+    await h.store.put(withOutlook());
+    await assert.rejects(
+      h.tokens.get('sales-mailbox', fnKey, ['https://outlook.office.com/.default', OUTLOOK]),
+      (e: unknown) => {
+        assert.ok(e instanceof BrokerError);
+        assert.equal(e.code, 'invalid_request');
+        assert.equal(e.message, 'A /.default scope cannot be combined with other scopes.');
+        assert.equal(e.detail, '.default cannot be combined with other scopes');
+        assert.deepEqual(e.fields, { connection: 'sales-mailbox' });
+        return true;
+      },
+    );
+  });
+
+  it('scopes not consented to are scope_not_granted, naming the connection, with a hint to reconnect', async () => {
+    const h = reader();
+    await h.store.put(activeRecord());
+    await assert.rejects(h.tokens.get('sales-mailbox', fnKey, [OUTLOOK]), (e: unknown) => {
+      assert.ok(e instanceof BrokerError);
+      assert.equal(e.code, 'scope_not_granted');
+      assert.equal(
+        e.message,
+        'This connection was not granted those scopes. Reconnect with the wider scopes.',
+      );
+      assert.equal(e.detail, 'scope not granted');
+      assert.deepEqual(e.fields, { connection: 'sales-mailbox' });
+      return true;
+    });
+  });
+
+  it('an empty scope list is the primary token: a due one is refreshed with the connection scopes, reason expiring', async () => {
+    const h = reader();
+    await h.store.put(activeRecord({}, 60_000));
+    const res = await h.tokens.get('sales-mailbox', fnKey, []);
+    assert.equal(res.access_token, `at-1-${'x'.repeat(24)}`);
+    assert.deepEqual(h.provider.calls[0]?.scopes, ['https://graph.microsoft.com/Mail.Send']);
+    assert.match(
+      h.logs.join('\n'),
+      /refresh\.succeeded connection=sales-mailbox provider=microsoft reason=expiring /,
+    );
+  });
+
+  it('a token for another resource is fetched on first use (reason no_access_token) and then served from the record', async () => {
+    const h = reader();
+    await h.store.put(withOutlook());
+    const first = await h.tokens.get('sales-mailbox', fnKey, [OUTLOOK]);
+    assert.equal(first.scope, OUTLOOK);
+    assert.deepEqual(h.provider.calls[0]?.scopes, [OUTLOOK]);
+    assert.match(
+      h.logs.join('\n'),
+      /refresh\.succeeded connection=sales-mailbox provider=microsoft reason=no_access_token /,
+    );
+    h.ctx.cache.forget('sales-mailbox');
+    const again = await h.tokens.get('sales-mailbox', fnKey, [OUTLOOK]);
+    assert.equal(again.access_token, first.access_token);
+    assert.equal(h.provider.calls.length, 1);
+  });
+
+  it('a refresh superseded by a newer record without that token is provider_error, never another token', async () => {
+    const h = reader();
+    await h.store.put(withOutlook());
+    const gate = h.provider.hold();
+    const reading = h.tokens.get('sales-mailbox', fnKey, [OUTLOOK]);
+    await gate.entered;
+    // Another writer (a new sign-in elsewhere) stored a newer record meanwhile.
+    await h.store.put(withOutlook({ revision: 5 }));
+    gate.release();
+    await assert.rejects(reading, code('provider_error'));
+  });
+});
