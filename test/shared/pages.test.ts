@@ -129,3 +129,154 @@ describe('consent page', () => {
     assert.match(PAGE_SECURITY_HEADERS['content-security-policy'] ?? '', /form-action 'none'/);
   });
 });
+
+describe('page rendering in detail', () => {
+  const base = { code: 'c', tone: 'ok' as const, badge: 'B', title: 'T', lines: ['one', 'two'] };
+
+  it('renders paragraphs, and leaves out empty fact, next-step and form sections', () => {
+    const html = renderPage({ ...base, facts: [], next: [] });
+    assert.ok(html.includes('<p>one</p><p>two</p>'));
+    assert.doesNotMatch(html, /<dl>|<h2>|<ul>|<form/);
+    const full = renderPage({ ...base, facts: [['K', 'V']], next: ['Do this'] });
+    assert.ok(full.includes('<dl><dt>K</dt><dd>V</dd></dl>'));
+    assert.ok(full.includes('<h2>What to do next</h2><ul><li>Do this</li></ul>'));
+  });
+
+  it('titles the page with its title and the product name, and shows the badge', () => {
+    const html = renderPage({ ...base, title: 'A & B' });
+    assert.ok(html.includes('<title>A &amp; B – Token broker</title>'));
+    assert.ok(html.includes('<h1 id="page-title">A &amp; B</h1>'));
+    assert.ok(html.includes('<span>B</span>'));
+  });
+
+  it('draws a different icon for each tone', () => {
+    const paths = (['ok', 'bad', 'warn', 'info'] as const).map(
+      (tone) => /<path d="([^"]+)"\/>/.exec(renderPage({ ...base, tone }))?.[1],
+    );
+    assert.deepEqual(paths, [
+      'M7 12.5l3.3 3.3L17.2 8.8',
+      'M8.5 8.5l7 7M15.5 8.5l-7 7',
+      'M12 6.8v6.4M12 17.2v.01',
+      'M12 10.8v6.4M12 6.8v.01',
+    ]);
+  });
+
+  it('shows its own closing line instead of the code, or the code with an optional reference', () => {
+    assert.ok(renderPage({ ...base, foot: 'Bye <now>' }).includes('<p class="foot">Bye &lt;now&gt;</p>'));
+    assert.ok(renderPage(base).includes('<p class="foot">Error code <code>c</code></p>'));
+    assert.ok(
+      renderPage({ ...base, reference: 'r1' }).includes(
+        '<p class="foot">Error code <code>c</code><br>Reference <code class="ref">r1</code></p>',
+      ),
+    );
+    assert.equal(errorPageContent('invalid_link', '').reference, undefined);
+    assert.equal('reference' in errorPageContent('invalid_link'), false);
+  });
+
+  it('sets cookies on a page response only when given', () => {
+    const page = connectedPage('a', undefined);
+    assert.equal('cookies' in pageResponse(200, page), false);
+    const cookies = [{ name: 'x', value: '', maxAge: 0 }];
+    assert.deepEqual(pageResponse(400, page, {}, cookies).cookies, cookies);
+    const res = pageResponse(400, page, { 'x-broker-error': 'e' });
+    assert.equal(res.status, 400);
+    assert.equal(res.body, renderPage(page));
+    assert.equal((res.headers as Record<string, string>)['x-broker-error'], 'e');
+  });
+
+  it('lists the connection, and the account only when known, on the connected page', () => {
+    assert.deepEqual(connectedPage('mail', 'a@b.example').facts, [
+      ['Connection', 'mail'],
+      ['Account', 'a@b.example'],
+    ]);
+    assert.deepEqual(connectedPage('mail', undefined).facts, [['Connection', 'mail']]);
+    assert.equal(connectedPage('mail', undefined).tone, 'ok');
+  });
+
+  it('groups the error codes a person can meet into what they can do about them', () => {
+    const title = (code: string) => errorPageContent(code).title;
+    for (const code of ['provider_unavailable', 'store_unavailable', 'lock_timeout'])
+      assert.equal(title(code), 'The service is busy or unavailable right now', code);
+    for (const code of ['provider_misconfigured', 'config_error'])
+      assert.equal(title(code), 'The broker is not set up correctly', code);
+    assert.equal(title('internal_error'), 'The account could not be connected');
+    assert.equal(title('invalid_request'), 'This address is incomplete or not valid');
+    assert.equal(title('unknown_connection'), 'This connection no longer exists');
+    assert.equal(title('provider_denied'), 'The sign-in was cancelled or access was not granted');
+    assert.equal(title('invalid_state'), 'This sign-in could not be verified');
+    assert.equal(title('provider_error'), 'The identity provider’s answer could not be used');
+  });
+});
+
+describe('consent page in detail', () => {
+  const facts = {
+    connection: 'sales mailbox',
+    provider: 'acme',
+    providerKind: 'oauth2' as const,
+    scopes: ['read', 'write'],
+    pinned: false,
+    linkExpiresAt: '2026-11-30T10:00:00.000Z',
+  };
+  const row = (content: ReturnType<typeof consentPage>, label: string) =>
+    content.facts?.find(([k]) => k === label)?.[1];
+
+  it('names a generic provider by its configured name, and Microsoft as Microsoft', () => {
+    const page = consentPage(facts, 'R', []);
+    assert.equal(row(page, 'Sign-in with'), 'acme');
+    assert.equal(page.title, 'Connect your acme account to “sales mailbox”?');
+    assert.equal(page.form?.button, 'Continue to acme');
+    assert.equal(
+      row(consentPage({ ...facts, providerKind: 'microsoft' }, 'R', []), 'Sign-in with'),
+      'Microsoft',
+    );
+  });
+
+  it('lists the rows in order, the purpose only when described', () => {
+    assert.deepEqual(
+      consentPage(facts, 'Broker at b.example', []).facts?.map(([k]) => k),
+      ['Connection', 'Requested by', 'Sign-in with', 'Account', 'Permissions'],
+    );
+    const described = consentPage({ ...facts, description: 'Invoices' }, 'R', []);
+    assert.deepEqual(described.facts?.slice(0, 2), [
+      ['Connection', 'sales mailbox'],
+      ['Purpose', 'Invoices'],
+    ]);
+    assert.equal(row(described, 'Requested by'), 'R');
+  });
+
+  it('says which account: the expected one, a pinned one, or the one chosen', () => {
+    assert.equal(row(consentPage(facts, 'R', []), 'Account'), 'The account you choose at the next step');
+    assert.equal(
+      row(consentPage({ ...facts, pinned: true }, 'R', []), 'Account'),
+      'One specific account chosen by your administrator',
+    );
+    assert.equal(
+      row(consentPage({ ...facts, pinned: true, expectedUsername: 'a@b.example' }, 'R', []), 'Account'),
+      'a@b.example',
+    );
+  });
+
+  it('lists the permissions with offline access, and when the link stops working', () => {
+    const page = consentPage(facts, 'R', [['link', 'l']]);
+    assert.equal(row(page, 'Permissions'), 'read, write, offline access (keep access without you present)');
+    assert.equal(page.foot, 'This link works until 2026-11-30 10:00:00 UTC.');
+    assert.deepEqual(page.form, {
+      action: '/api/connect/sales%20mailbox',
+      button: 'Continue to acme',
+      fields: [['link', 'l']],
+    });
+    assert.equal(page.lines.length, 1);
+  });
+
+  it('keeps the rest of the page policy when allowing the provider as a form target', () => {
+    const csp = consentPageHeaders('https://idp.example')['content-security-policy'];
+    assert.equal(
+      csp,
+      (PAGE_SECURITY_HEADERS['content-security-policy'] ?? '').replace(
+        "form-action 'none'",
+        "form-action 'self' https://idp.example",
+      ),
+    );
+    assert.notEqual(csp, PAGE_SECURITY_HEADERS['content-security-policy']);
+  });
+});
