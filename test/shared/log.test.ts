@@ -7,6 +7,7 @@ import {
   type InvocationLogTarget,
   type LogLevel,
   runInInvocation,
+  setDefaultLogSink,
 } from '../../shared/log.ts';
 
 /** Records what a function's InvocationContext would receive. */
@@ -85,5 +86,66 @@ describe('runInInvocation', () => {
     assert.deepEqual(a.lines, [['info', 'from.a invocationId=inv-a']]);
     assert.deepEqual(b.lines, [['info', 'from.b invocationId=inv-b']]);
     assert.deepEqual(own, ['pinned']);
+  });
+});
+
+describe('log lines in detail', () => {
+  it('quotes values with spaces, quotes or equals signs, folds whitespace, and drops undefined fields', () => {
+    assert.equal(
+      formatLine('e', {
+        detail: 'a  b\t\tc',
+        reason: 'x="y"',
+        code: 'k=v',
+        status: undefined,
+        count: 3,
+        skipped: false,
+      }),
+      'e detail="a b c" reason="x=\\"y\\"" code="k=v" count=3 skipped=false',
+    );
+    assert.equal(formatLine('e', {}), 'e');
+    assert.equal(formatLine('e', { detail: 'x'.repeat(200) }), `e detail=${'x'.repeat(200)}`);
+  });
+
+  it('writes control characters as four-digit escapes', () => {
+    assert.equal(escapeLogValue('\u0000\u009f\u202a\u2066'), '\\u0000\\u009f\\u202a\\u2066');
+  });
+
+  it('lets call fields win over logger fields, and a child add to its parent (same sink)', () => {
+    const lines: [LogLevel, string][] = [];
+    const log = createLogger({ connection: 'a', store: 'file' }, (level, line) => lines.push([level, line]));
+    log.info('one', { connection: 'b' });
+    const child = log.child({ provider: 'p', store: 'kv' });
+    child.warn('two');
+    child.error('three', { count: 1 });
+    assert.deepEqual(lines, [
+      ['info', 'one connection=b store=file'],
+      ['warn', 'two connection=a store=kv provider=p'],
+      ['error', 'three connection=a store=kv provider=p count=1'],
+    ]);
+  });
+
+  it('lets a logger field override an invocation field', () => {
+    const ctx = fakeContext('inv-1');
+    runInInvocation(ctx, { function: 'token' }, () => createLogger({ function: 'sweep' }).info('x'));
+    assert.deepEqual(ctx.lines, [['info', 'x function=sweep invocationId=inv-1']]);
+  });
+
+  it('routes default-sink loggers to the test sink, and back to the console by level', (t) => {
+    const seen: [LogLevel, string][] = [];
+    setDefaultLogSink((level, line) => seen.push([level, line]));
+    const log = createLogger();
+    log.info('captured');
+    setDefaultLogSink(undefined);
+    const out = { log: t.mock.method(console, 'log', () => undefined) };
+    const warn = t.mock.method(console, 'warn', () => undefined);
+    const error = t.mock.method(console, 'error', () => undefined);
+    log.info('i');
+    log.warn('w');
+    log.error('e');
+    assert.deepEqual(seen, [['info', 'captured']]);
+    assert.deepEqual(
+      [out.log, warn, error].map((m) => m.mock.calls.map((c) => c.arguments)),
+      [[['i']], [['w']], [['e']]],
+    );
   });
 });
