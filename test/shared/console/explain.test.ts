@@ -95,4 +95,45 @@ describe('explainError', () => {
     const why = explainError('needs_reauth', { code: 'invalid_grant', providerError: 'invalid_grant', at });
     assert.deepEqual(why?.codes, ['invalid_grant']);
   });
+
+  it('the first known AADSTS number wins, after unknown ones', () => {
+    const why = explainError('needs_reauth', {
+      code: 'connection_needs_reauth',
+      providerError: 'invalid_grant',
+      providerCodes: [1, 700082, 70008],
+      at,
+    });
+    assert.equal(why?.title, 'The refresh token expired after being unused');
+    assert.deepEqual(why?.codes, [
+      'invalid_grant',
+      'AADSTS1',
+      'AADSTS700082',
+      'AADSTS70008',
+      'connection_needs_reauth',
+    ]);
+  });
+
+  it('without a provider error, the broker code explains it', () => {
+    const why = explainError('error', { code: 'provider_error', providerCodes: [], at });
+    assert.equal(why?.action, 'check_logs');
+    assert.equal(why?.title, 'The provider gave an unexpected answer');
+    assert.deepEqual(why?.codes, ['provider_error']);
+  });
+
+  it('an unknown status with an unknown code reads as a failed refresh of an active connection', () => {
+    const why = explainError('frozen', { code: 'something_new', at });
+    assert.equal(why?.title, 'The last refresh failed');
+    assert.equal(why?.action, 'check_logs');
+    assert.deepEqual(why?.codes, ['something_new']);
+  });
+
+  it('a pending connection with an unknown error still asks for a link', () => {
+    const why = explainError('pending', { code: 'something_new', at });
+    assert.equal(why?.title, 'The connection is not connected');
+    assert.equal(why?.action, 'send_link');
+    assert.equal(explainError('pending', undefined)?.title, 'The connection is not connected');
+    assert.deepEqual(explainError('pending', undefined)?.codes, []);
+    for (const status of ['needs_reauth', 'error', 'frozen'])
+      assert.equal(explainError(status, undefined), undefined);
+  });
 });

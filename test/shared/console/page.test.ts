@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
-import { ASSET_NAME, consoleCsp, consolePage } from '../../../shared/console/page.ts';
+import { createHash } from 'node:crypto';
+import { rm, writeFile } from 'node:fs/promises';
+import { before, describe, it } from 'node:test';
+import { ASSET_NAME, consoleAsset, consoleCsp, consolePage } from '../../../shared/console/page.ts';
+import { BrokerError } from '../../../shared/errors.ts';
 
 const entra = {
   clientId: '00000000-0000-0000-0000-000000000001',
@@ -47,6 +50,57 @@ describe('consolePage', () => {
   });
 });
 
+describe('consolePage headers and settings', () => {
+  it('sends the console with its CSP, no caching, no referrer and no framing at all', () => {
+    const page = consolePage({ authMode: 'function_key' }, '/api/console');
+    assert.equal(page.status, 200);
+    assert.deepEqual(page.headers, {
+      'content-type': 'text/html; charset=utf-8',
+      'content-security-policy': consoleCsp({ authMode: 'function_key' }),
+      'x-content-type-options': 'nosniff',
+      'referrer-policy': 'no-referrer',
+      'cache-control': 'no-store',
+      'x-frame-options': 'DENY',
+      'cross-origin-opener-policy': 'same-origin',
+    });
+  });
+
+  it('lets only the console itself frame the redirect page, with the redirect CSP', () => {
+    const headers = consolePage({ authMode: 'entra', entra }, '/api/console/redirect', 'redirect')
+      .headers as Record<string, string>;
+    assert.equal(headers['x-frame-options'], 'SAMEORIGIN');
+    assert.equal(headers['content-security-policy'], consoleCsp({ authMode: 'entra', entra }, 'redirect'));
+    assert.match(headers['content-security-policy'] ?? '', /frame-ancestors 'self'/);
+  });
+
+  it('tells the browser the auth mode and, in Entra mode only, the public sign-in settings', () => {
+    const keyed = consolePage({ authMode: 'function_key' }, '/api/console').body as string;
+    assert.match(keyed, /<html lang="en" data-auth-mode="function_key" data-api-base="\/api">/);
+    assert.doesNotMatch(keyed, /data-entra-/);
+    const html = consolePage({ authMode: 'entra', entra }, '/api/console').body as string;
+    assert.match(html, /data-auth-mode="entra"/);
+    assert.match(html, new RegExp(`data-entra-client-id="${entra.clientId}"`));
+    assert.match(
+      html,
+      /data-entra-authority="https:\/\/login\.microsoftonline\.com\/1{8}-1{4}-1{4}-1{4}-1{12}"/,
+    );
+    assert.match(html, /data-entra-scope="api:\/\/2{8}-2{4}-2{4}-2{4}-2{12}\/\.default"/);
+  });
+
+  it('addresses assets and the API from the console path, however it is written', () => {
+    for (const base of ['/api/console', '/api/console/', '/api/console//', '/api/console/redirect']) {
+      const html = consolePage({ authMode: 'function_key' }, base).body as string;
+      assert.match(html, /href="\/api\/console\/assets\/app\.css"/, base);
+      assert.match(html, /src="\/api\/console\/assets\/app\.js"/, base);
+      assert.match(html, /data-api-base="\/api"/, base);
+    }
+    // Under another prefix, only the trailing console segment is cut for the API base.
+    const html = consolePage({ authMode: 'function_key' }, '/broker/console/').body as string;
+    assert.match(html, /data-api-base="\/broker"/);
+    assert.match(html, /src="\/broker\/console\/assets\/app\.js"/);
+  });
+});
+
 describe('ASSET_NAME', () => {
   it('accepts flat built names and nothing that could name a path', () => {
     for (const ok of ['app.js', 'app.css', 'entra-7SNCB3RS.js', 'chunk-RC7TYSYY.js'])
@@ -61,5 +115,69 @@ describe('ASSET_NAME', () => {
       'x.html',
     ])
       assert.doesNotMatch(bad, ASSET_NAME);
+  });
+});
+
+describe('consoleAsset', () => {
+  // The module serves what esbuild wrote beside it (`../console/` from the bundle). Run from the sources, that
+  // folder is shared/console/ itself: the test puts built-like files there for the one load (the set is read
+  // once per process) and removes them at once.
+  const dir = new URL('../../../shared/console/', import.meta.url);
+  const tag = `t${process.pid}`;
+  const files: Record<string, string> = {
+    [`${tag}-app.js`]: 'export const x = 1;\n',
+    [`${tag}-app.css`]: 'body { color: red; }\n',
+    [`${tag}-app.js.map`]: '{}', // not served: not a script or stylesheet
+    [`${tag}-notes.txt`]: 'x',
+    [`${tag} app.css`]: 'x', // a stylesheet, but not a flat built name
+  };
+  let js: Awaited<ReturnType<typeof consoleAsset>>;
+  let css: Awaited<ReturnType<typeof consoleAsset>>;
+
+  before(async () => {
+    try {
+      for (const [name, text] of Object.entries(files)) await writeFile(new URL(name, dir), text);
+      js = await consoleAsset(`${tag}-app.js`, null);
+    } finally {
+      for (const name of Object.keys(files)) await rm(new URL(name, dir), { force: true });
+    }
+    css = await consoleAsset(`${tag}-app.css`, null);
+  });
+
+  it('serves a built script and stylesheet with their types, an ETag, revalidation and nosniff', () => {
+    const etag = `"${createHash('sha256')
+      .update(files[`${tag}-app.js`] ?? '')
+      .digest('base64url')
+      .slice(0, 27)}"`;
+    assert.equal(js.status, 200);
+    assert.deepEqual(js.headers, {
+      'content-type': 'text/javascript; charset=utf-8',
+      'x-content-type-options': 'nosniff',
+      'cache-control': 'no-cache',
+      etag,
+      'cross-origin-resource-policy': 'same-origin',
+    });
+    assert.equal(Buffer.from(js.body as Uint8Array).toString('utf8'), files[`${tag}-app.js`]);
+    assert.equal(css.status, 200);
+    assert.equal((css.headers as Record<string, string>)['content-type'], 'text/css; charset=utf-8');
+    assert.notEqual((css.headers as Record<string, string>).etag, etag);
+  });
+
+  it('answers 304 without a body when the browser has the current version', async () => {
+    const etag = (js.headers as Record<string, string>).etag ?? '';
+    const again = await consoleAsset(`${tag}-app.js`, etag);
+    assert.equal(again.status, 304);
+    assert.equal(again.body, undefined);
+    assert.deepEqual(again.headers, js.headers);
+    assert.equal((await consoleAsset(`${tag}-app.js`, '"stale"')).status, 200);
+  });
+
+  it('knows no other file of the folder, and no file that is not a flat built script or stylesheet', async () => {
+    for (const name of [`${tag}-app.js.map`, `${tag}-notes.txt`, `${tag} app.css`, 'page.ts', 'nothing.js'])
+      await assert.rejects(consoleAsset(name, null), (err: unknown) => {
+        assert.ok(err instanceof BrokerError, name);
+        assert.equal(err.code, 'invalid_request');
+        return true;
+      });
   });
 });
