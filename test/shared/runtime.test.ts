@@ -8,7 +8,10 @@ import { after, before, describe, it } from 'node:test';
 import functions from '@azure/functions';
 import { type Config, keyIdOf, parseConfig, resetConfigForTests } from '../../shared/config.ts';
 import { createLogger } from '../../shared/log.ts';
+import { brokerEvent } from '../../shared/notify/events.ts';
+import type { ConnectionRecord } from '../../shared/store/types.ts';
 import { brokerSettings, buildRuntime, getRuntime } from '../../shared/runtime.ts';
+import { startGraphDouble } from '../support/graphDouble.ts';
 
 // The library is a CommonJS bundle whose named exports Node cannot detect from ESM.
 const { HttpRequest } = functions;
@@ -138,6 +141,82 @@ describe('buildRuntime', () => {
       capture().log,
     );
     assert.ok(withHook.notifier);
+  });
+});
+
+describe('buildRuntime: the owner mail reaches the broker it was built for', () => {
+  it("mails the owner a connect link on the public URL, sent with the mailing connection's token", async () => {
+    const mailToken = `at-${randomBytes(24).toString('base64url')}`;
+    const graph = await startGraphDouble((bearer) => bearer === mailToken);
+    try {
+      const runtime = await buildRuntime(
+        parseConfig({
+          BROKER_DATA_DIR: join(dir, 'mail'),
+          BROKER_KEYS: b64(randomBytes(32)),
+          BROKER_PUBLIC_BASE_URL: 'https://broker.example',
+          MICROSOFT_CLIENT_ID: 'app',
+          BROKER_NOTIFY_CONNECTION: 'mailer',
+          BROKER_GRAPH_URL: graph.url,
+          BROKER_ALLOW_INSECURE_HTTP: 'true',
+        }),
+        capture().log,
+      );
+      const now = Date.now();
+      const record = (over: Partial<ConnectionRecord>): ConnectionRecord => ({
+        v: 1,
+        connection: 'x',
+        settings: { provider: 'microsoft', scopes: ['https://graph.microsoft.com/Mail.Send'] },
+        status: 'active',
+        createdAt: now,
+        updatedAt: now,
+        failures: 0,
+        revision: 1,
+        ...over,
+      });
+      await runtime.broker.store.put(
+        record({
+          connection: 'mailer',
+          refreshedAt: now,
+          tokens: {
+            refreshToken: `rt-${randomBytes(24).toString('base64url')}`,
+            grantedScopes: ['https://graph.microsoft.com/Mail.Send'],
+            primary: {
+              accessToken: mailToken,
+              tokenType: 'Bearer',
+              expiresAt: now + 3600_000,
+              scope: 'https://graph.microsoft.com/Mail.Send',
+            },
+          },
+        }),
+      );
+      await runtime.broker.store.put(
+        record({
+          connection: 'sales',
+          status: 'needs_reauth',
+          settings: {
+            provider: 'microsoft',
+            scopes: ['User.Read'],
+            expectedIdentity: { username: 'owner@contoso.example' },
+          },
+        }),
+      );
+      assert.ok(runtime.notifier);
+      await runtime.notifier.emit(
+        brokerEvent(
+          'connection.needs_reauth',
+          { connection: 'sales', provider: 'microsoft', revision: 2 },
+          now,
+        ),
+      );
+      await runtime.notifier.settled();
+    } finally {
+      await graph.close();
+    }
+    assert.equal(graph.sent.length, 1);
+    const [mail] = graph.sent;
+    assert.deepEqual(mail?.to, ['owner@contoso.example']);
+    assert.equal(mail?.bearer, mailToken);
+    assert.match(mail?.content ?? '', /https:\/\/broker\.example\/api\/connect\/sales\?link=\S+/);
   });
 });
 
