@@ -1,9 +1,19 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { assertUsable, connected, providerFor, withTokens } from '../../../shared/broker/records.ts';
+import {
+  assertUsable,
+  connected,
+  mustGet,
+  pickEntry,
+  providerFor,
+  putUnlessSuperseded,
+  withTokens,
+} from '../../../shared/broker/records.ts';
 import { BrokerError } from '../../../shared/errors.ts';
 import type { TokenResult } from '../../../shared/oauth/provider.ts';
-import { activeRecord, T0 } from './fixture.ts';
+import { createMemoryLock } from '../../../shared/lock/memoryLock.ts';
+import type { ConnectionLock } from '../../../shared/lock/types.ts';
+import { activeRecord, harness, MemoryStore, T0 } from './fixture.ts';
 
 const code = (c: string) => (e: unknown) => e instanceof BrokerError && e.code === c;
 const result = (over: Partial<TokenResult> = {}): TokenResult => ({
@@ -109,5 +119,110 @@ describe('assertUsable and providerFor', () => {
       () => providerFor(new Map(), 'x'.repeat(100)),
       (e) => code('invalid_request')(e) && !(e as Error).message.includes('x'.repeat(33)),
     );
+  });
+});
+
+/** A lease lock (like the blob lock) whose lease is held, or already lost, at write time. */
+function leaseLock(kind: string, held: boolean): ConnectionLock {
+  const inner = createMemoryLock();
+  return { kind, held: () => held, withLock: (c, fn) => inner.withLock(c, fn) };
+}
+
+describe('records: lookups, guarded writes and answers, in detail', () => {
+  it('mustGet refuses an invalid name as invalid_request before any store read; a missing one is unknown_connection', async () => {
+    const store = new MemoryStore();
+    await assert.rejects(mustGet(store, 'Bad Name'), code('invalid_request'));
+    assert.equal(store.gets, 0);
+    await assert.rejects(mustGet(store, 'sales-mailbox'), code('unknown_connection'));
+    await store.put(activeRecord());
+    assert.equal((await mustGet(store, 'sales-mailbox')).connection, 'sales-mailbox');
+  });
+
+  it('a write the store has moved past is dropped, logged as refresh.superseded with both revisions', async () => {
+    const h = harness();
+    await h.store.put(activeRecord({ revision: 4 }));
+    const newer = await putUnlessSuperseded(h.ctx, activeRecord({ revision: 4 }), 'expiring');
+    assert.equal(newer?.revision, 4);
+    assert.equal(h.store.puts, 1);
+    assert.deepEqual(h.logs, [
+      'refresh.superseded connection=sales-mailbox reason=expiring detail="store revision 4 >= 4; not overwritten"',
+    ]);
+    assert.equal(await putUnlessSuperseded(h.ctx, activeRecord({ revision: 5 }), 'expiring'), undefined);
+    assert.equal(h.store.records.get('sales-mailbox')?.revision, 5);
+  });
+
+  it('a write after the lock lease was lost is lock_timeout, retry after 1 s, and writes nothing', async () => {
+    const h = harness({ lock: leaseLock('blob', false) });
+    await assert.rejects(putUnlessSuperseded(h.ctx, activeRecord(), 'expiring'), (e: unknown) => {
+      assert.ok(e instanceof BrokerError);
+      assert.equal(e.code, 'lock_timeout');
+      assert.equal(e.retryAfterSeconds, 1);
+      assert.equal(e.detail, 'lease lost before the store write');
+      assert.deepEqual(e.fields, { connection: 'sales-mailbox', lock: 'blob' });
+      return true;
+    });
+    assert.equal(h.store.puts, 0);
+    const kept = harness({ lock: leaseLock('blob', true) });
+    assert.equal(await putUnlessSuperseded(kept.ctx, activeRecord(), 'expiring'), undefined);
+    assert.equal(kept.store.puts, 1);
+  });
+
+  it('an unknown provider is invalid_request with a private detail', () => {
+    assert.throws(
+      () => providerFor(new Map(), 'acme'),
+      (e) => code('invalid_request')(e) && (e as BrokerError).detail === 'unknown provider',
+    );
+  });
+
+  it('needs_reauth and error answers name the connection and the provider error', () => {
+    const lastError = { code: 'x', providerError: 'invalid_grant', at: T0 };
+    for (const [status, answer] of [
+      ['needs_reauth', 'connection_needs_reauth'],
+      ['error', 'connection_error'],
+    ] as const) {
+      assert.throws(
+        () => assertUsable(activeRecord({ status, lastError })),
+        (e) =>
+          code(answer)(e) &&
+          JSON.stringify((e as BrokerError).fields) ===
+            JSON.stringify({ connection: 'sales-mailbox', providerError: 'invalid_grant' }),
+      );
+    }
+  });
+
+  it('an active record without tokens is not connected', () => {
+    const bare = activeRecord();
+    delete bare.tokens;
+    assert.throws(() => assertUsable(bare), code('connection_not_connected'));
+  });
+
+  it('pickEntry: the primary token, an extra one, or nothing when none is stored for the key', () => {
+    const r = activeRecord();
+    assert.equal(pickEntry(r, ''), r.tokens?.primary);
+    assert.equal(pickEntry(r, 'https://outlook.office.com/SMTP.Send'), undefined);
+    const extra = { accessToken: 'x', tokenType: 'Bearer', expiresAt: T0, scope: 'k' };
+    r.tokens!.extra = { k: extra };
+    assert.equal(pickEntry(r, 'k'), extra);
+    const bare = activeRecord();
+    delete bare.tokens;
+    assert.equal(pickEntry(bare, 'k'), undefined);
+    assert.equal(pickEntry(bare, ''), undefined);
+  });
+
+  it('a first token on a record without tokens grants exactly the scopes of the answer', () => {
+    const bare = { ...activeRecord(), status: 'pending' as const };
+    delete bare.tokens;
+    const next = withTokens(bare, result({ scope: 'openid  A B ' }), 'rt', undefined, T0);
+    assert.deepEqual(next.tokens?.grantedScopes, ['A', 'B']);
+    // A pending record stays pending until the sign-in completes; an extra token grants nothing new.
+    assert.equal(next.status, 'pending');
+    const extra = withTokens(bare, result({ scope: 'C' }), 'rt', 'C', T0);
+    assert.deepEqual(extra.tokens?.grantedScopes, []);
+  });
+
+  it('connected without a verified identity leaves no identity field at all', () => {
+    const before = activeRecord({ identity: { username: 'old' } });
+    const next = connected(before, result(), 'rt', T0, [], undefined);
+    assert.equal('identity' in next, false);
   });
 });

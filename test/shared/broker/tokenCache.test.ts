@@ -24,6 +24,14 @@ describe('TokenCache', () => {
     assert.equal(cache.fresh('b', '', 0, MARGIN), undefined);
   });
 
+  it('a token that is not fresh is not kept and does not displace the fresh one held for that key', () => {
+    const cache = new TokenCache();
+    const held = { entry: entry(HOUR_MS), allowedCallers: undefined };
+    cache.remember('a', '', held, 0, MARGIN);
+    cache.remember('a', '', { entry: entry(MARGIN), allowedCallers: ['late'] }, 0, MARGIN);
+    assert.equal(cache.fresh('a', '', 0, MARGIN), held);
+  });
+
   it('forgets every scope of one connection and nothing of another', () => {
     const cache = new TokenCache();
     const value = { entry: entry(1_000_000), allowedCallers: undefined };

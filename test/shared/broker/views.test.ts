@@ -99,6 +99,12 @@ describe('connectionView', () => {
     const view = connectionView(activeRecord({ lastError: { code: 'provider_unavailable', at: T0 } }));
     assert.deepEqual(view.lastError, { code: 'provider_unavailable', at: iso(T0) });
   });
+
+  it('shows only the identity parts that were verified, each on its own', () => {
+    for (const identity of [{ objectId: 'oid-1' }, { tenantId: 'tid-1' }, { username: 'a@contoso.com' }]) {
+      assert.deepEqual(connectionView(activeRecord({ identity })).identity, identity);
+    }
+  });
 });
 
 describe('summaryView', () => {
