@@ -59,6 +59,9 @@ void describe('memory lock', () => {
         assert.ok(isBrokerError(err));
         assert.equal(err.code, 'lock_timeout');
         assert.equal(err.status, 503);
+        assert.equal(err.retryAfterSeconds, 1);
+        assert.equal(err.detail, 'in-process lock not granted within 80 ms');
+        assert.deepEqual(err.fields, { lock: 'memory', connection: 'busy' });
         return true;
       },
     );
@@ -67,6 +70,38 @@ void describe('memory lock', () => {
     release();
     await held;
     assert.equal(await next, 'next');
+  });
+
+  void test('held() is true from grant until the last queued holder is done', async () => {
+    const lock = createMemoryLock();
+    assert.equal(lock.held('h'), false);
+    let releaseFirst!: () => void;
+    let entered!: () => void;
+    const inside = new Promise<void>((r) => (entered = r));
+    const first = lock.withLock('h', () => new Promise<void>((r) => ((releaseFirst = r), entered())));
+    await inside;
+    assert.equal(lock.held('h'), true);
+    assert.equal(lock.held('other'), false);
+    const second = lock.withLock('h', () => Promise.resolve(lock.held('h')));
+    releaseFirst();
+    await first;
+    assert.equal(await second, true, 'held by the next waiter');
+    assert.equal(lock.held('h'), false);
+  });
+
+  void test('the factory passes the wait bound to the memory lock', async () => {
+    const lock = createConnectionLock({ kind: 'memory' }, { waitTimeoutMs: 30 });
+    let release!: () => void;
+    let entered!: () => void;
+    const inside = new Promise<void>((r) => (entered = r));
+    const held = lock.withLock('bound', () => new Promise<void>((r) => ((release = r), entered())));
+    await inside;
+    await assert.rejects(
+      lock.withLock('bound', () => Promise.resolve()),
+      (err: unknown) => isBrokerError(err) && err.detail === 'in-process lock not granted within 30 ms',
+    );
+    release();
+    await held;
   });
 
   void test('invalid connection names are rejected', async () => {
