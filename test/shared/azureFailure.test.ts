@@ -58,3 +58,68 @@ describe('azureFailureOf', () => {
     assert.deepEqual(azureFailureOf('boom'), { transient: false, summary: 'unexpected non-error' });
   });
 });
+
+describe('azureFailureOf in detail', () => {
+  it('treats a TimeoutError like an abort', () => {
+    const err = new Error('t');
+    err.name = 'TimeoutError';
+    assert.deepEqual(azureFailureOf(err), { transient: true, code: 'timeout', summary: 'timed out' });
+  });
+
+  it('summarises a network failure by its code, or as unknown without one', () => {
+    assert.deepEqual(azureFailureOf(restError(undefined, 'ETIMEDOUT')), {
+      transient: true,
+      code: 'ETIMEDOUT',
+      summary: 'network error ETIMEDOUT',
+    });
+    assert.deepEqual(azureFailureOf(restError(undefined)), {
+      transient: false,
+      summary: 'network error unknown',
+    });
+    assert.deepEqual(azureFailureOf(restError(undefined, undefined, { code: 42 as unknown as string })), {
+      transient: false,
+      summary: 'network error unknown',
+    });
+  });
+
+  it('summarises an answer by status alone when it has no codes', () => {
+    assert.deepEqual(azureFailureOf(restError(503)), { transient: true, status: 503, summary: 'HTTP 503' });
+    assert.deepEqual(azureFailureOf(restError(499)), { transient: false, status: 499, summary: 'HTTP 499' });
+  });
+
+  it('reads the inner code only from a well-formed Key Vault error body', () => {
+    const inner = (details: unknown) => azureFailureOf(restError(409, 'Conflict', { details })).inner;
+    assert.equal(inner({ error: { innerError: { code: 'SecretDisabled' } } }), 'SecretDisabled');
+    for (const details of [
+      undefined,
+      null,
+      'text',
+      {},
+      { error: null },
+      { error: 'x' },
+      { error: {} },
+      { error: { innerError: null } },
+      { error: { innerError: 'x' } },
+      { error: { innerError: {} } },
+      { error: { innerError: { code: 7 } } },
+    ])
+      assert.equal(inner(details), undefined, JSON.stringify(details));
+  });
+
+  it('has no wait when the answer has no retry headers', () => {
+    const quiet = restError(429, 'Throttled', {
+      response: { headers: { get: () => undefined } } as unknown as RestError['response'],
+    });
+    assert.equal('retryAfterMs' in azureFailureOf(quiet), false);
+    assert.equal(
+      azureFailureOf(
+        restError(503, 'x', {
+          response: {
+            headers: { get: (n: string) => (n === 'retry-after-ms' ? '0' : undefined) },
+          } as unknown as RestError['response'],
+        }),
+      ).retryAfterMs,
+      0,
+    );
+  });
+});

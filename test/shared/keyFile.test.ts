@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { KeyFileError, loadOrCreateKeyFile } from '../../shared/keyFile.ts';
+import { isReadableByOthers, KeyFileError, loadOrCreateKeyFile, syncDir } from '../../shared/keyFile.ts';
 
 const dirs: string[] = [];
 async function tempDir(): Promise<string> {
@@ -38,5 +38,49 @@ describe('loadOrCreateKeyFile', () => {
     await writeFile(path, Buffer.alloc(16));
     await assert.rejects(loadOrCreateKeyFile(path, { encoding: 'raw' }), KeyFileError);
     assert.equal((await readFile(path)).length, 16, 'left as it was');
+  });
+});
+
+describe('key files in detail', () => {
+  it('creates a key of the asked length and reads it back as that length only', async () => {
+    const path = join(await tempDir(), 'k48');
+    const key = await loadOrCreateKeyFile(path, { bytes: 48 });
+    assert.equal(key.length, 48);
+    assert.deepEqual(await loadOrCreateKeyFile(path, { bytes: 48 }), key);
+    await assert.rejects(loadOrCreateKeyFile(path), (err: unknown) => {
+      assert.ok(err instanceof KeyFileError);
+      assert.equal(err.message, `key file ${path} is damaged (48 bytes, expected 32)`);
+      assert.equal(err.name, 'KeyFileError');
+      return true;
+    });
+  });
+
+  it('reads a base64url key written by hand with surrounding whitespace', async () => {
+    const path = join(await tempDir(), 'broker.keys');
+    const key = Buffer.alloc(32, 7);
+    await writeFile(path, `  ${key.toString('base64url')}\n\n`);
+    assert.deepEqual(await loadOrCreateKeyFile(path), key);
+  });
+
+  it('passes on read errors other than a missing file', async () => {
+    const path = join(await tempDir(), 'is-a-dir');
+    await mkdir(path);
+    await assert.rejects(loadOrCreateKeyFile(path), (err: NodeJS.ErrnoException) => err.code === 'EISDIR');
+  });
+
+  it('tells whether group or others may read a file', { skip: process.platform === 'win32' }, async () => {
+    const path = join(await tempDir(), 'f');
+    await writeFile(path, 'x', { mode: 0o600 });
+    await chmod(path, 0o600);
+    assert.equal(await isReadableByOthers(path), false);
+    await chmod(path, 0o640);
+    assert.equal(await isReadableByOthers(path), true);
+    await chmod(path, 0o604);
+    assert.equal(await isReadableByOthers(path), true);
+  });
+
+  it('syncs a directory, and shrugs off one that cannot be opened', async () => {
+    await syncDir(await tempDir());
+    await syncDir(join(await tempDir(), 'missing'));
   });
 });
