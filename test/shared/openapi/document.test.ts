@@ -99,6 +99,186 @@ describe('OpenAPI document', () => {
   );
 });
 
+describe('OpenAPI document: operations in detail', () => {
+  type Op = {
+    operationId: string;
+    tags: string[];
+    parameters?: {
+      name: string;
+      in: string;
+      required: boolean;
+      description?: string;
+      schema: Record<string, unknown>;
+    }[];
+    requestBody?: { required: boolean; content: Record<string, { schema: unknown }> };
+    responses: Record<
+      string,
+      { description: string; headers?: unknown; content?: Record<string, { schema: unknown }> }
+    >;
+    security: unknown;
+  };
+  const op = (path: string, method: string) =>
+    (doc.paths[path] as unknown as Record<string, Op>)[method] as Op;
+  const problem = (codes: string[], status: number) => ({
+    allOf: [
+      { $ref: '#/components/schemas/Problem' },
+      { type: 'object', properties: { code: { enum: codes }, status: { const: status } } },
+    ],
+  });
+
+  it('tags each operation by who calls it', () => {
+    assert.deepEqual(op('/connections/{connection}/token', 'get').tags, ['tokens']);
+    assert.deepEqual(op('/manage/connections', 'get').tags, ['manage']);
+    assert.deepEqual(op('/connect/{connection}', 'get').tags, ['connect']);
+    assert.deepEqual(op('/callback', 'get').tags, ['connect']);
+    assert.deepEqual(op('/health', 'get').tags, ['meta']);
+  });
+
+  it('asks for the function key, or key and Entra bearer with the role, and nothing on public routes', () => {
+    assert.deepEqual(op('/connections/{connection}/token', 'get').security, [
+      { functionKey: [] },
+      { functionKey: [], entraBearer: ['Tokens.Read'] },
+    ]);
+    assert.deepEqual(op('/manage/connections', 'get').security, [
+      { functionKey: [] },
+      { functionKey: [], entraBearer: ['Connections.Manage'] },
+    ]);
+    for (const [path, method] of [
+      ['/health', 'get'],
+      ['/connect/{connection}', 'post'],
+      ['/callback', 'get'],
+    ] as const)
+      assert.deepEqual(op(path, method).security, [], path);
+  });
+
+  it('describes the path and query parameters with the schemas the functions validate with', () => {
+    const token = op('/connections/{connection}/token', 'get');
+    const [connection, scope] = token.parameters ?? [];
+    assert.equal(token.parameters?.length, 2);
+    assert.deepEqual(
+      { ...connection, schema: undefined },
+      {
+        name: 'connection',
+        in: 'path',
+        required: true,
+        description: 'The connection name: the parameter name callers use',
+        schema: undefined,
+      },
+    );
+    assert.equal(connection?.schema.type, 'string');
+    assert.equal(connection?.schema.pattern, '^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$');
+    assert.equal(connection?.schema.$schema, undefined);
+    assert.equal(scope?.in, 'query');
+    assert.equal(scope?.required, false);
+    assert.equal(scope?.schema.maxLength, 2048);
+    assert.equal(scope?.schema.$schema, undefined);
+    const link = op('/connect/{connection}', 'get').parameters?.find((p) => p.name === 'link');
+    assert.equal(link?.required, true);
+    assert.deepEqual(op('/console/assets/{name}', 'get').parameters, [
+      { name: 'name', in: 'path', required: true, schema: { type: 'string' } },
+    ]);
+    assert.equal(op('/health', 'get').parameters, undefined);
+  });
+
+  it('describes request bodies by component, JSON unless the form says otherwise', () => {
+    assert.deepEqual(op('/manage/connections/{connection}', 'put').requestBody, {
+      required: true,
+      content: { 'application/json': { schema: { $ref: '#/components/schemas/ConnectionSettings' } } },
+    });
+    assert.deepEqual(op('/connect/{connection}', 'post').requestBody, {
+      required: true,
+      content: {
+        'application/x-www-form-urlencoded': { schema: { $ref: '#/components/schemas/ConnectConsentForm' } },
+      },
+    });
+    assert.equal(op('/manage/connections/{connection}/link', 'post').requestBody?.required, false);
+    assert.equal(op('/health', 'get').requestBody, undefined);
+  });
+
+  it('describes each kind of success answer', () => {
+    const put = op('/manage/connections/{connection}', 'put').responses;
+    const json = (ref: string) => ({
+      'application/json': { schema: { $ref: `#/components/schemas/${ref}` } },
+    });
+    assert.deepEqual(put['200'], { description: 'OK', content: json('ConnectionView') });
+    assert.deepEqual(put['201'], { description: 'Created', content: json('ConnectionView') });
+    assert.deepEqual(op('/manage/connections/{connection}', 'delete').responses['204'], {
+      description: 'No content',
+    });
+    assert.deepEqual(op('/connect/{connection}', 'post').responses['303']?.headers, {
+      Location: { schema: { type: 'string' } },
+    });
+    assert.deepEqual(Object.keys(op('/console/assets/{name}', 'get').responses['200']?.content ?? {}), [
+      'text/javascript',
+      'text/css',
+    ]);
+    assert.deepEqual(op('/console/assets/{name}', 'get').responses['304'], { description: 'No content' });
+    assert.deepEqual(op('/console', 'get').responses['200']?.content, {
+      'text/html': { schema: { type: 'string' } },
+    });
+  });
+
+  it('groups problem codes by status, sorted, with Retry-After on 503 and an error page on browser routes', () => {
+    const token = op('/connections/{connection}/token', 'get').responses;
+    const statuses = Object.keys(token);
+    assert.deepEqual(
+      statuses,
+      [...statuses].sort((a, b) => Number(a) - Number(b)),
+    );
+    assert.deepEqual(token['403']?.content, {
+      'application/problem+json': {
+        schema: problem(['forbidden', 'identity_mismatch', 'insufficient_scope', 'scope_not_granted'], 403),
+      },
+    });
+    assert.equal(
+      token['403']?.description,
+      'Problem: forbidden, identity_mismatch, insufficient_scope, scope_not_granted',
+    );
+    assert.deepEqual(token['503']?.headers, { 'Retry-After': { schema: { type: 'integer' } } });
+    assert.equal(token['409']?.headers, undefined);
+    const page = op('/connect/{connection}', 'get').responses;
+    assert.deepEqual(page['400']?.content, {
+      'application/problem+json': { schema: problem(['invalid_request'], 400) },
+      'text/html': { schema: { type: 'string' } },
+    });
+    assert.deepEqual(Object.keys(op('/callback', 'get').responses['502']?.content ?? {}), [
+      'application/problem+json',
+      'text/html',
+    ]);
+  });
+
+  it('says a keyed route’s 401 comes from the host without a body, and in Entra mode as a problem', () => {
+    const r = op('/manage/connections', 'get').responses['401'];
+    assert.equal(
+      r?.description,
+      'The function key is missing or wrong: the host answers without a body. Entra mode: Problem: invalid_token, unauthorized',
+    );
+    assert.deepEqual(r?.content, {
+      'application/problem+json': { schema: problem(['invalid_token', 'unauthorized'], 401) },
+    });
+    assert.equal(op('/connect/{connection}', 'get').responses['401'], undefined);
+  });
+
+  it('holds the component schemas without their own $schema or $id, and is built once', () => {
+    const schemas = doc.components.schemas as Record<string, Record<string, unknown>>;
+    for (const name of [
+      'ConnectionSettings',
+      'LinkRequest',
+      'ImportRequest',
+      'ConnectConsentForm',
+      'ConnectionView',
+      'AccessToken',
+      'Problem',
+    ]) {
+      assert.ok(schemas[name], name);
+      assert.equal(schemas[name]?.$schema, undefined, name);
+      assert.equal(schemas[name]?.$id, undefined, name);
+    }
+    assert.equal(openApiDocument(), doc);
+    assert.ok(Object.isFrozen(doc));
+  });
+});
+
 describe('contract check', () => {
   const view = {
     connection: 'a',
