@@ -1,7 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ConfigError, parseConfig } from '../../shared/config.ts';
-import { NcrontabError, nextOccurrence, nextOccurrences, parseNcrontab } from '../../shared/schedule.ts';
+import {
+  NcrontabError,
+  ncrontabProblem,
+  nextOccurrence,
+  nextOccurrences,
+  parseNcrontab,
+} from '../../shared/schedule.ts';
 
 const next = (expression: string, after: string): string | undefined =>
   nextOccurrence(parseNcrontab(expression), new Date(after))?.toISOString();
@@ -123,5 +129,51 @@ void describe('BROKER_REFRESH_SCHEDULE in the app config', () => {
     // Valid schedules pass (the timer function reads the setting itself; the config only checks it).
     parseConfig({ BROKER_REFRESH_SCHEDULE: '0 */5 * * * *' });
     parseConfig({ BROKER_REFRESH_SCHEDULE: '*/10 * * * *' });
+  });
+});
+
+void describe('ncrontab parsing in detail', () => {
+  void it('keeps the expression as written while reading fields split by any whitespace', () => {
+    const s = parseNcrontab('  0  */5\t* * * * ');
+    assert.equal(s.expression, '  0  */5\t* * * * ');
+    assert.equal(s.hasSeconds, true);
+    assert.equal(next('  0  */5\t* * * * ', '2026-03-10T12:03:00Z'), '2026-03-10T12:05:00.000Z');
+  });
+
+  void it('refuses day-of-week 7 however written, and two-digit days of week', () => {
+    for (const dow of ['7', '1-7', '7-1', '1,7', '*/7', '07', '10', '1-10'])
+      assert.throws(() => parseNcrontab(`0 0 0 * * ${dow}`), /day-of-week is 0-6 \(0 = Sunday\)/, dow);
+    for (const dow of ['0', '6', '0-6', '1,3,5', 'Mon-Fri', '*/2'])
+      assert.ok(parseNcrontab(`0 0 0 * * ${dow}`), dow);
+    // A 7 in another field is not a day of week.
+    assert.ok(parseNcrontab('7 7 7 7 7 *'));
+  });
+
+  void it('names the field count or the bad field in the error', () => {
+    assert.throws(() => parseNcrontab('* * * *'), /expected 6 fields .* or 5 \(without seconds\), got 4\.$/);
+    assert.throws(() => parseNcrontab('* * * * * * *'), /got 7\.$/);
+    assert.throws(() => parseNcrontab('0 0 0 * * 5#2'), /bad field '5#2'\.$/);
+    assert.throws(() => parseNcrontab('0 0 0 * monday *'), /bad field 'monday'\.$/);
+    assert.throws(
+      () => parseNcrontab('60 * * * * *'),
+      (err: unknown) => {
+        assert.ok(err instanceof NcrontabError);
+        assert.equal(err.name, 'NcrontabError');
+        assert.match(err.message, /^'60 \* \* \* \* \*' is not a valid NCRONTAB expression: ./);
+        return true;
+      },
+    );
+  });
+
+  void it('gives the reason as a config problem, or nothing for a valid schedule', () => {
+    assert.equal(ncrontabProblem('0 */5 * * * *'), undefined);
+    assert.equal(
+      ncrontabProblem('* * * *'),
+      "'* * * *' is not a valid NCRONTAB expression: expected 6 fields ({second} {minute} {hour} {day} {month} {day-of-week}) or 5 (without seconds), got 4.",
+    );
+  });
+
+  void it('lists no further occurrences for a schedule that never fires', () => {
+    assert.deepEqual(series('0 0 0 30 2 *', '2026-03-01T00:00:00Z', 3), []);
   });
 });
