@@ -9,6 +9,7 @@ import { openLoginState, sealLoginState } from '../../../shared/broker/loginStat
 import { Refresher } from '../../../shared/broker/refresher.ts';
 import { stateCookieName } from '../../../shared/broker/stateCookie.ts';
 import { BrokerError } from '../../../shared/errors.ts';
+import { createProviderClient } from '../../../shared/oauth/provider.ts';
 import type {
   AuthorizationParams,
   ProviderClient,
@@ -531,5 +532,56 @@ describe('identityMatches / checkIdentity: every part of the pin that is set', (
         detail('identity_mismatch', 'no verified identity')(e) &&
         (e as BrokerError).fields.connection === 'sales-mailbox',
     );
+  });
+});
+
+describe('ConnectFlow with a real configured OAuth 2.0 provider client (endpoints set, no discovery)', () => {
+  async function crm() {
+    const client = createProviderClient(
+      {
+        kind: 'oauth2',
+        name: 'crm',
+        authorizationUrl: 'https://auth.crm.test/oauth/authorize',
+        tokenUrl: 'https://auth.crm.test/oauth/token',
+        clientId: 'broker-client',
+        credential: { kind: 'secret', secret: 'client-secret-value', method: 'client_secret_post' },
+        defaultScopes: ['read'],
+        extraAuthorizeParams: {},
+        extraTokenParams: {},
+        usePkce: true,
+      },
+      {
+        // Building the authorization request needs no network; any request would fail the test.
+        fetch: () => Promise.reject(new Error('no network in this test')),
+        redirectUri: 'https://broker.example.com/api/callback',
+        allowInsecureHttp: false,
+        timeoutMs: 1000,
+      },
+    );
+    const h = harness({ providers: new Map([['crm', client]]) });
+    await new Connections(h.ctx).upsert('crm-sync', { provider: 'crm', scopes: ['read', 'write'] });
+    const record = h.store.records.get('crm-sync');
+    assert.ok(record);
+    return { flow: new ConnectFlow(h.ctx), link: await mintLink(h.ctx.keyring, record, T0 + 60_000) };
+  }
+
+  it('the consent page learns where the continue button sends the browser', async () => {
+    const { flow, link } = await crm();
+    const shown = await flow.describe('crm-sync', link);
+    assert.equal(shown.authorizeOrigin, 'https://auth.crm.test');
+    assert.equal(shown.provider, 'crm');
+    assert.equal(shown.providerKind, 'oauth2');
+    assert.deepEqual(shown.scopes, ['read', 'write']);
+  });
+
+  it('the sign-in goes to the configured endpoint with PKCE and the state of the login cookie', async () => {
+    const { flow, link } = await crm();
+    const start = await flow.begin('crm-sync', link);
+    const url = new URL(start.redirectUrl);
+    assert.equal(`${url.origin}${url.pathname}`, 'https://auth.crm.test/oauth/authorize');
+    assert.equal(url.searchParams.get('scope'), 'read write');
+    assert.equal(url.searchParams.get('code_challenge_method'), 'S256');
+    assert.equal(url.searchParams.get('prompt'), null);
+    assert.equal(start.cookie.name, stateCookieName(url.searchParams.get('state') ?? ''));
   });
 });
