@@ -59,6 +59,8 @@ export class BrokerError extends Error {
   readonly headers: Record<string, string>;
 
   constructor(code: ErrorCode, publicMessage: string, options: BrokerErrorOptions = {}) {
+    // The cause may hold a provider response or SDK request. The Error constructor installs it non-enumerable,
+    // so it stays out of JSON.stringify; util.inspect still prints it (log.ts writes named fields only).
     super(publicMessage, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'BrokerError';
     this.code = code;
@@ -67,10 +69,6 @@ export class BrokerError extends Error {
     this.retryAfterSeconds = options.retryAfterSeconds;
     this.fields = options.fields ?? {};
     this.headers = options.headers ?? {};
-    // The cause may hold a provider response or SDK request; keep it off JSON.stringify / util.inspect output.
-    if (options.cause !== undefined) {
-      Object.defineProperty(this, 'cause', { value: options.cause, enumerable: false });
-    }
   }
 }
 
