@@ -293,3 +293,156 @@ describe('the Azure Storage queue outbox on Azurite', () => {
     assert.deepEqual(await n.drain(), { delivered: 0, retried: 0, gaveUp: 0 });
   });
 });
+
+describe('the notifier around its outbox and senders', () => {
+  let now = Date.parse('2026-11-29T12:00:00Z');
+  const clock = () => now;
+  let k = 0;
+
+  /** A file outbox whose calls are recorded and whose next calls can be made to fail. */
+  function recordedOutbox() {
+    const inner = createFileOutbox(join(dataDir, `r${++k}`), clock);
+    const calls: string[] = [];
+    const fail = { put: false, take: false, done: false, retryIn: false };
+    const boom = (op: string) => Object.assign(new Error(`${op} failed`), { name: 'RestError' });
+    const outbox: Outbox = {
+      put: (m, s) => (calls.push(`put ${m.sink}`), fail.put ? Promise.reject(boom('put')) : inner.put(m, s)),
+      take: (max, s) => (
+        calls.push(`take ${max}`),
+        fail.take ? Promise.reject(boom('take')) : inner.take(max, s)
+      ),
+      done: (l) => (calls.push('done'), fail.done ? Promise.reject(boom('done')) : inner.done(l)),
+      retryIn: (l, s) => (
+        calls.push(`retryIn ${s}`),
+        fail.retryIn ? Promise.reject(boom('retryIn')) : inner.retryIn(l, s)
+      ),
+    };
+    return { outbox, calls, fail };
+  }
+  const ok = () => Promise.resolve({ ok: true as const, status: 204 });
+  const event = (name: string, type: Parameters<typeof brokerEvent>[0] = 'connection.needs_reauth') =>
+    brokerEvent(type, subject(name, 1), now);
+
+  it('is enabled with a webhook or a mail, and not without either', () => {
+    const outbox = recordedOutbox().outbox;
+    const mail = { compose: () => Promise.resolve(undefined), send: ok };
+    assert.equal(new Notifier({ outbox, log }).enabled, false);
+    assert.equal(new Notifier({ outbox, log, webhook: ok }).enabled, true);
+    assert.equal(new Notifier({ outbox, log, mail }).enabled, true);
+  });
+
+  it('stores a mail only for needs_reauth, and a webhook only when one is configured', async () => {
+    const { outbox, calls } = recordedOutbox();
+    const n = new Notifier({ outbox, log, mail: { compose: () => Promise.resolve(undefined), send: ok } });
+    await n.emit(event('s1', 'connection.error'));
+    await n.emit(event('s1'));
+    await n.settled();
+    assert.deepEqual(calls, ['put mail', 'done']);
+  });
+
+  it('logs the delivery with its sink, event, attempt and status; nobody to mail counts as delivered', async () => {
+    const { outbox } = recordedOutbox();
+    const n = new Notifier({ outbox, log, mail: { compose: () => Promise.resolve(undefined), send: ok } });
+    lines.length = 0;
+    const e = event('s2');
+    await n.emit(e);
+    await n.settled();
+    assert.deepEqual(lines, [
+      `info notify.delivered sink=mail eventType=connection.needs_reauth eventId=${e.id} attempt=1 status=204`,
+    ]);
+  });
+
+  it('logs a retry with the wait, and a sender that throws is a failure to retry', async () => {
+    const { outbox, calls } = recordedOutbox();
+    const n = new Notifier({
+      outbox,
+      log,
+      webhook: () => Promise.reject(Object.assign(new Error('x'), { name: 'AbortError' })),
+    });
+    lines.length = 0;
+    const e = event('s3');
+    await n.emit(e);
+    await n.settled();
+    assert.deepEqual(calls, ['put webhook', `retryIn ${RETRY_SCHEDULE_SECONDS[0]}`]);
+    assert.deepEqual(lines, [
+      `warn notify.retry sink=webhook eventType=connection.needs_reauth eventId=${e.id} attempt=1 reason=AbortError waitSeconds=5`,
+    ]);
+  });
+
+  it('gives up at once on a message for a sink no longer configured', async () => {
+    // Both first attempts fail to record their outcome, so both messages wait for the drain.
+    const blocked = recordedOutbox();
+    const first = new Notifier({
+      outbox: blocked.outbox,
+      log,
+      webhook: ok,
+      mail: { compose: () => Promise.resolve(undefined), send: ok },
+    });
+    blocked.fail.done = true;
+    await first.emit(event('s4'));
+    await first.settled();
+    blocked.fail.done = false;
+    now += 60_000;
+    lines.length = 0;
+    // After a restart without notification settings, neither can be delivered: retrying cannot help.
+    const after = new Notifier({ outbox: blocked.outbox, log });
+    assert.deepEqual(await after.drain(), { delivered: 0, retried: 0, gaveUp: 2 });
+    assert.equal(lines.filter((l) => l.startsWith('error notify.gave_up')).length, 2);
+    assert.ok(lines.some((l) => l.includes('sink=mail') && l.includes('reason=mail_not_configured')));
+    assert.ok(lines.some((l) => l.includes('sink=webhook') && l.includes('reason=webhook_not_configured')));
+    now += 86_400_000;
+    assert.deepEqual(await after.drain(), { delivered: 0, retried: 0, gaveUp: 0 }, 'gone');
+  });
+
+  it('logs an event it could not store, and never throws from emit', async () => {
+    const { outbox, fail } = recordedOutbox();
+    fail.put = true;
+    const n = new Notifier({ outbox, log, webhook: ok });
+    lines.length = 0;
+    await n.emit(event('s5'));
+    await n.settled();
+    assert.deepEqual(lines, [
+      'error notify.emit_failed sink=webhook eventType=connection.needs_reauth reason=RestError',
+    ]);
+  });
+
+  it('an outbox failure while recording an outcome is logged, not counted, and the message stays', async () => {
+    const { outbox, fail } = recordedOutbox();
+    const n = new Notifier({ outbox, log, webhook: ok });
+    fail.done = true;
+    lines.length = 0;
+    const e = event('s6');
+    await n.emit(e);
+    await n.settled();
+    assert.deepEqual(lines, [`error notify.drain_failed sink=webhook eventId=${e.id} reason=RestError`]);
+    now += 60_000;
+    assert.deepEqual(await n.drain(), { delivered: 0, retried: 0, gaveUp: 0 }, 'not counted');
+    fail.done = false;
+    now += 60_000;
+    assert.deepEqual(await n.drain(), { delivered: 1, retried: 0, gaveUp: 0 }, 'still there');
+  });
+
+  it('drain stops when the outbox is unreachable, logging it', async () => {
+    const { outbox, fail } = recordedOutbox();
+    fail.take = true;
+    lines.length = 0;
+    assert.deepEqual(await new Notifier({ outbox, log, webhook: ok }).drain(), {
+      delivered: 0,
+      retried: 0,
+      gaveUp: 0,
+    });
+    assert.deepEqual(lines, ['error notify.drain_failed reason=RestError']);
+  });
+
+  it('drain takes batches of at most 32 and never more than max in all', async () => {
+    const { outbox, calls } = recordedOutbox();
+    for (const name of ['d1', 'd2', 'd3']) await outbox.put({ sink: 'webhook', event: event(name) }, 0);
+    const n = new Notifier({ outbox, log, webhook: ok });
+    calls.length = 0;
+    assert.deepEqual(await n.drain(2), { delivered: 2, retried: 0, gaveUp: 0 });
+    assert.deepEqual(calls, ['take 2', 'done', 'done']);
+    calls.length = 0;
+    assert.deepEqual(await n.drain(), { delivered: 1, retried: 0, gaveUp: 0 });
+    assert.deepEqual(calls, ['take 32', 'done', 'take 32']);
+  });
+});
