@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
+import { SignJWT } from 'jose';
 import { keyIdOf } from '../../shared/config.ts';
 import {
   Keyring,
@@ -9,6 +10,8 @@ import {
   constantTimeEqual,
   decryptJwt,
   encryptJwt,
+  randomToken,
+  seal,
   signJwt,
   signToken,
   unseal,
@@ -156,5 +159,157 @@ describe('AES-256-GCM boxes (state cookie, file store)', () => {
     const box = aesGcmEncrypt(key, 'refresh-token-value', 'conn-a');
     for (const length of [4, 8, 12, 15])
       assert.throws(() => aesGcmDecrypt(key, { ...box, tag: box.tag.subarray(0, length) }, 'conn-a'));
+  });
+});
+
+describe('crypto in detail', () => {
+  const NOW = Date.UTC(2026, 10, 27, 12);
+
+  it('refuses an empty key ring, and keeps a key per purpose and format', () => {
+    assert.throws(() => new Keyring([]), /Keyring needs at least one key/);
+    const k = mk();
+    const ring = new Keyring([k, mk()]);
+    const keys = (['connect-link', 'state-cookie', 'connect-consent'] as const).flatMap((purpose) =>
+      (['v1', 'jose'] as const).map((format) => ring.current(purpose, format)),
+    );
+    assert.ok(keys.every((d) => d.kid === k.kid && d.key.length === 32 && !d.key.equals(k.key)));
+    assert.equal(new Set(keys.map((d) => d.key.toString('hex'))).size, 6, 'six different derived keys');
+    assert.equal(ring.current('connect-link').key, ring.current('connect-link', 'v1').key);
+    assert.equal(ring.find('connect-link', k.kid, 'jose')?.key, ring.current('connect-link', 'jose').key);
+    assert.equal(ring.find('connect-link', 'nope'), undefined);
+  });
+
+  it('derives the same keys from the same configured key (another instance reads what this one wrote)', () => {
+    const k = mk();
+    const t = signToken(new Keyring([k]), 'connect-consent', { a: 1 });
+    assert.deepEqual(verifyToken(new Keyring([{ ...k, key: Buffer.from(k.key) }]), 'connect-consent', t), {
+      a: 1,
+    });
+  });
+
+  it('refuses a signed token with a wrong part count or an authentic body that is not JSON', () => {
+    const ring = new Keyring([mk()]);
+    const t = signToken(ring, 'connect-link', { c: 'a' });
+    assert.equal(verifyToken(ring, 'connect-link', `${t}.x`), undefined);
+    assert.equal(verifyToken(ring, 'connect-link', t.split('.').slice(0, 2).join('.')), undefined);
+    const { kid, key } = ring.current('connect-link');
+    const body = Buffer.from('{not json').toString('base64url');
+    const mac = createHmac('sha256', key).update(`connect-link.${kid}.${body}`).digest('base64url');
+    assert.equal(verifyToken(ring, 'connect-link', `${kid}.${body}.${mac}`), undefined);
+  });
+
+  it('refuses a sealed cookie with a wrong part count, unknown key, bad IV or non-JSON content', () => {
+    const ring = new Keyring([mk()]);
+    const sealed = seal(ring, 'state-cookie', { v: 1 }, 'aad');
+    assert.deepEqual(unseal(ring, 'state-cookie', sealed, 'aad'), { v: 1 });
+    assert.equal(unseal(ring, 'state-cookie', `${sealed}.x`, 'aad'), undefined);
+    assert.equal(unseal(ring, 'state-cookie', sealed.split('.').slice(0, 3).join('.'), 'aad'), undefined);
+    assert.equal(unseal(ring, 'connect-link', sealed, 'aad'), undefined, 'other purpose');
+    const [kid, , ct, tag] = sealed.split('.') as [string, string, string, string];
+    assert.equal(
+      unseal(ring, 'state-cookie', `${kid}.${randomBytes(16).toString('base64url')}.${ct}.${tag}`, 'aad'),
+      undefined,
+    );
+    const { key } = ring.current('state-cookie');
+    const box = aesGcmEncrypt(key, 'not json', `${kid}|aad`);
+    const raw = [kid, box.iv, box.data, box.tag]
+      .map((p) => (typeof p === 'string' ? p : p.toString('base64url')))
+      .join('.');
+    assert.equal(unseal(ring, 'state-cookie', raw, 'aad'), undefined);
+  });
+
+  it('refuses an AES-GCM box whose IV is not 96 bits', () => {
+    const key = randomBytes(32);
+    const box = aesGcmEncrypt(key, Buffer.from('x'), 'a');
+    assert.throws(
+      () => aesGcmDecrypt(key, { ...box, iv: Buffer.concat([box.iv, Buffer.alloc(4)]) }, 'a'),
+      /bad AES-GCM IV length/,
+    );
+    assert.notDeepEqual(aesGcmEncrypt(key, 'x', 'a').iv, aesGcmEncrypt(key, 'x', 'a').iv);
+  });
+
+  it('makes random tokens of the asked size, base64url', () => {
+    assert.match(randomToken(), /^[A-Za-z0-9_-]{43}$/);
+    assert.match(randomToken(16), /^[A-Za-z0-9_-]{22}$/);
+    assert.notEqual(randomToken(), randomToken());
+  });
+
+  it('compares strings of the same length by content', () => {
+    assert.equal(constantTimeEqual('', ''), true);
+    assert.equal(constantTimeEqual('ab', 'ba'), false);
+  });
+
+  it('names the key and the purpose in the JWT header', async () => {
+    const k = mk();
+    const jws = await signJwt({ keyring: new Keyring([k]), purpose: 'connect-consent' }, {}, NOW + 1000);
+    const header = JSON.parse(Buffer.from(jws.split('.')[0] ?? '', 'base64url').toString()) as Record<
+      string,
+      unknown
+    >;
+    assert.deepEqual(header, { alg: 'HS256', kid: k.kid, typ: 'token-broker-connect-consent+jwt' });
+    const jwe = await encryptJwt({ keyring: new Keyring([k]), purpose: 'state-cookie' }, {}, NOW + 1000, 'a');
+    const jweHeader = JSON.parse(Buffer.from(jwe.split('.')[0] ?? '', 'base64url').toString()) as Record<
+      string,
+      unknown
+    >;
+    assert.deepEqual(jweHeader, {
+      alg: 'dir',
+      enc: 'A256GCM',
+      kid: k.kid,
+      typ: 'token-broker-state-cookie+jwt',
+    });
+  });
+
+  it('reports an authentic expired token as expired, with its claims, from the exact expiry on', async () => {
+    const use = { keyring: new Keyring([mk()]), purpose: 'connect-link' as const };
+    const jws = await signJwt(use, { c: 'a' }, NOW + 1500);
+    assert.deepEqual(await verifyJwt(use, jws, NOW + 1499), {
+      payload: { c: 'a' },
+      expiresAt: NOW + 1500,
+      expired: false,
+    });
+    // Past the whole-second `exp` too: the payload is still authentic, so it is returned as expired.
+    assert.deepEqual(await verifyJwt(use, jws, NOW + 5000), {
+      payload: { c: 'a' },
+      expiresAt: NOW + 1500,
+      expired: true,
+    });
+    assert.equal((await verifyJwt(use, jws, NOW + 1500))?.expired, true);
+  });
+
+  it('falls back to the whole-second exp for a token without the exact expiry', async () => {
+    const ring = new Keyring([mk()]);
+    const { kid, key } = ring.current('connect-link', 'jose');
+    const jws = await new SignJWT({ c: 'a' })
+      .setProtectedHeader({ alg: 'HS256', kid, typ: 'token-broker-connect-link+jwt' })
+      .setExpirationTime(NOW / 1000 + 60)
+      .sign(key);
+    assert.deepEqual(await verifyJwt({ keyring: ring, purpose: 'connect-link' }, jws, NOW), {
+      payload: { c: 'a' },
+      expiresAt: NOW + 60_000,
+      expired: false,
+    });
+  });
+
+  it('refuses tokens without exp, without kid, of another type, or signed with another algorithm', async () => {
+    const ring = new Keyring([mk()]);
+    const use = { keyring: ring, purpose: 'connect-link' as const };
+    const { kid, key } = ring.current('connect-link', 'jose');
+    const typ = 'token-broker-connect-link+jwt';
+    const noExp = await new SignJWT({ c: 'a' }).setProtectedHeader({ alg: 'HS256', kid, typ }).sign(key);
+    const noKid = await new SignJWT({ c: 'a' })
+      .setProtectedHeader({ alg: 'HS256', typ })
+      .setExpirationTime(NOW / 1000 + 60)
+      .sign(key);
+    const otherTyp = await new SignJWT({ c: 'a' })
+      .setProtectedHeader({ alg: 'HS256', kid, typ: 'JWT' })
+      .setExpirationTime(NOW / 1000 + 60)
+      .sign(key);
+    const hs512 = await new SignJWT({ c: 'a' })
+      .setProtectedHeader({ alg: 'HS512', kid, typ })
+      .setExpirationTime(NOW / 1000 + 60)
+      .sign(key);
+    for (const token of [noExp, noKid, otherTyp, hs512])
+      assert.equal(await verifyJwt(use, token, NOW), undefined);
   });
 });
