@@ -106,6 +106,7 @@ describe('parseNotify: mistakes are reported naming the setting', () => {
       `whsec_${randomBytes(32).toString('base64url')}-_`, // not base64
       `whsec_${randomBytes(32).toString('base64')}===`, // too much padding
       `xwhsec_${randomBytes(32).toString('base64')}`,
+      `whsec_-${randomBytes(32).toString('base64')}`, // a stray character first
       'whsec_',
     ];
     for (const secret of bad) {
