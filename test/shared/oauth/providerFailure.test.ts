@@ -192,6 +192,15 @@ describe('toProviderFailure: HTTP answers that are not OAuth error bodies', () =
     assert.equal(failure.code, 'provider_misconfigured');
   });
 
+  it("only the protocol library's errors are read for an HTTP status, not any error that carries a response", () => {
+    const err = new Error('something else', {
+      cause: new Response('', { status: 503, headers: { 'retry-after': '30' } }),
+    });
+    const failure = asProviderFailure(toProviderFailure(err, 'refresh'));
+    assert.equal(failure.fields.providerHttpStatus, undefined);
+    assert.equal(failure.retryAfterSeconds, 5);
+  });
+
   it('invalid_client for a federated credential is transient (new credentials take minutes to replicate)', async () => {
     const body = { error: 'invalid_client', error_codes: [70021] };
     const federated = toProviderFailure(await oauthError(401, body), 'refresh', true);
