@@ -420,6 +420,16 @@ describe('request parsing in detail', () => {
     );
   });
 
+  it('in HTTP streams mode reads a chunked request without bytes as no body (the host passes streams on)', async () => {
+    const chunked = () =>
+      req('http://x/', {
+        body: { string: '' },
+        headers: { 'transfer-encoding': 'chunked', 'content-type': 'application/json' },
+      });
+    await requireEmptyBody(chunked());
+    assert.equal(await parseOptionalJsonBody(chunked(), schema), undefined);
+  });
+
   it('passes every route value to a schema without a shape', () => {
     const request = new HttpRequest({ method: 'GET', url: 'http://x/', params: { a: '1', b: '2' } });
     assert.deepEqual(parseParams(request, z.record(z.string(), z.string())), { a: '1', b: '2' });
