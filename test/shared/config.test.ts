@@ -489,6 +489,26 @@ describe('parseConfig: settings in detail', () => {
   });
 });
 
+describe('parseConfig: what it does not read', () => {
+  it('ignores variables that are not its settings, even unresolved references', () => {
+    const c = parseConfig({
+      SOME_OTHER_APP_SETTING: '@Microsoft.KeyVault(SecretUri=https://kv.vault.azure.net/secrets/x)',
+    });
+    assert.equal(c.store.kind, 'file');
+  });
+
+  it('gives the console no settings without a tenant to sign admins in to', () => {
+    const c = parseConfig({
+      BROKER_AUTH_MODE: 'entra',
+      BROKER_AUTH_AUDIENCE: 'api://broker',
+      BROKER_AUTH_ISSUER: 'https://issuer.example/',
+      BROKER_AUTH_JWKS_URL: 'https://issuer.example/keys',
+      BROKER_CONSOLE_CLIENT_ID: '00000000-0000-0000-0000-0000000000c1',
+    });
+    assert.equal(c.console, undefined);
+  });
+});
+
 describe('getConfig', () => {
   it('parses process.env once and again only after a reset', () => {
     resetConfigForTests();
