@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import functions, { type HttpRequest } from '@azure/functions';
 import {
@@ -354,5 +356,65 @@ describe('Entra bearer tokens: the key set', () => {
         1000,
       ),
     );
+  });
+});
+
+describe('Entra bearer tokens: more shapes', () => {
+  it('admits the app id behind api://{guid}/ with a trailing slash too', () => {
+    assert.deepEqual(acceptedAudiences(`api://${API_APP_ID}/`), [`api://${API_APP_ID}/`, API_APP_ID]);
+    assert.deepEqual(acceptedAudiences(`api://${API_APP_ID}/path`), [`api://${API_APP_ID}/path`]);
+  });
+
+  it('refuses to start without a key set URL', () => {
+    assert.throws(
+      () =>
+        createAuthenticator(
+          { mode: 'entra', issuers: ['https://i'], audience: 'x', callerRole: 'a', adminRole: 'b' },
+          transport.fetch,
+          1000,
+        ),
+      /needs issuer, audience and JWKS url/,
+    );
+  });
+
+  it('reads a header with surrounding spaces', async () => {
+    assert.equal((await outcome(auth, `  Bearer ${await sign(v2(), key)}  `)).code, 'ok');
+  });
+
+  it('names no caller app when the token carries neither azp nor appid, and the refused app when it does', async () => {
+    const anonymous = { ...v2(), azp: undefined };
+    assert.deepEqual((await outcome(auth, `Bearer ${await sign(anonymous, key)}`)).caller, { kind: 'entra' });
+    const refused = await outcome(auth, `Bearer ${await sign(v1({ roles: [] }), key)}`);
+    assert.deepEqual(refused.error?.fields, { caller: CALLER_APP });
+  });
+
+  it('answers 503 when the key set URL serves something that is not a JWKS', async () => {
+    const server = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"keys":"none"}');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    try {
+      const a = createAuthenticator(entraConfig(`http://127.0.0.1:${port}/keys`), transport.fetch, 2000);
+      const r = await outcome(a, `Bearer ${await sign(v2(), key)}`);
+      assert.equal(r.code, 'provider_unavailable');
+      assert.equal(r.error?.status, 503);
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+
+  it('answers 503 when the key set does not answer within the timeout', async () => {
+    const server = createServer(() => undefined); // accepts, never answers
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    try {
+      const a = createAuthenticator(entraConfig(`http://127.0.0.1:${port}/keys`), transport.fetch, 200);
+      assert.equal((await outcome(a, `Bearer ${await sign(v2(), key)}`)).code, 'provider_unavailable');
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
   });
 });
