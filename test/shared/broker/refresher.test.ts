@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Refresher } from '../../../shared/broker/refresher.ts';
+import { MAX_EXTRA_TOKENS } from '../../../shared/broker/extraScopes.ts';
+import { REFUSAL_HOLD_MS, Refresher } from '../../../shared/broker/refresher.ts';
 import { BrokerError } from '../../../shared/errors.ts';
 import type { ConnectionLock } from '../../../shared/lock/types.ts';
-import { activeRecord, barrier, harness, T0 } from './fixture.ts';
+import { scopeKey } from '../../../shared/oauth/scopes.ts';
+import { activeRecord, barrier, harness, HOUR, T0 } from './fixture.ts';
 
 const code = (c: string) => (e: unknown) => e instanceof BrokerError && e.code === c;
 
@@ -108,5 +110,256 @@ describe('Refresher', () => {
       true,
     );
     assert.equal(record.refreshedAt, T0, 'refreshedAt is the primary token refresh time only');
+  });
+});
+
+const NAME = 'sales-mailbox';
+const ADS = 'https://ads.microsoft.com/msads.manage';
+const extra = (r: Refresher, force = false) =>
+  r.refresh(NAME, [ADS], { force, reason: force ? 'manual' : 'no_access_token' });
+const primary = (r: Refresher, force = false) =>
+  r.refresh(NAME, undefined, { force, reason: force ? 'manual' : 'expired' });
+const rejection = async (p: Promise<unknown>): Promise<BrokerError> => {
+  try {
+    await p;
+  } catch (e) {
+    assert.ok(e instanceof BrokerError, String(e));
+    return e;
+  }
+  return assert.fail('did not reject');
+};
+const mfa = {
+  fail: {
+    httpStatus: 400,
+    body: { error: 'invalid_grant', suberror: 'basic_action', error_codes: [50076] },
+  },
+};
+/** An extra token for ADS issued at `at` with a one-hour lifetime. */
+const withExtra = (at: number) => {
+  const r = activeRecord();
+  r.tokens!.extra = {
+    [scopeKey([ADS])]: {
+      accessToken: 'at-ads-zzzzzzzzzzzzzzzzzzzzzzzzz',
+      tokenType: 'Bearer',
+      expiresAt: at + HOUR,
+      issuedAt: at,
+      scope: ADS,
+    },
+  };
+  return r;
+};
+
+describe('Refresher: extra-scope (?scope=) tokens', () => {
+  it('a fresh extra token is returned as stored, without asking the provider', async () => {
+    const h = harness();
+    await h.store.put(withExtra(T0));
+    const record = await extra(new Refresher(h.ctx));
+    assert.equal(h.provider.calls.length, 0);
+    assert.equal(record.tokens?.extra?.[scopeKey([ADS])]?.accessToken, 'at-ads-zzzzzzzzzzzzzzzzzzzzzzzzz');
+  });
+
+  it("the connection's backoff ends exactly at nextAttemptAt for extra tokens too", async () => {
+    const h = harness();
+    await h.store.put(activeRecord({ failures: 1, nextAttemptAt: T0 + 10_000 }));
+    const refresher = new Refresher(h.ctx);
+    const inside = await rejection(extra(refresher));
+    assert.equal(inside.retryAfterSeconds, 10);
+    h.clock.now = T0 + 10_000;
+    await extra(refresher);
+    assert.equal(h.provider.calls.length, 1);
+  });
+
+  it('a transient failure backs off that scope: answer, log line, growing window, and its end', async () => {
+    const h = harness();
+    await h.store.put(activeRecord());
+    const refresher = new Refresher(h.ctx);
+    h.provider.queue.push({ fail: { httpStatus: 503, body: { error: 'temporarily_unavailable' } } });
+    const first = await rejection(extra(refresher));
+    // random() = 1: 5 s * 1.5
+    assert.equal(first.code, 'provider_unavailable');
+    assert.equal(first.retryAfterSeconds, 8);
+    assert.deepEqual(first.fields, {
+      connection: NAME,
+      providerError: 'temporarily_unavailable',
+      providerCodes: undefined,
+      traceId: undefined,
+      correlationId: undefined,
+      providerHttpStatus: 503,
+    });
+    assert.equal(first.cause instanceof BrokerError && first.cause.code, 'provider_unavailable');
+    assert.deepEqual(h.logs, [
+      'refresh.failed connection=sales-mailbox reason=extra_scope code=provider_unavailable attempt=1 providerError=temporarily_unavailable providerHttpStatus=503',
+    ]);
+
+    // Inside the window: answered from memory with the time left, naming the connection.
+    h.clock.now = T0 + 1_000;
+    const waiting = await rejection(extra(refresher));
+    assert.equal(waiting.retryAfterSeconds, 7);
+    assert.equal(waiting.fields.connection, NAME);
+    h.clock.now = T0 + 7_499;
+    await assert.rejects(extra(refresher), code('provider_unavailable'));
+    assert.equal(h.provider.calls.length, 1);
+
+    // The window ends at its last instant; a second failure doubles it.
+    h.clock.now = T0 + 7_500;
+    h.provider.queue.push({ fail: { httpStatus: 503 } });
+    const second = await rejection(extra(refresher));
+    assert.equal(h.provider.calls.length, 2);
+    assert.equal(second.retryAfterSeconds, 15);
+    assert.match(h.logs.at(-1) ?? '', / attempt=2 /);
+  });
+
+  it('a protocol failure of an extra token is backed off in memory, the record untouched', async () => {
+    const h = harness();
+    await h.store.put(activeRecord());
+    const refresher = new Refresher(h.ctx);
+    h.provider.queue.push({ fail: { httpStatus: 400, body: { error: 'something_new' } } });
+    const answer = await rejection(extra(refresher));
+    assert.equal(answer.code, 'provider_unavailable');
+    assert.equal(answer.retryAfterSeconds, 8);
+    const stored = h.store.records.get(NAME);
+    assert.equal(stored?.revision, 1);
+    assert.equal(stored?.failures, 0);
+    await assert.rejects(extra(refresher), code('provider_unavailable'));
+    assert.equal(h.provider.calls.length, 1);
+  });
+
+  it('a success clears the scope backoff: the next failure counts from one again', async () => {
+    const h = harness();
+    await h.store.put(activeRecord());
+    const refresher = new Refresher(h.ctx);
+    h.provider.queue.push({ fail: { httpStatus: 503 } });
+    await assert.rejects(extra(refresher), code('provider_unavailable'));
+    h.clock.now = T0 + 7_500;
+    h.provider.queue.push({ ok: { ttlSeconds: 1 } });
+    await extra(refresher);
+    h.clock.now = T0 + 8_100; // the one-second token is due (half its lifetime)
+    h.provider.queue.push({ fail: { httpStatus: 503 } });
+    const again = await rejection(extra(refresher));
+    assert.equal(h.provider.calls.length, 3);
+    assert.equal(again.retryAfterSeconds, 8);
+    assert.match(h.logs.at(-1) ?? '', / attempt=1 /);
+  });
+
+  it('a resource refusal is answered from memory for two minutes, then the provider is asked again', async () => {
+    const h = harness();
+    await h.store.put(activeRecord());
+    const refresher = new Refresher(h.ctx);
+    h.provider.queue.push(mfa);
+    const refused = await rejection(extra(refresher));
+    assert.equal(refused.code, 'resource_needs_reauth');
+    h.clock.now = T0 + REFUSAL_HOLD_MS - 1;
+    assert.equal(await rejection(extra(refresher)), refused, 'the same answer, from memory');
+    assert.equal(h.provider.calls.length, 1);
+    h.clock.now = T0 + REFUSAL_HOLD_MS;
+    await extra(refresher);
+    assert.equal(h.provider.calls.length, 2);
+    assert.equal(h.store.records.get(NAME)?.status, 'active');
+  });
+
+  it('a new sign-in ends the hold of a refusal', async () => {
+    const h = harness();
+    await h.store.put(activeRecord({ connectedAt: T0 - HOUR }));
+    const refresher = new Refresher(h.ctx);
+    h.provider.queue.push(mfa);
+    await assert.rejects(extra(refresher), code('resource_needs_reauth'));
+    await h.store.put(activeRecord({ connectedAt: T0 + 1, revision: 5 }));
+    await extra(refresher);
+    assert.equal(h.provider.calls.length, 2);
+  });
+
+  it('a success forgets a held refusal: once that token is due the provider is asked, not memory', async () => {
+    const h = harness();
+    await h.store.put(activeRecord());
+    const refresher = new Refresher(h.ctx);
+    h.provider.queue.push(mfa);
+    await assert.rejects(extra(refresher), code('resource_needs_reauth'));
+    h.provider.queue.push({ ok: { ttlSeconds: 1 } });
+    await extra(refresher, true); // the owner signed in elsewhere; an admin forces a refresh
+    h.clock.now = T0 + 600;
+    await extra(refresher);
+    assert.equal(h.provider.calls.length, 3);
+  });
+
+  it('a rejection raced by a rotation elsewhere is not held: the next read asks the provider', async () => {
+    const h = harness();
+    await h.store.put(activeRecord());
+    const refresher = new Refresher(h.ctx);
+    const held = h.provider.hold();
+    h.provider.queue.push({
+      fail: { httpStatus: 400, body: { error: 'invalid_grant', suberror: 'bad_token' } },
+    });
+    const pending = rejection(extra(refresher));
+    await held.entered;
+    const rotated = activeRecord({ revision: 2 });
+    rotated.tokens!.refreshToken = 'rt-rotated-elsewhere-xxxxxxxx';
+    await h.store.put(rotated);
+    held.release();
+    const answer = await pending;
+    assert.equal(answer.code, 'provider_unavailable');
+    assert.equal(answer.retryAfterSeconds, 1);
+    await extra(refresher);
+    assert.equal(h.provider.calls.length, 2);
+    assert.equal(h.provider.calls[1]?.refreshToken, 'rt-rotated-elsewhere-xxxxxxxx');
+  });
+
+  it('no drop is logged when nothing was dropped', async () => {
+    const h = harness();
+    await h.store.put(withExtra(T0 - HOUR));
+    await extra(new Refresher(h.ctx));
+    assert.equal(h.provider.calls.length, 1);
+    assert.ok(!h.logs.some((l) => l.startsWith('refresh.extra_tokens_dropped')), h.logs.join('\n'));
+  });
+});
+
+describe('Refresher: the primary token', () => {
+  it(`a primary refresh keeps all ${MAX_EXTRA_TOKENS} extra tokens and logs no drop`, async () => {
+    const h = harness();
+    const r = activeRecord({}, 0);
+    r.tokens!.extra = Object.fromEntries(
+      Array.from({ length: MAX_EXTRA_TOKENS }, (_, i) => [
+        `https://api${i}.example/.default`,
+        { accessToken: `at-x-${i}`, tokenType: 'Bearer', expiresAt: T0 + HOUR, issuedAt: T0, scope: 'x' },
+      ]),
+    );
+    await h.store.put(r);
+    const after = await primary(new Refresher(h.ctx));
+    assert.equal(Object.keys(after.tokens?.extra ?? {}).length, MAX_EXTRA_TOKENS);
+    assert.ok(!h.logs.some((l) => l.startsWith('refresh.extra_tokens_dropped')));
+  });
+
+  it('logs how long the provider took and that the lifetime was assumed when expires_in was missing', async () => {
+    const h = harness();
+    await h.store.put(activeRecord({}, 0));
+    const held = h.provider.hold();
+    const scripted = h.provider.refresh.bind(h.provider);
+    h.provider.refresh = async (rt, scopes) => ({ ...(await scripted(rt, scopes)), expiresInAssumed: true });
+    const pending = primary(new Refresher(h.ctx));
+    await held.entered;
+    h.clock.now = T0 + 1_234;
+    held.release();
+    await pending;
+    assert.deepEqual(h.logs, [
+      'refresh.succeeded connection=sales-mailbox provider=microsoft reason=expired durationMs=1234 outcome=rotated detail="no expires_in: assumed 3600 s (provider setting)"',
+    ]);
+  });
+
+  it('a kept refresh token is logged as kept, with no assumed-lifetime detail', async () => {
+    const h = harness();
+    await h.store.put(activeRecord({}, 0));
+    h.provider.queue.push({ ok: { noRefreshToken: true } });
+    await primary(new Refresher(h.ctx));
+    assert.deepEqual(h.logs, [
+      'refresh.succeeded connection=sales-mailbox provider=microsoft reason=expired durationMs=0 outcome=kept',
+    ]);
+  });
+
+  it('a successful write forgets the cached tokens of the connection', async () => {
+    const h = harness();
+    await h.store.put(activeRecord({}, 0));
+    const entry = activeRecord().tokens!.primary!;
+    h.ctx.cache.remember(NAME, '', { entry, allowedCallers: undefined }, T0, 0);
+    await primary(new Refresher(h.ctx));
+    assert.equal(h.ctx.cache.fresh(NAME, '', T0, 0), undefined);
   });
 });

@@ -17,14 +17,26 @@ const refresh = (r: Refresher, force = false) =>
 /** The next `failPuts` writes fail as Key Vault's would after the store's own retries. */
 class FlakyStore extends MemoryStore {
   failPuts = 0;
+  /** The next `failGets` reads fail the same way. */
+  failGets = 0;
+  /** What a failing write throws (default: the store's own store_unavailable). */
+  putError: () => Error = () =>
+    new BrokerError('store_unavailable', 'Key Vault is unavailable; try again later.');
   override put(record: ConnectionRecord): Promise<void> {
     if (this.failPuts > 0) {
       this.failPuts--;
+      return Promise.reject(this.putError());
+    }
+    return super.put(record);
+  }
+  override get(connection: string): Promise<ConnectionRecord | undefined> {
+    if (this.failGets > 0) {
+      this.failGets--;
       return Promise.reject(
         new BrokerError('store_unavailable', 'Key Vault is unavailable; try again later.'),
       );
     }
-    return super.put(record);
+    return super.get(connection);
   }
 }
 
@@ -215,5 +227,86 @@ describe('bounded records: extra-scope tokens', () => {
       code('provider_unavailable'),
     );
     assert.equal(h.provider.calls.length, 0);
+  });
+});
+
+describe('kept rotations: what is logged, forgotten and dropped', () => {
+  const cache = (h: ReturnType<typeof setup>) => {
+    const entry = activeRecord().tokens!.primary!;
+    h.ctx.cache.remember(NAME, '', { entry, allowedCallers: undefined }, T0, 0);
+  };
+
+  it('a deferred write is logged with its connection, reason and code; saving it later says so', async () => {
+    const h = setup();
+    await h.store.put(activeRecord({}, 0));
+    h.store.failPuts = 1;
+    await assert.rejects(refresh(h.refresher), code('store_unavailable'));
+    assert.deepEqual(h.logs, [
+      'refresh.write_deferred connection=sales-mailbox reason=expired code=store_unavailable',
+    ]);
+    await h.refresher.saveUnwritten();
+    assert.deepEqual(h.logs.slice(1), ['refresh.unwritten_saved connection=sales-mailbox']);
+  });
+
+  it('a write failing with something other than a broker error is logged as internal_error and kept', async () => {
+    const h = setup();
+    await h.store.put(activeRecord({}, 0));
+    h.store.failPuts = 1;
+    h.store.putError = () => new TypeError('socket hang up');
+    await assert.rejects(refresh(h.refresher), TypeError);
+    assert.deepEqual(h.logs, [
+      'refresh.write_deferred connection=sales-mailbox reason=expired code=internal_error',
+    ]);
+    assert.equal(h.refresher.unwrittenCount(), 1);
+  });
+
+  it('a kept rotation dropped for a newer record is not reported as saved, and the cache is forgotten', async () => {
+    const h = setup();
+    await h.store.put(activeRecord({}, 0));
+    h.store.failPuts = 1;
+    await assert.rejects(refresh(h.refresher), code('store_unavailable'));
+    await h.store.put(activeRecord({ revision: 5 }, HOUR));
+    cache(h);
+    await h.refresher.saveUnwritten();
+    assert.equal(h.refresher.unwrittenCount(), 0);
+    assert.ok(!h.logs.some((l) => l.startsWith('refresh.unwritten_saved')), h.logs.join('\n'));
+    assert.equal(h.ctx.cache.fresh(NAME, '', T0, 0), undefined);
+  });
+
+  it('a connection deleted meanwhile drops its kept rotation', async () => {
+    const h = setup();
+    await h.store.put(activeRecord({}, 0));
+    h.store.failPuts = 1;
+    await assert.rejects(refresh(h.refresher), code('store_unavailable'));
+    await h.store.delete(NAME);
+    await assert.rejects(refresh(h.refresher), code('unknown_connection'));
+    assert.equal(h.refresher.unwrittenCount(), 0);
+  });
+
+  it('a failed read keeps the rotation for the next try', async () => {
+    const h = setup();
+    await h.store.put(activeRecord({}, 0));
+    h.store.failPuts = 1;
+    await assert.rejects(refresh(h.refresher), code('store_unavailable'));
+    h.store.failGets = 1;
+    await assert.rejects(refresh(h.refresher), code('store_unavailable'));
+    assert.equal(h.refresher.unwrittenCount(), 1);
+    await refresh(h.refresher);
+    assert.equal(h.store.records.get(NAME)?.tokens?.refreshToken, 'rt-1-yyyyyyyyyyyyyyyyyyyyyyyy');
+  });
+
+  it('a refresh overtaken by a newer record answers with that record and logs no success', async () => {
+    const h = setup();
+    await h.store.put(activeRecord({}, 0));
+    const held = h.provider.hold();
+    const pending = refresh(h.refresher);
+    await held.entered;
+    await h.store.put(activeRecord({ revision: 5 }, HOUR));
+    cache(h);
+    held.release();
+    const result = await pending;
+    assert.equal(result.revision, 5);
+    assert.ok(!h.logs.some((l) => l.startsWith('refresh.succeeded')), h.logs.join('\n'));
+    assert.equal(h.ctx.cache.fresh(NAME, '', T0, 0), undefined);
   });
 });
