@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { Refresher } from '../../../shared/broker/refresher.ts';
 import { sweep } from '../../../shared/broker/sweep.ts';
 import type { RecordMetadata } from '../../../shared/store/types.ts';
-import { activeRecord, barrier, harness, HOUR } from './fixture.ts';
+import { activeRecord, barrier, harness, HOUR, T0 } from './fixture.ts';
 
 describe('sweep', () => {
   it('refreshes due connections with at most sweepConcurrency refreshes at once', async () => {
@@ -67,5 +67,95 @@ describe('sweep', () => {
       h.logs.filter((l) => /^refresh\.failed connection=gone .*code=unknown_connection/.test(l)).length,
       1,
     );
+  });
+});
+
+describe('sweep: warnings, listing failures and what each refresh logs', () => {
+  const DAY = 24 * HOUR;
+  const withGrantEnd = (
+    connection: string,
+    end: number | undefined,
+    status: 'active' | 'needs_reauth' = 'active',
+  ) => {
+    const r = activeRecord({ connection, status }, HOUR);
+    if (end !== undefined) r.tokens!.refreshTokenExpiresAt = end;
+    return r;
+  };
+
+  it('warns once per sweep about active grants that end within three days or have ended', async () => {
+    const h = harness();
+    await h.store.put(withGrantEnd('ends-tomorrow', T0 + DAY));
+    await h.store.put(withGrantEnd('ended', T0 - 1));
+    await h.store.put(withGrantEnd('ends-in-ten-days', T0 + 10 * DAY));
+    await h.store.put(withGrantEnd('open-ended', undefined));
+    await h.store.put(withGrantEnd('already-reauth', T0 - 1, 'needs_reauth'));
+    const result = await sweep(h.ctx, new Refresher(h.ctx));
+    assert.deepEqual(result, { listed: 5, due: 0, refreshed: 0, failed: 0, skipped: 0 });
+    assert.deepEqual(h.logs.slice(0, -1), [
+      `refresh.grant_expiring connection=ends-tomorrow reason=expiring detail="grant ends ${new Date(T0 + DAY).toISOString()}; open a new connect link"`,
+      `refresh.grant_expiring connection=ended reason=expired detail="grant ends ${new Date(T0 - 1).toISOString()}; open a new connect link"`,
+    ]);
+  });
+
+  it('a listing that fails midway still refreshes what was listed, then reports and rethrows', async () => {
+    const h = harness();
+    await h.store.put(activeRecord({ connection: 'first' }, 0));
+    const [meta] = await h.store.listMetadata();
+    const broken = new Error('listing broke');
+    const store = Object.assign(Object.create(h.store) as typeof h.store, {
+      async *listMetadataPages(): AsyncGenerator<RecordMetadata[]> {
+        yield [meta!];
+        await Promise.reject(broken);
+      },
+    });
+    await assert.rejects(sweep({ ...h.ctx, store }, new Refresher({ ...h.ctx, store })), (e) => e === broken);
+    assert.equal(h.provider.calls.length, 1);
+    assert.equal(
+      h.logs.at(-1),
+      'refresh.sweep count=1 due=1 refreshed=1 failed=0 skipped=0 outcome=listing_failed',
+    );
+  });
+
+  it('each refresh is logged with the reason the sweep decided', async () => {
+    const h = harness();
+    await h.store.put(activeRecord({ connection: 'expiring' }, 60_000));
+    await sweep(h.ctx, new Refresher(h.ctx));
+    assert.match(
+      h.logs[0] ?? '',
+      /^refresh\.succeeded connection=expiring provider=microsoft reason=expiring /,
+    );
+  });
+
+  it('failures already logged where they happened are not logged again; others are, by kind', async () => {
+    const h = harness();
+    await h.store.put(activeRecord({ connection: 'revoked' }, 0));
+    await h.store.put(activeRecord({ connection: 'reauth-meanwhile' }, 0));
+    await h.store.put(activeRecord({ connection: 'store-broke' }, 0));
+    const metas = await h.store.listMetadata();
+    // After the listing: one connection needs a sign-in (another instance found out), one read breaks.
+    await h.store.put(
+      activeRecord(
+        {
+          connection: 'reauth-meanwhile',
+          status: 'needs_reauth',
+          revision: 2,
+          lastError: { code: 'connection_needs_reauth', at: T0, providerError: 'invalid_grant' },
+        },
+        0,
+      ),
+    );
+    h.provider.queue.push({ fail: { httpStatus: 400, body: { error: 'invalid_grant' } } });
+    const get = h.store.get.bind(h.store);
+    const store = Object.assign(Object.create(h.store) as typeof h.store, {
+      listMetadata: () => Promise.resolve(metas),
+      get: (name: string) => (name === 'store-broke' ? Promise.reject(new TypeError('boom')) : get(name)),
+    });
+    const result = await sweep({ ...h.ctx, store }, new Refresher({ ...h.ctx, store }));
+    assert.deepEqual(result, { listed: 3, due: 3, refreshed: 0, failed: 3, skipped: 0 });
+    assert.deepEqual(h.logs.slice(0, -1).sort(), [
+      'refresh.failed connection=store-broke reason=expired code=internal_error',
+      'refresh.needs_reauth connection=reauth-meanwhile reason=expired code=connection_needs_reauth providerError=invalid_grant',
+      'refresh.needs_reauth connection=revoked reason=expired code=connection_needs_reauth status=needs_reauth providerError=invalid_grant providerHttpStatus=400',
+    ]);
   });
 });
