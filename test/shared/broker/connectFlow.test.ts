@@ -16,7 +16,7 @@ import type {
   RedeemParams,
   TokenResult,
 } from '../../../shared/oauth/provider.ts';
-import type { ConnectionSettings } from '../../../shared/store/types.ts';
+import type { ConnectionRecord, ConnectionSettings } from '../../../shared/store/types.ts';
 import { legacyLoginCookie } from '../legacyFormats.ts';
 import { activeRecord, type Harness, harness, T0 } from './fixture.ts';
 import { ScriptedProvider } from '../../support/scriptedProvider.ts';
@@ -438,6 +438,19 @@ describe('ConnectFlow.complete: callback checks', () => {
     assert.equal(h.lock.acquisitions, locks);
   });
 
+  it('a completed sign-in is announced once, with the pending record before and the connected one after', async () => {
+    const heard: [string | undefined, string | undefined][] = [];
+    const { h, flow, start, query } = await started();
+    Object.assign(h.ctx, {
+      onChange: (b?: ConnectionRecord, a?: ConnectionRecord) => {
+        heard.push([b?.status, a?.status]);
+        return Promise.resolve();
+      },
+    });
+    await flow.complete(query, start.cookie.value);
+    assert.deepEqual(heard, [['pending', 'active']]);
+  });
+
   it('logs connect.completed; an account without user name is stored without one', async () => {
     const { h, flow, start, query } = await started({ tenantId: 't1', objectId: 'o1' }, undefined, {
       settings: { provider: 'microsoft', scopes: [MAIL], expectedIdentity: { tenantId: 'T1' } },
@@ -506,6 +519,11 @@ describe('ConnectFlow.complete: callback checks', () => {
 });
 
 describe('identityMatches / checkIdentity: every part of the pin that is set', () => {
+  it('compares case-insensitively by lower case only: ß and SS are different accounts', () => {
+    assert.equal(identityMatches({ username: 'Straße@X' }, { username: 'straße@x' }), true);
+    assert.equal(identityMatches({ username: 'strasse@x' }, { username: 'STRAßE@x' }), false);
+  });
+
   it('a different tenant is refused even when the user name matches', () => {
     assert.equal(identityMatches({ tenantId: 't1' }, { tenantId: 't2', username: 'a' }), false);
     assert.equal(identityMatches({ objectId: 'o1' }, { objectId: 'O1' }), true);
