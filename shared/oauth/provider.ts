@@ -221,10 +221,7 @@ export function createProviderClient(config: ProviderConfig, deps: ProviderDeps)
         { detail: `authorization response iss mismatch: ${iss.slice(0, 120)}` },
       );
     }
-    // Compared above against the resolved issuer; oauth4webapi would compare it with the template.
-    const copy = new URLSearchParams(params);
-    if (template.includes('{tenantid}')) copy.delete('iss');
-    return copy;
+    return params;
   }
 
   return {
@@ -264,6 +261,8 @@ export function createProviderClient(config: ProviderConfig, deps: ProviderDeps)
       const md = await metadata();
       const checked = checkResponseIssuer(md, params.callbackParams);
       const iss = params.callbackParams.get('iss');
+      // oauth4webapi compares `iss` with the issuer it is given: for a template, the tenant issuer checked above
+      // (a provider advertising RFC 9207 support needs the `iss` kept in the response, not dropped).
       const responseAs = withIssuer(
         md,
         iss !== null && md.as.issuer.includes('{tenantid}') ? iss : undefined,

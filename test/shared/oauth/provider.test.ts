@@ -406,6 +406,16 @@ describe('createProviderClient against an in-process identity provider', () => {
       assert.equal(idp.tokenCalls.length, 1);
     });
 
+    it('Microsoft common advertising RFC 9207 iss: the tenant issuer in the callback is accepted', async () => {
+      idp.discovery = { authorization_response_iss_parameter_supported: true };
+      answerOnce(tokens({ id_token: await idToken(claims(MS_ISSUER)) }));
+      const client = createProviderClient(microsoft(), deps());
+      const ok = await redeem(client, { callbackParams: callback({ iss: MS_ISSUER }) });
+      assert.equal(ok.identity?.issuer, MS_ISSUER);
+      const err = await rejection(redeem(client));
+      assert.equal(err.detail, 'authorization response without advertised iss');
+    });
+
     it('Microsoft: an id_token issued for another tenant than its tid is refused', async () => {
       answerOnce(tokens({ id_token: await idToken(claims(`${HOST}/${OTHER_TENANT}/v2.0`)) }));
       const err = await rejection(redeem(createProviderClient(microsoft(), deps())));
@@ -561,6 +571,16 @@ describe('createProviderClient against an in-process identity provider', () => {
         assert.match(err.detail ?? '', /iss mismatch/);
       });
 
+      it('the refused iss is logged cut to 120 characters', async () => {
+        const long = `${HOST}/${'e'.repeat(300)}`;
+        const err = await rejection(
+          redeem(createProviderClient(acme(), deps()), { scopes, callbackParams: callback({ iss: long }) }),
+        );
+        assert.equal(err.code, 'invalid_state');
+        assert.ok((err.detail ?? '').includes(long.slice(0, 120)));
+        assert.ok(!(err.detail ?? '').includes(long.slice(0, 121)), 'iss cut to 120 characters');
+      });
+
       it('without openid an id_token the provider sends anyway is not needed nor used', async () => {
         answerOnce(tokens({ id_token: await idToken(claims(ACME_ISSUER, { nonce: undefined })) }));
         const result = await redeem(createProviderClient(acme(), deps()), { scopes: ['read'] });
@@ -635,6 +655,13 @@ describe('createProviderClient against an in-process identity provider', () => {
         client_id: CLIENT_ID,
         client_secret: 'client-secret-value',
       });
+    });
+
+    it('without an identity proof an id_token the provider sends anyway is not used', async () => {
+      answerOnce(tokens({ id_token: await idToken(claims(MS_ISSUER, { nonce: undefined })) }));
+      const result = await createProviderClient(microsoft(), deps()).refresh('rt-1', [GRAPH_SEND]);
+      assert.equal(result.identity, undefined);
+      assert.equal(result.accessToken, 'at-1');
     });
 
     it('Microsoft identity proof: openid profile asked for, id_token verified without a nonce', async () => {
