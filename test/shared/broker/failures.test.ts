@@ -333,6 +333,14 @@ describe('recordProviderFailure: writes, cache and log lines', () => {
     assert.equal(h.store.records.get('sales-mailbox')?.status, 'active');
   });
 
+  it('a rejection for a connection the store no longer holds is answered, not a crash', async () => {
+    const h = harness();
+    const answer = await thrownBy(
+      recordProviderFailure(h.ctx, activeRecord(), invalidGrant(), 'expired', ''),
+    );
+    assert.equal(answer.code, 'connection_needs_reauth');
+  });
+
   it('a failure written over a newer record is dropped and the cached token forgotten', async () => {
     const h = harness();
     await h.store.put(activeRecord({ revision: 3 }));
@@ -451,6 +459,29 @@ describe('recordProviderFailure: a refused extra resource', () => {
     assert.equal(h2.store.records.get('sales-mailbox')?.status, 'error');
   });
 
+  it('a 503 whose body says invalid_scope is an outage, not a refusal (the status decides)', async () => {
+    const h = harness();
+    await h.store.put(activeRecord());
+    const answer = await recordProviderFailure(
+      h.ctx,
+      activeRecord(),
+      failure({ httpStatus: 503, body: { error: 'invalid_scope' } }),
+      'r',
+      'k',
+    ).catch((e: BrokerError) => e);
+    assert.equal(answer.code, 'provider_unavailable');
+  });
+
+  it('an interaction demand whose error is invalid_scope still asks for a sign-in for this resource', async () => {
+    const h = harness();
+    await h.store.put(activeRecord());
+    const err = failure({ httpStatus: 400, body: { error: 'invalid_scope', suberror: 'basic_action' } });
+    const answer = await recordProviderFailure(h.ctx, activeRecord(), err, 'r', 'k').catch(
+      (e: BrokerError) => e,
+    );
+    assert.equal(answer.code, 'resource_needs_reauth');
+  });
+
   it('on the primary token the same refusals concern the whole connection', async () => {
     const h = harness();
     await h.store.put(activeRecord());
@@ -501,6 +532,11 @@ describe('who may still serve a token after a failure', () => {
     assert.equal(servesAfterFailure(err('scope_not_granted', 'interaction')), false);
     assert.equal(servesAfterFailure(new BrokerError('provider_error', 'x')), false);
     assert.equal(servesAfterFailure(Object.assign(new Error('x'), { code: 'provider_unavailable' })), false);
+    assert.equal(
+      servesAfterFailure(Object.assign(new Error('x'), { code: 'provider_misconfigured' })),
+      false,
+    );
+    assert.equal(servesAfterFailure(undefined), false);
   });
 
   it('backoffError names the connection', () => {
