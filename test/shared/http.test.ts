@@ -253,6 +253,131 @@ describe('problemResponse in detail', () => {
   });
 });
 
+describe('http survivors', () => {
+  const req = (url: string, init: Partial<ConstructorParameters<typeof functions.HttpRequest>[0]> = {}) =>
+    new HttpRequest({ method: 'POST', url, ...init });
+  const schema = z.object({ a: z.string() }).strict();
+  const failure = async (p: Promise<unknown>) => {
+    try {
+      await p;
+    } catch (err) {
+      return err instanceof BrokerError ? `${err.code}: ${err.message}` : err;
+    }
+    return assert.fail('expected a rejection');
+  };
+
+  it('logs a nameless unknown error without stack frames as its name alone', () => {
+    const out: string[] = [];
+    const err = new Error('SECRET');
+    Object.defineProperty(err, 'name', { value: undefined });
+    err.stack = 'Error: SECRET';
+    problemResponse(
+      err,
+      createLogger({}, (_l, line) => out.push(line)),
+    );
+    assert.deepEqual(out, ['request.failed code=internal_error httpStatus=500 detail="undefined "']);
+  });
+
+  it('calls a repeated parameter unprintable unless its whole name is plain', () => {
+    const repeated = (name: string) => {
+      try {
+        parseQuery(req(`http://x/?${name}=1&${name}=2`), schema);
+      } catch (err) {
+        return (err as Error).message;
+      }
+      return '';
+    };
+    assert.equal(repeated('%3Cab'), 'Invalid query: parameter (unprintable) is repeated');
+    assert.equal(repeated('ab%3C'), 'Invalid query: parameter (unprintable) is repeated');
+    assert.equal(repeated('a'.repeat(41)), 'Invalid query: parameter (unprintable) is repeated');
+    assert.equal(repeated('a'.repeat(40)), `Invalid query: parameter ${'a'.repeat(40)} is repeated`);
+  });
+
+  it('refuses a wrong media type before reading the body (an oversized body is not read)', async () => {
+    const big = 'x'.repeat(100);
+    for (const type of ['text/plain', 'foo/application/json', 'application/jsonx'])
+      assert.equal(
+        await failure(
+          parseJsonBody(
+            req('http://x/', { body: { string: big }, headers: { 'content-type': type } }),
+            schema,
+            10,
+          ),
+        ),
+        'unsupported_media_type: Send the body as application/json.',
+        type,
+      );
+  });
+
+  it('checks the media type of an optional body as strictly as a required one', async () => {
+    const body = (type: string) =>
+      req('http://x/', { body: { string: '{"a":"x"}' }, headers: { 'content-type': type } });
+    for (const type of ['foo/application/json', 'application/jsonx'])
+      assert.equal(
+        await failure(parseOptionalJsonBody(body(type), schema)),
+        'unsupported_media_type: Send the body as application/json.',
+        type,
+      );
+    assert.deepEqual(await parseOptionalJsonBody(body('application/json ; charset=utf-8'), schema), {
+      a: 'x',
+    });
+    const broken = req('http://x/', {
+      body: { string: '{"a":' },
+      headers: { 'content-type': 'application/json' },
+    });
+    assert.equal(
+      await failure(parseOptionalJsonBody(broken, z.unknown())),
+      'invalid_request: The body is not valid JSON.',
+    );
+  });
+
+  it('refuses a form post whose media type only ends like a form', async () => {
+    const form = z.object({ a: z.string() }).strict();
+    assert.equal(
+      await failure(
+        parseFormBody(
+          req('http://x/', {
+            body: { string: 'a=1' },
+            headers: { 'content-type': 'x/application/x-www-form-urlencoded' },
+          }),
+          form,
+        ),
+      ),
+      'unsupported_media_type: Send the form as application/x-www-form-urlencoded.',
+    );
+  });
+
+  it('accepts a body-less request on a body-less route without reading it, whatever it declares', async () => {
+    await requireEmptyBody(req('http://x/', { headers: { 'content-length': '999999' } }));
+  });
+
+  it('passes a failure of the body stream on instead of calling it a stray body', async () => {
+    const broken = {
+      headers: new Headers({ 'transfer-encoding': 'chunked' }),
+      body: (async function* () {
+        yield await Promise.resolve(new Uint8Array(0));
+        throw new Error('connection reset');
+      })(),
+    } as unknown as InstanceType<typeof functions.HttpRequest>;
+    const err = await failure(requireEmptyBody(broken));
+    assert.ok(err instanceof Error && err.message === 'connection reset');
+  });
+
+  it('decodes a cookie value once, so an encoded percent sign stays a percent sign', () => {
+    assert.equal(readCookie(req('http://x/', { headers: { cookie: 'b=%2541' } }), 'b'), '%41');
+  });
+
+  it('logs why a cookie was refused, without its value', () => {
+    try {
+      readCookie(req('http://x/', { headers: { cookie: 'b=%E0%A4%A' } }), 'b');
+      assert.fail('expected invalid_request');
+    } catch (err) {
+      assert.ok(err instanceof BrokerError);
+      assert.equal(err.detail, 'cookie percent-encoding invalid');
+    }
+  });
+});
+
 describe('request parsing in detail', () => {
   const req = (url: string, init: Partial<ConstructorParameters<typeof functions.HttpRequest>[0]> = {}) =>
     new HttpRequest({ method: 'POST', url, ...init });

@@ -280,3 +280,31 @@ describe('consent page in detail', () => {
     assert.notEqual(csp, PAGE_SECURITY_HEADERS['content-security-policy']);
   });
 });
+
+describe('page wording', () => {
+  it('explains every outcome in at least one paragraph', () => {
+    for (const code of [...Object.keys(ERROR_CODES), 'made_up']) {
+      const lines = errorPageContent(code).lines;
+      assert.ok(lines.length > 0 && lines.every((l) => l.length > 20), code);
+    }
+    assert.ok(connectedPage('a', undefined).lines.length > 0);
+  });
+
+  it('offers the consent page next steps: continue to the provider, or close the window', () => {
+    const next = consentPage(
+      {
+        connection: 'c',
+        provider: 'acme',
+        providerKind: 'oauth2',
+        scopes: [],
+        pinned: false,
+        linkExpiresAt: '2026-11-30T10:00:00.000Z',
+      },
+      'R',
+      [],
+    ).next;
+    assert.equal(next?.length, 2);
+    assert.match(next?.[0] ?? '', /^Continue to acme /);
+    assert.match(next?.[1] ?? '', /Close this window/);
+  });
+});
