@@ -1,7 +1,19 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
-import { copyFile, mkdir, mkdtemp, readFile, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import {
+  chmod,
+  copyFile,
+  mkdir,
+  mkdtemp,
+  readFile,
+  readdir,
+  rm,
+  stat,
+  symlink,
+  utimes,
+  writeFile,
+} from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -251,5 +263,189 @@ void describe('file store specifics', () => {
     const leftovers = (await allFiles(dataDir)).filter((f) => f.endsWith('.tmp'));
     assert.deepEqual(leftovers, []);
     assert.equal((await store.get(connection))?.revision, 10, 'in-process writes keep their order');
+  });
+});
+
+/** Seals `plaintext` the way the store does, with the store's own key (what only a key holder could forge). */
+async function sealWithStoreKey(dataDir: string, aad: string, plaintext: string, v = 1): Promise<string> {
+  const key = await readFile(join(dataDir, 'data.key'));
+  const iv = randomBytes(12);
+  const cipher = createCipheriv('aes-256-gcm', key, iv);
+  cipher.setAAD(Buffer.from(aad));
+  const data = Buffer.concat([cipher.update(plaintext), cipher.final()]);
+  return JSON.stringify({
+    format: 'token-broker/file-store',
+    v,
+    iv: iv.toString('base64url'),
+    tag: cipher.getAuthTag().toString('base64url'),
+    data: data.toString('base64url'),
+  });
+}
+
+async function unavailableDetail(promise: Promise<unknown>): Promise<{ detail?: string; fields: object }> {
+  try {
+    await promise;
+  } catch (err) {
+    assert.ok(err instanceof Error && 'code' in err && err.code === 'store_unavailable', String(err));
+    return err as unknown as { detail?: string; fields: object };
+  }
+  assert.fail('expected store_unavailable');
+}
+
+void describe('file store failure details', () => {
+  void test('each unreadable record names its cause in the detail, never its content', async () => {
+    const dataDir = await tempDir();
+    const store = createFileStore({ dataDir });
+    const record = sampleRecord('forged');
+    await store.put(record);
+    const path = join(dataDir, 'connections', 'forged.json.enc');
+    const cases: [string, string][] = [
+      [
+        await sealWithStoreKey(dataDir, 'forged', JSON.stringify({ record }), 2),
+        'record file failed to decrypt (tampered, swapped, or another data key)',
+      ],
+      [await sealWithStoreKey(dataDir, 'forged', 'not json'), 'record plaintext is not JSON'],
+      [
+        await sealWithStoreKey(
+          dataDir,
+          'forged',
+          JSON.stringify({ record: { ...record, connection: 'other' } }),
+        ),
+        'record envelope does not match its file name',
+      ],
+      [
+        await sealWithStoreKey(dataDir, 'forged', JSON.stringify({ record: { ...record, v: 2 } })),
+        'record envelope does not match its file name',
+      ],
+      [
+        await sealWithStoreKey(dataDir, 'forged', JSON.stringify({})),
+        'record envelope does not match its file name',
+      ],
+    ];
+    for (const [content, detail] of cases) {
+      await writeFile(path, content);
+      const err = await unavailableDetail(store.get('forged'));
+      assert.equal(err.detail, detail);
+      assert.deepEqual(err.fields, { store: 'file', connection: 'forged' });
+    }
+    await writeFile(path, await sealWithStoreKey(dataDir, 'forged', JSON.stringify({ record })));
+    assert.deepEqual(await store.get('forged'), record, 'the forger helper seals exactly like the store');
+  });
+
+  void test('a record path that cannot be read is store_unavailable with the errno; the listing skips it', async () => {
+    const dataDir = await tempDir();
+    const { logs, logger } = capture();
+    const store = createFileStore({ dataDir, logger });
+    await store.put(sampleRecord('fine'));
+    await mkdir(join(dataDir, 'connections', 'dir.json.enc'));
+    const err = await unavailableDetail(store.get('dir'));
+    assert.equal(err.detail, 'file store read failed: EISDIR');
+    assert.deepEqual(
+      (await store.listMetadata()).map((m) => m.connection),
+      ['fine'],
+    );
+    assert.deepEqual(
+      logs.filter((l) => l.startsWith('store.record_unreadable')),
+      [
+        'store.record_unreadable connection=dir code=store_unavailable detail="file store read failed: EISDIR"',
+      ],
+    );
+  });
+
+  void test('files that are not records are ignored silently; a record that vanished mid-listing is skipped', async () => {
+    const dataDir = await tempDir();
+    const { logs, logger } = capture();
+    const store = createFileStore({ dataDir, logger });
+    await store.put(sampleRecord('kept'));
+    const dir = join(dataDir, 'connections');
+    // Matches the record file pattern but not the connection name rule; and a name that does not match at all.
+    await writeFile(join(dir, 'trail-.json.enc'), 'x');
+    await writeFile(join(dir, 'notes.txt'), 'x');
+    // readdir lists it, reading it says ENOENT: the same as a record deleted between the two steps.
+    await symlink(join(dir, 'missing-target'), join(dir, 'vanished.json.enc'));
+    assert.deepEqual(
+      (await store.listMetadata()).map((m) => m.connection),
+      ['kept'],
+    );
+    assert.deepEqual(logs, []);
+  });
+
+  void test('the listing is sorted by connection and reads records in batches (more than 16)', async () => {
+    const dataDir = await tempDir();
+    const store = createFileStore({ dataDir });
+    const names = Array.from({ length: 35 }, (_, i) => `n${String(34 - i).padStart(2, '0')}`);
+    for (const name of names) await store.put(sampleRecord(name));
+    assert.deepEqual(
+      (await store.listMetadata()).map((m) => m.connection),
+      [...names].sort(),
+    );
+  });
+
+  void test('no data directory yet: empty listing; a file where the directory should be is store_unavailable', async () => {
+    const dataDir = await tempDir();
+    assert.deepEqual(await createFileStore({ dataDir: join(dataDir, 'absent') }).listMetadata(), []);
+    await writeFile(join(dataDir, 'connections'), 'not a directory');
+    const err = await unavailableDetail(createFileStore({ dataDir }).listMetadata());
+    assert.equal(err.detail, 'file store list failed: ENOTDIR');
+    const put = await unavailableDetail(createFileStore({ dataDir }).put(sampleRecord('x')));
+    assert.equal(put.detail, 'file store key failed: EEXIST');
+  });
+
+  void test('a damaged key is reported each time until it is fixed; the store then works without a restart', async () => {
+    const dataDir = await tempDir();
+    const store = createFileStore({ dataDir });
+    await mkdir(join(dataDir, 'connections'), { recursive: true });
+    await writeFile(join(dataDir, 'data.key'), Buffer.alloc(16), { mode: 0o600 });
+    const first = await unavailableDetail(store.put(sampleRecord('k')));
+    assert.match(first.detail ?? '', /^data key: /);
+    await rejectsWith(store.put(sampleRecord('k')), 'store_unavailable');
+    await rm(join(dataDir, 'data.key'));
+    const record = sampleRecord('k');
+    await store.put(record);
+    assert.deepEqual(await store.get('k'), record);
+  });
+
+  void test('a data key readable by others is used but warned about', async () => {
+    const dataDir = await tempDir();
+    await createFileStore({ dataDir }).put(sampleRecord('perm'));
+    await chmod(join(dataDir, 'data.key'), 0o644);
+    const { logs, logger } = capture();
+    assert.equal((await createFileStore({ dataDir, logger }).get('perm'))?.connection, 'perm');
+    assert.deepEqual(logs, [
+      'store.key_permissions store=file detail="data.key is readable by group or others"',
+    ]);
+  });
+
+  void test('the listing logs how many stale temp files it removed, and nothing when none', async () => {
+    const dataDir = await tempDir();
+    const { logs, logger } = capture();
+    const store = createFileStore({ dataDir, logger });
+    await store.put(sampleRecord('temps'));
+    const dir = join(dataDir, 'connections');
+    await store.listMetadata();
+    assert.deepEqual(logs, []);
+    const old = new Date(Date.now() - 11 * 60_000);
+    const recent = new Date(Date.now() - 9 * 60_000);
+    for (const [name, at] of [
+      ['temps.json.enc.1', old],
+      ['temps.json.enc.2', old],
+      ['temps.json.enc.3', recent],
+    ] as const) {
+      await writeFile(join(dir, name), 'partial');
+      await utimes(join(dir, name), at, at);
+    }
+    await store.listMetadata();
+    assert.deepEqual(logs, ['store.temp_removed store=file count=2']);
+    assert.deepEqual((await readdir(dir)).sort(), ['temps.json.enc', 'temps.json.enc.3']);
+  });
+
+  void test('delete answers whether there was a record', async () => {
+    const dataDir = await tempDir();
+    const store = createFileStore({ dataDir });
+    assert.equal(await store.delete('none'), false);
+    await store.put(sampleRecord('one'));
+    assert.equal(await store.delete('one'), true);
+    assert.equal(await store.get('one'), undefined);
+    assert.equal(await store.delete('one'), false);
   });
 });
