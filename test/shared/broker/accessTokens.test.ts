@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { AccessTokens, authorizeCaller, tokenResponse } from '../../../shared/broker/accessTokens.ts';
 import { Refresher } from '../../../shared/broker/refresher.ts';
 import { BrokerError } from '../../../shared/errors.ts';
-import { activeRecord, harness, T0 } from './fixture.ts';
+import { activeRecord, barrier, HOUR, harness, MemoryStore, T0 } from './fixture.ts';
 
 const code = (c: string) => (e: unknown) => e instanceof BrokerError && e.code === c;
 const fnKey = { kind: 'function_key' as const };
@@ -222,5 +222,29 @@ describe('AccessTokens: what is refused, served and asked for', () => {
     await h.store.put(withOutlook({ revision: 5 }));
     gate.release();
     await assert.rejects(reading, code('provider_error'));
+  });
+});
+
+describe('AccessTokens: a refresh another instance already made', () => {
+  it('a read that waited for the lock while the token was refreshed elsewhere serves that token, no provider call', async () => {
+    const store = new MemoryStore();
+    const firstRead = barrier();
+    const get = store.get.bind(store);
+    store.get = (name) => get(name).finally(firstRead.open);
+    const h = harness({ store });
+    const tokens = new AccessTokens(h.ctx, new Refresher(h.ctx));
+    await store.put(activeRecord({}, 0));
+    const elsewhere = activeRecord({ revision: 2 }, HOUR);
+    elsewhere.tokens!.primary!.accessToken = 'at-elsewhere-zzzzzzzzzzzzzzzz';
+    let reading: Promise<unknown> | undefined;
+    await h.lock.withLock('sales-mailbox', async () => {
+      reading = tokens.get('sales-mailbox', fnKey);
+      await firstRead.promise;
+      // Read the expired record; now another instance stores its refresh before this one gets the lock.
+      await store.put(elsewhere);
+    });
+    const res = (await reading) as { access_token: string };
+    assert.equal(res.access_token, 'at-elsewhere-zzzzzzzzzzzzzzzz');
+    assert.equal(h.provider.calls.length, 0);
   });
 });

@@ -194,6 +194,8 @@ describe('Connections: names, scopes and log lines', () => {
     assert.equal(h.store.records.size, 0);
     assert.equal(h.lock.acquisitions, 0);
     await assert.rejects(admin.delete('Bad Name'), code('invalid_request'));
+    // Refused before the lock (a lease named after it) is asked for.
+    assert.equal(h.lock.acquisitions, 0);
   });
 
   it('scopes given on save are kept as given; the default scopes fill only an empty list', async () => {

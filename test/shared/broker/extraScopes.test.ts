@@ -49,9 +49,11 @@ describe('withRoomFor', () => {
   it('keeps at most MAX_EXTRA_TOKENS - 1 others, dropping the least recently issued (not the soonest to expire)', () => {
     const extra: Record<string, AccessTokenEntry> = {};
     // Issued later expires sooner: ordering by expiry would drop the most recently used ones.
-    for (let i = 0; i < MAX_EXTRA_TOKENS + 1; i++) {
+    // Stored in another order than they were used.
+    for (const i of [5, 0, 8, 3, 1, 7, 2, 6, 4]) {
       extra[`scope-${i}`] = entry({ issuedAt: T0 + i, expiresAt: T0 + HOUR - i });
     }
+    assert.equal(Object.keys(extra).length, MAX_EXTRA_TOKENS + 1);
     const next = withRoomFor(withExtra(extra), KEY);
     assert.deepEqual(Object.keys(next.tokens?.extra ?? {}).sort(), [
       'scope-2',
@@ -67,7 +69,7 @@ describe('withRoomFor', () => {
 
   it('without an issue time the expiry orders the entries', () => {
     const extra: Record<string, AccessTokenEntry> = {};
-    for (let i = 0; i < MAX_EXTRA_TOKENS + 1; i++) extra[`scope-${i}`] = entry({ expiresAt: T0 + HOUR + i });
+    for (const i of [4, 6, 2, 7, 1, 3, 8, 0, 5]) extra[`scope-${i}`] = entry({ expiresAt: T0 + HOUR + i });
     const next = withRoomFor(withExtra(extra), KEY);
     assert.equal(Object.keys(next.tokens?.extra ?? {}).length, MAX_EXTRA_TOKENS - 1);
     assert.equal(next.tokens?.extra?.['scope-0'], undefined);

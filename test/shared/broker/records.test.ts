@@ -226,3 +226,36 @@ describe('records: lookups, guarded writes and answers, in detail', () => {
     assert.equal('identity' in next, false);
   });
 });
+
+describe('withTokens keeps what it does not replace', () => {
+  const extraEntry = (scope: string) => ({
+    accessToken: `at-${scope}`,
+    tokenType: 'Bearer',
+    expiresAt: T0,
+    scope,
+  });
+
+  it('refreshing the primary token or one extra token keeps every other extra token', () => {
+    const before = activeRecord();
+    before.tokens!.extra = { a: extraEntry('a'), b: extraEntry('b') };
+    const primary = withTokens(before, result(), 'rt', undefined, T0);
+    assert.deepEqual(primary.tokens?.extra, before.tokens.extra);
+    const one = withTokens(before, result({ scope: 'a' }), 'rt', 'a', T0);
+    assert.deepEqual(Object.keys(one.tokens?.extra ?? {}).sort(), ['a', 'b']);
+    assert.deepEqual(one.tokens?.extra?.b, extraEntry('b'));
+    assert.equal(one.tokens?.extra?.a?.accessToken, 'at-new');
+    // The record it was built from is not changed.
+    assert.deepEqual(before.tokens.extra, { a: extraEntry('a'), b: extraEntry('b') });
+  });
+
+  it('an answer without refresh_in gives an entry without a refresh time', () => {
+    const next = withTokens(activeRecord(), result(), 'rt', undefined, T0);
+    assert.deepEqual(next.tokens?.primary, {
+      accessToken: 'at-new',
+      tokenType: 'Bearer',
+      expiresAt: T0 + 600_000,
+      issuedAt: T0,
+      scope: 'openid https://graph.microsoft.com/Mail.Send',
+    });
+  });
+});

@@ -105,6 +105,14 @@ describe('connectionView', () => {
       assert.deepEqual(connectionView(activeRecord({ identity })).identity, identity);
     }
   });
+
+  it('a token set without a primary token shows no access token expiry', () => {
+    const record = activeRecord();
+    delete record.tokens!.primary;
+    const view = connectionView(record);
+    assert.equal('accessTokenExpiresAt' in view, false);
+    assert.deepEqual(view.grantedScopes, record.tokens?.grantedScopes);
+  });
 });
 
 describe('summaryView', () => {
