@@ -239,13 +239,13 @@ describe('withTokens keeps what it does not replace', () => {
     const before = activeRecord();
     before.tokens!.extra = { a: extraEntry('a'), b: extraEntry('b') };
     const primary = withTokens(before, result(), 'rt', undefined, T0);
-    assert.deepEqual(primary.tokens?.extra, before.tokens.extra);
+    assert.deepEqual(primary.tokens?.extra, before.tokens?.extra);
     const one = withTokens(before, result({ scope: 'a' }), 'rt', 'a', T0);
     assert.deepEqual(Object.keys(one.tokens?.extra ?? {}).sort(), ['a', 'b']);
     assert.deepEqual(one.tokens?.extra?.b, extraEntry('b'));
     assert.equal(one.tokens?.extra?.a?.accessToken, 'at-new');
     // The record it was built from is not changed.
-    assert.deepEqual(before.tokens.extra, { a: extraEntry('a'), b: extraEntry('b') });
+    assert.deepEqual(before.tokens?.extra, { a: extraEntry('a'), b: extraEntry('b') });
   });
 
   it('an answer without refresh_in gives an entry without a refresh time', () => {
