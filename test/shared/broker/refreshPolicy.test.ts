@@ -5,9 +5,7 @@ import {
   effectiveMarginMs,
   GRANT_WARNING_MS,
   grantState,
-  KEEP_ALIVE_MS,
   MAX_MARGIN_FRACTION,
-  REFRESH_MARGIN_MS,
   renewAt,
   shouldRefresh,
   tokenFreshness,
@@ -174,12 +172,5 @@ describe('backoffMs', () => {
       backoffMs(1, 60, () => 0),
       60_000,
     );
-  });
-});
-
-describe('refresh policy defaults', () => {
-  it('the documented defaults: a 5 minute margin, a keep-alive refresh every 7 days', () => {
-    assert.equal(REFRESH_MARGIN_MS, 300_000);
-    assert.equal(KEEP_ALIVE_MS, 604_800_000);
   });
 });
