@@ -228,6 +228,21 @@ describe('microsoftCredential: MICROSOFT_CLIENT_CERTIFICATE bundles', () => {
     ]);
   });
 
+  it('reads an EC key in SEC1 form ("EC PRIVATE KEY") far enough to refuse it as not RSA', () => {
+    const sec1 = createPrivateKey(ec.private).export({ type: 'sec1', format: 'pem' }).toString();
+    assert.match(sec1, /BEGIN EC PRIVATE KEY/);
+    assert.equal(
+      cert(`${sec1}${ec.cert}`).problems[0]?.reason,
+      'the private key must be RSA (Microsoft signs client assertions with RSA), not ec',
+    );
+  });
+
+  it('takes the first certificate of a bundle that also carries its chain', () => {
+    const { result, problems } = cert(`${rsa.private}\n${rsa.cert}\n${other.cert}`);
+    assert.deepEqual(problems, []);
+    assert.equal(result.kind === 'certificate' && result.certificatePem, rsa.cert.trim());
+  });
+
   it('reports blocks that cannot be decoded instead of throwing', () => {
     const garbage = '-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n';
     const { result, problems } = cert(`${garbage}${rsa.cert}`);
@@ -318,6 +333,17 @@ describe('parseGenericProviders (BROKER_PROVIDERS)', () => {
       ['BROKER_PROVIDERS', 'BROKER_PROVIDERS'],
     );
     assert.deepEqual(problems.map((p) => p.reason.split(':')[0]).sort(), ['acme.clientId', 'acme.usePkce']);
+  });
+
+  it('accepts provider names of 1-32 lower-case letters, digits and hyphens, starting with a letter', () => {
+    const named = (name: string) => providers({ [name]: { ...basic, clientAuthMethod: 'none' } });
+    for (const name of ['a', 'x-1', `a${'b'.repeat(31)}`]) assert.deepEqual(named(name).problems, [], name);
+    for (const name of ['Acme', '1acme', '-a', 'a_b', 'a.b', `a${'b'.repeat(32)}`, '']) {
+      const { result, problems } = named(name);
+      assert.deepEqual(result, {}, name);
+      assert.equal(problems[0]?.variable, 'BROKER_PROVIDERS', name);
+      assert.ok(problems[0]?.reason.startsWith(`${name}: `), name);
+    }
   });
 
   it('reserves the name microsoft but still builds the other providers', () => {
