@@ -12,6 +12,7 @@ import { brokerEvent } from '../../shared/notify/events.ts';
 import type { ConnectionRecord } from '../../shared/store/types.ts';
 import { brokerSettings, buildRuntime, getRuntime } from '../../shared/runtime.ts';
 import { startGraphDouble } from '../support/graphDouble.ts';
+import { startWebhookReceiver } from '../support/webhookReceiver.ts';
 
 // The library is a CommonJS bundle whose named exports Node cannot detect from ESM.
 const { HttpRequest } = functions;
@@ -217,6 +218,35 @@ describe('buildRuntime: the owner mail reaches the broker it was built for', () 
     assert.deepEqual(mail?.to, ['owner@contoso.example']);
     assert.equal(mail?.bearer, mailToken);
     assert.match(mail?.content ?? '', /https:\/\/broker\.example\/api\/connect\/sales\?link=\S+/);
+  });
+});
+
+describe('buildRuntime: broker changes reach the notifier', () => {
+  it('sends a webhook when a connection is deleted through the broker', async () => {
+    const secret = `whsec_${randomBytes(32).toString('base64')}`;
+    const receiver = await startWebhookReceiver(secret);
+    try {
+      const runtime = await buildRuntime(
+        parseConfig({
+          BROKER_DATA_DIR: join(dir, 'webhook'),
+          BROKER_KEYS: b64(randomBytes(32)),
+          MICROSOFT_CLIENT_ID: 'app',
+          BROKER_WEBHOOK_URL: receiver.url,
+          BROKER_WEBHOOK_SECRET: secret,
+          BROKER_ALLOW_INSECURE_HTTP: 'true',
+        }),
+        capture().log,
+      );
+      await runtime.broker.upsertConnection('sales', { provider: 'microsoft', scopes: ['User.Read'] });
+      await runtime.broker.deleteConnection('sales');
+      await runtime.notifier?.settled();
+    } finally {
+      await receiver.close();
+    }
+    assert.deepEqual(
+      receiver.received.map((e) => [e.type, e.data.connection]),
+      [['connection.deleted', 'sales']],
+    );
   });
 });
 
