@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, beforeEach, describe, test } from 'node:test';
@@ -175,5 +178,55 @@ void describe('token store factory', () => {
       logs.some((l) => l.startsWith('store.delete_unsettled') && l.includes('durationMs=60')),
       logs.join('\n'),
     );
+  });
+});
+
+void describe('token store factory: managed identity', () => {
+  void test('with a client id and no credential the vault is reached with that user-assigned identity', async () => {
+    // App Service / Functions managed identity endpoint (IDENTITY_ENDPOINT + IDENTITY_HEADER, api-version
+    // 2019-08-01: https://learn.microsoft.com/azure/app-service/overview-managed-identity#rest-endpoint-reference).
+    const asked: URLSearchParams[] = [];
+    const endpoint = createServer((req, res) => {
+      const url = new URL(req.url ?? '/', 'http://x');
+      asked.push(url.searchParams);
+      res.writeHead(req.headers['x-identity-header'] === 'h6-header' ? 200 : 401, {
+        'content-type': 'application/json',
+      });
+      res.end(
+        JSON.stringify({
+          access_token: kv.token,
+          expires_on: String(Math.floor(Date.now() / 1000) + 3600),
+          resource: url.searchParams.get('resource'),
+          token_type: 'Bearer',
+          client_id: url.searchParams.get('client_id'),
+        }),
+      );
+    });
+    endpoint.listen(0, '127.0.0.1');
+    await once(endpoint, 'listening');
+    const saved = { endpoint: process.env.IDENTITY_ENDPOINT, header: process.env.IDENTITY_HEADER };
+    process.env.IDENTITY_ENDPOINT = `http://127.0.0.1:${(endpoint.address() as AddressInfo).port}/msi/token`;
+    process.env.IDENTITY_HEADER = 'h6-header';
+    try {
+      const store = createTokenStore(
+        { kind: 'keyvault', vaultUrl: kv.vaultUrl, clientId: 'c1d2e3f4-0000-4000-8000-000000000001' },
+        {
+          secretClientOptions: kv.secretClientOptions(),
+          logger: capture().logger,
+          retry: { maxAttempts: 1 },
+        },
+      );
+      assert.equal(await store.get('identity'), undefined);
+    } finally {
+      process.env.IDENTITY_ENDPOINT = saved.endpoint;
+      process.env.IDENTITY_HEADER = saved.header;
+      if (saved.endpoint === undefined) delete process.env.IDENTITY_ENDPOINT;
+      if (saved.header === undefined) delete process.env.IDENTITY_HEADER;
+      endpoint.close();
+      endpoint.closeAllConnections();
+    }
+    assert.ok(asked.length >= 1);
+    assert.equal(asked[0]?.get('client_id'), 'c1d2e3f4-0000-4000-8000-000000000001');
+    assert.equal(asked[0]?.get('resource'), 'https://vault.azure.net');
   });
 });
