@@ -1,6 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { classifyFailure, codeHint, parseRetryAfter } from '../../../shared/oauth/classify.ts';
+import {
+  claimsChallenge,
+  classifyFailure,
+  codeHint,
+  parseRetryAfter,
+} from '../../../shared/oauth/classify.ts';
 
 // Bodies shaped like real Microsoft identity platform error responses
 // (https://learn.microsoft.com/entra/identity-platform/reference-error-codes: error, error_codes, trace_id …).
@@ -195,6 +200,57 @@ describe('classifyFailure (Microsoft)', () => {
       error_description: 'AADSTS50196: loop detected, please retry later (temporarily_unavailable)',
     };
     assert.equal(classifyFailure({ httpStatus: 401, body }).kind, 'config');
+  });
+
+  it('a network failure is transient whatever else came with it, and carries nothing else', () => {
+    assert.deepEqual(
+      classifyFailure({
+        network: true,
+        httpStatus: 400,
+        body: ms('invalid_grant', [50173]),
+        retryAfterHeader: '7',
+      }),
+      { kind: 'transient' },
+    );
+  });
+
+  it('no response at all (no status, no body: an unknown failure) is transient, with no made-up fields', () => {
+    assert.deepEqual(classifyFailure({}), { kind: 'transient' });
+    assert.deepEqual(classifyFailure({ body: {} }), { kind: 'transient' });
+    // With a status and no error value it is a protocol error, not a transient one.
+    assert.deepEqual(classifyFailure({ httpStatus: 400, body: {} }), { kind: 'protocol', httpStatus: 400 });
+  });
+
+  it('a 429 is transient even with an error value that would otherwise mean sign in again', () => {
+    const c = classifyFailure({ httpStatus: 429, body: ms('invalid_grant', [50173]) });
+    assert.deepEqual([c.kind, c.cause], ['transient', undefined]);
+  });
+
+  it('a federated credential makes only invalid_client transient; other config errors stay config', () => {
+    for (const error of ['invalid_scope', 'unauthorized_client', 'invalid_request']) {
+      const c = classifyFailure({ httpStatus: 400, body: ms(error, [70011]), federatedCredential: true });
+      assert.equal(c.kind, 'config', error);
+    }
+  });
+
+  it('a JSON null body or claims value is no record (no crash, no claims)', () => {
+    assert.deepEqual(classifyFailure({ httpStatus: 400, body: null }), { kind: 'protocol', httpStatus: 400 });
+    const c = classifyFailure({
+      httpStatus: 400,
+      body: ms('interaction_required', [50076], { claims: 'null' }),
+    });
+    assert.equal(c.claims, undefined);
+  });
+
+  it('a claims challenge of exactly 4096 characters is kept; one more is not', () => {
+    const sized = (n: number) => {
+      const head = '{"access_token":{"acrs":{"essential":true,"value":"';
+      const tail = '"}}}';
+      return `${head}${'c'.repeat(n - head.length - tail.length)}${tail}`;
+    };
+    assert.equal(sized(4096).length, 4096);
+    assert.equal(claimsChallenge(sized(4096)), sized(4096));
+    assert.equal(claimsChallenge(sized(4097)), undefined);
   });
 
   it('reads Retry-After in seconds and as an HTTP date', () => {

@@ -123,6 +123,12 @@ describe('certificate (private_key_jwt)', () => {
     assert.equal(decodeJwt((await apply(auth)).body.get('client_assertion') ?? '').aud, TOKEN_ENDPOINT);
   });
 
+  it('without a token endpoint in the metadata, addresses the assertion to the issuer (oauth4webapi default)', async () => {
+    const auth = buildClientAuth(certificateCredential());
+    const payload = decodeJwt((await apply(auth, { issuer: as.issuer })).body.get('client_assertion') ?? '');
+    assert.equal(payload.aud, as.issuer);
+  });
+
   it('is not verifiable with another certificate', async () => {
     const stranger = await generate([{ name: 'commonName', value: 'stranger' }], { keySize: 2048 });
     const assertion =
@@ -194,6 +200,21 @@ describe('managed identity as federated credential', () => {
     assert.equal((await apply(auth)).body.get('client_assertion'), 'mi-token-4');
   });
 
+  it('uses an assertion while at least 10 minutes of it remain, renews it once less remain', async (t) => {
+    t.mock.timers.enable({ apis: ['Date'], now: 1_700_000_000_000 });
+    let n = 0;
+    const s: AssertionSource = {
+      getAssertion: () =>
+        Promise.resolve({ token: `mi-${++n}`, expiresOnTimestamp: Date.now() + 15 * 60_000 }),
+    };
+    const auth = buildClientAuth(mi, s);
+    assert.equal((await apply(auth)).body.get('client_assertion'), 'mi-1');
+    t.mock.timers.tick(5 * 60_000); // exactly 10 minutes left
+    assert.equal((await apply(auth)).body.get('client_assertion'), 'mi-1');
+    t.mock.timers.tick(1);
+    assert.equal((await apply(auth)).body.get('client_assertion'), 'mi-2');
+  });
+
   it('by default asks the App Service managed identity endpoint for api://AzureADTokenExchange as the UAMI', async () => {
     const seen: { url: string; headers: IncomingHttpHeaders }[] = [];
     const endpoint = createServer((req, res) => {
@@ -229,6 +250,23 @@ describe('managed identity as federated credential', () => {
       endpoint.closeAllConnections();
       await new Promise((r) => endpoint.close(r));
     }
+  });
+});
+
+describe('no client authentication (public client)', () => {
+  it('sends the client id in the body and nothing else', async () => {
+    const { body, headers } = await apply(buildClientAuth({ kind: 'none' }));
+    assert.deepEqual(
+      [...body.entries()],
+      [
+        ['grant_type', 'refresh_token'],
+        ['refresh_token', 'rt-value'],
+        ['client_id', client.client_id],
+      ],
+    );
+    const names: string[] = [];
+    headers.forEach((_value, name) => names.push(name));
+    assert.deepEqual(names, []);
   });
 });
 

@@ -337,6 +337,19 @@ describe('generic provider discovery (OpenID Connect Discovery 1.0)', () => {
     );
   });
 
+  it('configured algorithms are filtered too: none verifiable and none advertised is a configuration error', async () => {
+    // Config parsing allows only verifiable names; this module does not rely on it.
+    const issuer = `${https.base}/realm`;
+    const doc = oidcDocument(issuer, https.base);
+    delete doc.id_token_signing_alg_values_supported;
+    https.routes.set(`/realm${WELL_KNOWN}`, json(doc));
+    const err = await rejection(
+      metadataSource(generic({ issuer, idTokenSigningAlgs: ['HS256'] }), secure())(),
+    );
+    assert.equal(err.code, 'provider_misconfigured');
+    assert.equal(err.detail, 'BROKER_PROVIDERS.acme.issuer: id_token_signing_alg_values_supported: ');
+  });
+
   it('explicit endpoint settings win over the document', async () => {
     const issuer = `${https.base}/realm`;
     https.routes.set(`/realm${WELL_KNOWN}`, json(oidcDocument(issuer, https.base)));
@@ -690,7 +703,9 @@ describe('resolveIssuer', () => {
     );
   });
   it('refuses a tid that is not exactly a GUID', () => {
+    // A forged token's tid may be any JSON: a list holding a GUID is still no GUID.
     for (const tid of [
+      [TENANT],
       undefined,
       42,
       'contoso',
@@ -756,6 +771,7 @@ describe('isNetworkError', () => {
       coded('XECONNRESET'),
       coded('ERR_INVALID_URL'),
       coded(42),
+      coded(['ECONNRESET']),
     ]) {
       assert.equal(isNetworkError(err), false, inspect(err));
     }

@@ -112,6 +112,37 @@ describe('scope edge cases (from surviving mutants)', () => {
       reason: 'scope not granted',
     });
   });
+  it('a resource URI: a scheme with one slash still names one, a URI without a host does not, trailing slashes go', () => {
+    assert.equal(resourceOf('api:/app/Read'), 'api:/app');
+    assert.equal(resourceOf('https:///x/Read'), 'https://graph.microsoft.com');
+    assert.equal(resourceOf('https://api.contoso.example///Read'), 'https://api.contoso.example');
+  });
+  it('OIDC scopes in a grant grant nothing on a resource', () => {
+    assert.deepEqual(decideRequestedScopes(['https://graph.microsoft.com/email'], ['openid', 'email']), {
+      ok: false,
+      code: 'scope_not_granted',
+      reason: 'scope not granted',
+    });
+  });
+  it('.default asks only for the scopes held on that resource, not those on others', () => {
+    assert.deepEqual(
+      decideRequestedScopes(
+        ['https://graph.microsoft.com/.default'],
+        ['https://ads.microsoft.com/msads.manage', 'https://graph.microsoft.com/Mail.Send', 'offline_access'],
+      ),
+      { ok: true, scopes: ['https://graph.microsoft.com/Mail.Send'] },
+    );
+  });
+  it('.default in another spelling than the one granted asks for the named scopes, never for .default', () => {
+    // Graph by application id; the grant holds Graph's .default in URL form and a named scope.
+    assert.deepEqual(
+      decideRequestedScopes(
+        ['00000003-0000-0000-c000-000000000000/.default'],
+        ['https://graph.microsoft.com/.default', 'Mail.Send'],
+      ),
+      { ok: true, scopes: ['Mail.Send'] },
+    );
+  });
   it('?scope= splits on spaces and on + (a form-encoded space), dropping empties', () => {
     assert.deepEqual(parseScopeParam(' Mail.Send+User.Read  offline_access '), [
       'Mail.Send',

@@ -82,8 +82,20 @@ describe('toTokenResult', () => {
     assert.deepEqual(toTokenResult(res, { upn: 'upn@x' }, requested, 600).identity, { username: 'upn@x' });
   });
 
+  it('an ID token without a usable username claim gives an identity without username', () => {
+    const res = { ...base, expires_in: 60 };
+    assert.deepEqual(toTokenResult(res, { tid: 't1', sub: 's1' }, requested, 600).identity, {
+      tenantId: 't1',
+      subject: 's1',
+    });
+    assert.deepEqual(toTokenResult(res, { sub: 's1', preferred_username: 42 }, requested, 600).identity, {
+      subject: 's1',
+    });
+  });
+
   it('positiveSeconds refuses what is not a positive finite number', () => {
-    for (const v of [undefined, null, '', 'abc', -1, 0, Number.NaN, Number.POSITIVE_INFINITY, {}])
+    // true and [5] would become 1 and 5 if coerced: only numbers and numeric strings count.
+    for (const v of [undefined, null, '', 'abc', -1, 0, Number.NaN, Number.POSITIVE_INFINITY, {}, true, [5]])
       assert.equal(positiveSeconds(v), undefined, JSON.stringify(v));
     assert.equal(positiveSeconds(' 42 '), 42);
     assert.equal(positiveSeconds('3599.9'), 3599, 'whole seconds, rounded down');
