@@ -117,6 +117,11 @@ describe('scope edge cases (from surviving mutants)', () => {
     assert.equal(resourceOf('https:///x/Read'), 'https://graph.microsoft.com');
     assert.equal(resourceOf('https://api.contoso.example///Read'), 'https://api.contoso.example');
   });
+  it('scopes compare by lower case: a look-alike that only upper-casing would merge (dotless ı) is not granted', () => {
+    // 'ı'.toUpperCase() is 'I', so upper-case folding would treat Maıl.Send as Mail.Send.
+    assert.equal(decideRequestedScopes(['Mail.Send'], ['Ma\u0131l.Send']).ok, false);
+    assert.equal(decideRequestedScopes(['MAIL.SEND'], ['Mail.Send']).ok, true);
+  });
   it('OIDC scopes in a grant grant nothing on a resource', () => {
     assert.deepEqual(decideRequestedScopes(['https://graph.microsoft.com/email'], ['openid', 'email']), {
       ok: false,
