@@ -69,6 +69,12 @@ describe('announce', () => {
     assert.match(h.logs[0] ?? '', / reason=Error/);
   });
 
+  it('a failing listener told of no record at all still never throws: the line names no connection', async () => {
+    const h = withListener(() => Promise.reject(new Error('x')));
+    await announce(h.ctx, undefined, undefined);
+    assert.deepEqual(h.logs, ['notify.listener_failed reason=Error']);
+  });
+
   it('when both records exist the line names the record after the change', async () => {
     const h = withListener(() => Promise.reject(new Error('x')));
     await announce(h.ctx, { ...before, connection: 'old-name' }, { ...after, connection: 'new-name' });
