@@ -723,6 +723,23 @@ describe('createProviderClient against an in-process identity provider', () => {
       assert.equal(err.code, 'connection_needs_reauth');
     });
 
+    it('a failed refresh names neither the refresh token nor the client secret, even when the provider echoes them', async () => {
+      const refreshToken = `rt-${'s'.repeat(40)}`;
+      answerOnce(
+        {
+          error: 'invalid_grant',
+          error_description: `refresh token ${refreshToken} is revoked (client secret client-secret-value)`,
+        },
+        400,
+      );
+      const err = await rejection(createProviderClient(plain(), deps()).refresh(refreshToken, ['read']));
+      assert.equal(err.code, 'connection_needs_reauth');
+      const visible = JSON.stringify({ message: err.message, detail: err.detail, fields: err.fields, err });
+      for (const secretValue of [refreshToken.slice(0, 16), 'client-secret-value']) {
+        assert.ok(!visible.includes(secretValue), `error shows ${secretValue}`);
+      }
+    });
+
     it('invalid_client is a configuration problem for a secret, transient for a federated credential', async () => {
       answerOnce({ error: 'invalid_client', error_codes: [70021] }, 401);
       const withSecret = await rejection(createProviderClient(plain(), deps()).refresh('rt-1', ['read']));
