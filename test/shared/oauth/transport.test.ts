@@ -4,8 +4,10 @@
  * past the deadline even when the caller's own signal never fires.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, connect, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { createTransport } from '../../../shared/oauth/transport.ts';
 
@@ -15,6 +17,13 @@ interface Seen {
   headers: IncomingMessage['headers'];
   body: string;
 }
+
+const BLACKHOLE = `
+const server = require('node:net').createServer();
+server.listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => {
+  process.stdout.write(server.address().port + '\\n');
+  setImmediate(() => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0));
+});`;
 
 describe('createTransport', () => {
   const seen: Seen[] = [];
@@ -136,6 +145,48 @@ describe('createTransport', () => {
       (err: Error) => err.name === 'TimeoutError' || err.name === 'AbortError',
     );
     await transport.close();
+  });
+
+  it('a host that never completes the connection fails at the connect timeout, not a caller deadline later', async () => {
+    // A listener whose process never returns to its event loop never accepts: once its backlog is full the
+    // kernel drops further SYNs, which is what a black-holed provider address looks like from here.
+    const blackhole = spawn(process.execPath, ['-e', BLACKHOLE], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const fillers: Socket[] = [];
+    let failure: unknown;
+    try {
+      const [chunk] = (await once(blackhole.stdout, 'data')) as [Buffer];
+      const port = Number(String(chunk).trim());
+      // Fill the accept queue (backlog 1 holds two connections); the rest stay in SYN_SENT like the call below.
+      let connected = 0;
+      await new Promise<void>((resolve) => {
+        for (let i = 0; i < 6; i++) {
+          const socket = connect(port, '127.0.0.1').on('error', () => {});
+          socket.on('connect', () => {
+            if (++connected === 2) resolve();
+          });
+          fillers.push(socket);
+        }
+      });
+      const transport = createTransport({ timeoutMs: 100 });
+      try {
+        await transport.fetch(`http://127.0.0.1:${port}/token`, {
+          method: 'GET',
+          signal: AbortSignal.timeout(8000),
+        });
+      } catch (err) {
+        failure = err;
+      } finally {
+        await transport.close();
+      }
+    } finally {
+      for (const socket of fillers) socket.destroy();
+      blackhole.kill();
+      if (blackhole.exitCode === null && blackhole.signalCode === null) await once(blackhole, 'exit');
+    }
+    assert.equal(
+      (failure as { cause?: { code?: string } } | undefined)?.cause?.code,
+      'UND_ERR_CONNECT_TIMEOUT',
+    );
   });
 
   it('after close, no more calls are made', async () => {
