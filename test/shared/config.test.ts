@@ -509,6 +509,84 @@ describe('parseConfig: what it does not read', () => {
   });
 });
 
+describe('parseConfig: value formats', () => {
+  it('accepts only an https Key Vault URL', () => {
+    for (const url of [
+      'http://kv.vault.azure.net',
+      'xhttps://kv.vault.azure.net',
+      'httpsx://kv.vault.azure.net',
+    ])
+      assert.deepEqual(
+        problemsOf({ KEY_VAULT_URL: url, BROKER_KEYS: key() }).variables,
+        ['KEY_VAULT_URL'],
+        url,
+      );
+  });
+
+  it('trims the Microsoft client id and tenant, and treats a blank client id as unset', () => {
+    const c = parseConfig({ MICROSOFT_CLIENT_ID: ' app ', MICROSOFT_TENANT: ' contoso.example ' });
+    assert.equal(c.providers.microsoft?.clientId, 'app');
+    assert.equal(
+      c.providers.microsoft?.kind === 'microsoft' && c.providers.microsoft.tenant,
+      'contoso.example',
+    );
+    assert.equal(parseConfig({ MICROSOFT_CLIENT_ID: '   ' }).providers.microsoft, undefined);
+  });
+
+  it('refuses a tenant with characters a tenant name cannot have, anywhere in it', () => {
+    for (const tenant of ['!contoso', 'contoso!', 'con toso'])
+      assert.deepEqual(problemsOf({ MICROSOFT_TENANT: tenant }).variables, ['MICROSOFT_TENANT'], tenant);
+  });
+
+  it('allows connect links of up to seven days', () => {
+    assert.equal(parseConfig({ BROKER_LINK_TTL_SECONDS: String(7 * 24 * 3600) }).linkTtlSeconds, 604_800);
+    assert.deepEqual(problemsOf({ BROKER_LINK_TTL_SECONDS: String(7 * 24 * 3600 + 1) }).variables, [
+      'BROKER_LINK_TTL_SECONDS',
+    ]);
+  });
+
+  it('trims the console client id and refuses one with anything around the GUID', () => {
+    const entra = {
+      BROKER_AUTH_MODE: 'entra',
+      BROKER_AUTH_AUDIENCE: 'api://a , api://b',
+      BROKER_AUTH_TENANT_ID: TID,
+    };
+    const guid = '00000000-0000-0000-0000-0000000000c1';
+    const c = parseConfig({ ...entra, BROKER_CONSOLE_CLIENT_ID: ` ${guid} ` });
+    // The first audience, trimmed, names the API scope.
+    assert.deepEqual(c.console, {
+      clientId: guid,
+      authority: `https://login.microsoftonline.com/${TID}`,
+      scope: 'api://a/.default',
+    });
+    for (const id of [`x${guid}`, `${guid}x`])
+      assert.deepEqual(
+        problemsOf({ ...entra, BROKER_CONSOLE_CLIENT_ID: id }).variables,
+        ['BROKER_CONSOLE_CLIENT_ID'],
+        id,
+      );
+  });
+
+  it('refuses a key with characters outside base64url after valid ones', () => {
+    for (const bad of [`${key()}.`, `${key()}==x`, `${key()}===`])
+      assert.deepEqual(problemsOf({ BROKER_KEYS: bad }).variables, ['BROKER_KEYS'], bad);
+    assert.equal(parseConfig({ BROKER_KEYS: `${key()}==` }).keys?.length, 1);
+  });
+
+  it('keeps notifications in a storage queue beside Key Vault', () => {
+    const secret = `whsec_${randomBytes(32).toString('base64')}`;
+    const c = parseConfig({
+      KEY_VAULT_URL: 'https://kv.vault.azure.net',
+      BROKER_KEYS: key(),
+      BROKER_LOCK: 'memory',
+      BROKER_WEBHOOK_URL: 'https://hooks.example/x',
+      BROKER_WEBHOOK_SECRET: secret,
+      AzureWebJobsStorage__queueServiceUri: 'https://st.queue.core.windows.net',
+    });
+    assert.equal(c.notify?.outbox.kind, 'queue');
+  });
+});
+
 describe('getConfig', () => {
   it('parses process.env once and again only after a reset', () => {
     resetConfigForTests();

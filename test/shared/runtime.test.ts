@@ -177,6 +177,12 @@ describe('buildRuntime: the owner mail reaches the broker it was built for', () 
       await runtime.broker.store.put(
         record({
           connection: 'mailer',
+          // Only this app may read the mailing connection's token; the broker itself always may.
+          settings: {
+            provider: 'microsoft',
+            scopes: ['https://graph.microsoft.com/Mail.Send'],
+            allowedCallers: ['reporting-app'],
+          },
           refreshedAt: now,
           tokens: {
             refreshToken: `rt-${randomBytes(24).toString('base64url')}`,
