@@ -366,6 +366,17 @@ describe('ConnectFlow.begin: the authorization request', () => {
     assert.equal((await flow.complete(query, start.cookie.value)).connection, 'sales-mailbox');
   });
 
+  it('a link dies with the connection it was made for: no page, no sign-in once the name is created again', async () => {
+    const { h, flow, link, authorized } = await prepared();
+    await new Connections(h.ctx).delete('sales-mailbox');
+    h.clock.now += 1;
+    await new Connections(h.ctx).upsert('sales-mailbox', PINNED);
+    const earlier = detail('invalid_link', 'link for an earlier connection of this name');
+    await assert.rejects(flow.describe('sales-mailbox', link), earlier);
+    await assert.rejects(flow.begin('sales-mailbox', link), earlier);
+    assert.equal(authorized.length, 0, 'the provider was never asked');
+  });
+
   it('refuses an invalid connection name as such', async () => {
     const { flow, link } = await prepared();
     await assert.rejects(flow.begin('Sales_Mailbox', link), code('invalid_request'));
