@@ -190,15 +190,16 @@ export class KeyVaultTokenStore implements TokenStore {
     const seen = new Set<string>();
     for (let n = 1; ; n++) {
       const controller = new AbortController();
-      let timer = setTimeout(() => controller.abort(), this.#timeoutMs);
       try {
         const pages = this.#client
           .listPropertiesOfSecrets({ abortSignal: controller.signal })
           .byPage({ maxPageSize: PAGE_SIZE });
-        for await (const page of pages) {
-          clearTimeout(timer);
+        for (;;) {
+          // The clock runs only while a page is awaited, not while the consumer works on the last one.
+          const page = await withinTimeout(pages.next(), this.#timeoutMs, controller);
+          if (page.done) return;
           const out: RecordMetadata[] = [];
-          for (const properties of page) {
+          for (const properties of page.value) {
             const meta = this.#metadataOf(properties);
             if (meta && !seen.has(meta.connection)) {
               seen.add(meta.connection);
@@ -206,13 +207,9 @@ export class KeyVaultTokenStore implements TokenStore {
             }
           }
           if (out.length > 0) yield out;
-          timer = setTimeout(() => controller.abort(), this.#timeoutMs);
         }
-        return;
       } catch (err) {
         await this.#waitBeforeRetry('list', undefined, n, err, (e) => toBrokerError('list', e));
-      } finally {
-        clearTimeout(timer);
       }
     }
   }
@@ -352,18 +349,13 @@ export class KeyVaultTokenStore implements TokenStore {
     open: (abortSignal: AbortSignal) => AsyncIterableIterator<SecretProperties[]>,
   ): Promise<SecretProperties[]> {
     const controller = new AbortController();
-    let timer = setTimeout(() => controller.abort(), this.#timeoutMs);
+    const pages = open(controller.signal);
     const items: SecretProperties[] = [];
-    try {
-      for await (const page of open(controller.signal)) {
-        clearTimeout(timer);
-        items.push(...page);
-        timer = setTimeout(() => controller.abort(), this.#timeoutMs);
-      }
-    } finally {
-      clearTimeout(timer);
+    for (;;) {
+      const page = await withinTimeout(pages.next(), this.#timeoutMs, controller);
+      if (page.done) return items;
+      items.push(...page.value);
     }
-    return items;
   }
 
   /** Runs one operation under the retry rule described in the module comment. Non-transient errors pass
@@ -419,6 +411,30 @@ export class KeyVaultTokenStore implements TokenStore {
 
 export function createKeyVaultStore(options: KeyVaultStoreOptions): KeyVaultTokenStore {
   return new KeyVaultTokenStore(options);
+}
+
+/**
+ * Awaits one page for at most `ms`. The SDK passes `abortSignal` to the first list request only: it fetches the
+ * following pages with `pathUnchecked(nextLink).get()` and no options (@azure/keyvault-secrets 4.12,
+ * `static-helpers/pagingHelpers.js`), so aborting cannot end a hung later page. On expiry this aborts
+ * `controller` (ending what the signal reaches) and rejects with a `TimeoutError`, which the retry rule treats
+ * as transient.
+ */
+async function withinTimeout<T>(next: Promise<T>, ms: number, controller: AbortController): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      controller.abort();
+      const err = new Error(`no list page within ${ms} ms`);
+      err.name = 'TimeoutError';
+      reject(err);
+    }, ms);
+  });
+  try {
+    return await Promise.race([next, expired]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** The secret holding `connection`'s envelope. */

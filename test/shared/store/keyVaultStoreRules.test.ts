@@ -456,3 +456,328 @@ void describe('Key Vault store: delete and recover', () => {
     assert.equal(kv.counters().getDeleted, 0, 'a first-attempt 404 is final');
   });
 });
+
+/** Records the path and query of every request the store sends. */
+function recorder() {
+  const urls: URL[] = [];
+  const policy: PipelinePolicy = {
+    name: 'record-urls',
+    sendRequest: (request, next) => {
+      urls.push(new URL(request.url));
+      return next(request);
+    },
+  };
+  return { urls, options: kv.secretClientOptions({ additionalPolicies: [{ policy, position: 'perCall' }] }) };
+}
+
+/** After the first list page has come back, the next list request the double sees gets `fault`. */
+function faultAfterFirstPage(fault: Parameters<KeyVaultDouble['failNext']>[1]) {
+  let armed = false;
+  const policy: PipelinePolicy = {
+    name: 'fault-after-first-page',
+    sendRequest: async (request, next) => {
+      const response = await next(request);
+      if (!armed && new URL(request.url).pathname === '/secrets') {
+        armed = true;
+        kv.failNext(1, fault, ['list']);
+      }
+      return response;
+    },
+  };
+  return kv.secretClientOptions({ additionalPolicies: [{ policy, position: 'perCall' }] });
+}
+
+function activeTimers(): number {
+  return process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+}
+
+void describe('Key Vault store: client setup', () => {
+  void test('without client options the store is still built (the SDK defaults apply)', () => {
+    const store = createKeyVaultStore({
+      vaultUrl: 'https://contoso.vault.azure.net',
+      credential: kv.credential,
+    });
+    assert.equal(store.kind, 'keyvault');
+  });
+
+  void test('defaults: 4 attempts in all, Retry-After waited up to 10 s', async () => {
+    const logs: string[] = [];
+    const store = createKeyVaultStore({
+      vaultUrl: kv.vaultUrl,
+      credential: kv.credential,
+      secretClientOptions: kv.secretClientOptions(),
+      logger: createLogger({}, (_l, line) => logs.push(line)),
+    });
+    kv.failNext(10, { status: 503, retryAfterMs: 1 }, ['get']);
+    const err = await caught(store.get('defaults'));
+    assert.equal(err.detail, 'get failed after 4 attempt(s): HTTP 503 ServiceUnavailable');
+    assert.equal(kv.counters().get, 4);
+    kv.clearFaults();
+    kv.resetCounters();
+    kv.failNext(1, { status: 503, retryAfterMs: 10_001 }, ['get']);
+    assert.equal((await caught(store.get('defaults'))).retryAfterSeconds, 11);
+    assert.equal(kv.counters().get, 1);
+  });
+
+  void test("the caller's pipeline policies run alongside the store's pacer", async () => {
+    const { urls, options } = recorder();
+    let clockReads = 0;
+    const { store } = storeFor({
+      secretClientOptions: options,
+      pacer: { clock: { now: () => (clockReads++, Date.now()), sleep: () => Promise.resolve() } },
+    });
+    await store.get('policies');
+    assert.ok(urls.length >= 1);
+    assert.ok(clockReads >= 1);
+  });
+
+  void test('a 429 pauses the pacer for the retry base delay, doubling up to the retry max delay', async () => {
+    let t = Date.now();
+    const sleeps: number[] = [];
+    const { store } = storeFor({
+      retry: { baseDelayMs: 7, maxDelayMs: 9, maxAttempts: 5 },
+      pacer: {
+        clock: {
+          now: () => t,
+          sleep: (ms) => {
+            sleeps.push(ms);
+            t += ms;
+            return Promise.resolve();
+          },
+        },
+      },
+    });
+    kv.failNext(3, { status: 429, retryAfter: false }, ['get']);
+    assert.equal(await store.get('paced'), undefined);
+    assert.deepEqual(sleeps, [7, 9, 9]);
+  });
+
+  void test('list requests ask for 25 items per page (the most Key Vault sends)', async () => {
+    const { urls, options } = recorder();
+    const { store } = storeFor({ secretClientOptions: options });
+    await store.put(sampleRecord('paged'));
+    await store.listMetadata();
+    for await (const page of store.listMetadataPages()) assert.equal(page.length, 1);
+    await store.history('paged');
+    const lists = urls.filter((u) => u.pathname === '/secrets' || u.pathname.endsWith('/versions'));
+    assert.equal(lists.length, 3);
+    for (const u of lists) assert.equal(u.searchParams.get('maxresults'), '25', u.href);
+  });
+});
+
+void describe('Key Vault store: timeouts are per page and leave no timer behind', () => {
+  void test('a listing slower in total than timeoutMs but quick per page is not restarted', async () => {
+    const { store } = storeFor({ timeoutMs: 200 });
+    for (let i = 0; i < 30; i++) await store.put(sampleRecord(`p${String(i).padStart(2, '0')}`));
+    for (let i = 0; i < 30; i++) await store.put(sampleRecord('p00', { revision: i + 2 }));
+    kv.setLatency({ fixedMs: 120 });
+    kv.resetCounters();
+    assert.equal((await store.listMetadata()).length, 30);
+    assert.equal((await store.history('p00')).length, 31);
+    const pages: number[] = [];
+    for await (const page of store.listMetadataPages()) {
+      pages.push(page.length);
+      // A consumer slower than the timeout (the sweep refreshing a page) does not abort the next page.
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    kv.setLatency({});
+    assert.deepEqual(pages, [25, 5]);
+    const c = kv.counters();
+    assert.deepEqual([c.list, c.listVersions], [4, 2], 'two pages each, no restart');
+  });
+
+  void test('a second page slower than timeoutMs restarts the listing (listMetadata and listMetadataPages)', async () => {
+    for (let i = 0; i < 30; i++) await storeFor().store.put(sampleRecord(`s${String(i).padStart(2, '0')}`));
+    kv.resetCounters();
+    const all = await storeFor({
+      timeoutMs: 150,
+      secretClientOptions: faultAfterFirstPage({ delayMs: 700 }),
+    }).store.listMetadata();
+    assert.equal(all.length, 30);
+    assert.equal(kv.counters().list, 4, 'page 1, slow page 2 abandoned, then both again');
+
+    kv.resetCounters();
+    const paged = storeFor({
+      timeoutMs: 150,
+      secretClientOptions: faultAfterFirstPage({ delayMs: 700 }),
+    }).store;
+    const seenConnections: string[] = [];
+    for await (const page of paged.listMetadataPages())
+      seenConnections.push(...page.map((m) => m.connection));
+    assert.equal(seenConnections.length, 30);
+    assert.equal(kv.counters().list, 4);
+  });
+
+  void test('a listing keeps failing transiently: bounded attempts, then store_unavailable', async () => {
+    const { store } = storeFor({ retry: { maxAttempts: 3 } });
+    kv.failNext(100, { status: 503 }, ['list']);
+    const iterate = async () => {
+      for await (const page of store.listMetadataPages())
+        assert.fail(`unexpected page ${JSON.stringify(page)}`);
+    };
+    const err = await caught(iterate());
+    assert.equal(err.detail, 'list failed after 3 attempt(s): HTTP 503 ServiceUnavailable');
+    assert.equal(kv.counters().list, 3);
+  });
+
+  void test('no timer is left running once a call has finished', async () => {
+    const { store } = storeFor({ timeoutMs: 60_000 });
+    await store.put(sampleRecord('timers'));
+    await store.listMetadata();
+    const before = activeTimers();
+    await store.listMetadata();
+    for await (const page of store.listMetadataPages()) assert.equal(page.length, 1);
+    await store.history('timers');
+    assert.equal(activeTimers(), before);
+  });
+});
+
+void describe('Key Vault store: delete and recover details', () => {
+  void test('invalid names never reach the vault', async () => {
+    const { store } = storeFor();
+    await rejectsWith(store.get('Bad Name'), 'invalid_request');
+    await rejectsWith(store.delete('Bad Name'), 'invalid_request');
+    await rejectsWith(store.history('Bad Name'), 'invalid_request');
+    assert.equal(kv.counters().total, 0);
+  });
+
+  void test('an instant delete is confirmed by the DELETE itself: no extra read', async () => {
+    const { store } = storeFor();
+    await store.put(sampleRecord('instant'));
+    kv.resetCounters();
+    assert.equal(await store.delete('instant'), true);
+    // The SDK's own first poll (inside beginDeleteSecret) already saw it deleted.
+    assert.deepEqual([kv.counters().delete, kv.counters().getDeleted], [1, 1]);
+  });
+
+  void test('a DELETE slower than timeoutMs is abandoned and retried', async () => {
+    kv.setTiming({ deleteMs: 100 });
+    const { store } = storeFor({ timeoutMs: 150, deleteSettleMs: 5000 });
+    await store.put(sampleRecord('slowdel'));
+    kv.failNext(1, { delayMs: 700 }, ['delete']);
+    assert.equal(await store.delete('slowdel'), true);
+    assert.equal(kv.counters().delete, 2);
+  });
+
+  void test('a refused DELETE, first or retried, and a refused wait are store_unavailable', async () => {
+    const { store } = storeFor();
+    await store.put(sampleRecord('refused'));
+    kv.failNext(1, { status: 403, code: 'Forbidden' }, ['delete']);
+    assert.equal((await caught(store.delete('refused'))).detail, 'delete: HTTP 403 Forbidden');
+    kv.failNext(1, { status: 503 }, ['delete']);
+    kv.failNext(1, { status: 403, code: 'Forbidden' }, ['delete']);
+    assert.equal((await caught(store.delete('refused'))).detail, 'delete: HTTP 403 Forbidden');
+    await store.put(sampleRecord('refused'));
+    // The SDK's poll inside the DELETE still sees 404; the store's own wait is then refused.
+    kv.failNext(1, { status: 404, code: 'SecretNotFound' }, ['getDeleted']);
+    kv.failNext(1, { status: 403, code: 'Forbidden' }, ['getDeleted']);
+    assert.equal((await caught(store.delete('refused'))).detail, 'delete: HTTP 403 Forbidden');
+  });
+
+  void test('the wait for the soft delete reads with the attempt timeout and stops at deleteSettleMs', async () => {
+    const { store } = storeFor({ timeoutMs: 150, deleteSettleMs: 5000, pollIntervalMs: 20 });
+    await store.put(sampleRecord('slowread'));
+    kv.resetCounters();
+    kv.failNext(1, { status: 404, code: 'SecretNotFound' }, ['getDeleted']);
+    kv.failNext(1, { delayMs: 700 }, ['getDeleted']);
+    assert.equal(await store.delete('slowread'), true);
+    assert.equal(
+      kv.counters().getDeleted,
+      3,
+      "the SDK's poll, the slow read abandoned, the read that found it",
+    );
+
+    kv.setTiming({ deleteMs: 5000 });
+    const { store: short, logs } = storeFor({ deleteSettleMs: 60, pollIntervalMs: 50 });
+    await short.put(sampleRecord('window'));
+    kv.resetCounters();
+    assert.equal(await short.delete('window'), true);
+    assert.equal(
+      kv.counters().getDeleted,
+      3,
+      "the SDK's poll, then reads at 0 and 50 ms; the next would be past 60 ms",
+    );
+    assert.equal(logs.filter((l) => l.startsWith('store.delete_unsettled')).length, 1);
+  });
+
+  void test('no unsettled warning when a lost DELETE turns out never to have deleted anything', async () => {
+    const { store, logs } = storeFor({ deleteSettleMs: 40, pollIntervalMs: 10 });
+    kv.failNext(1, { status: 503 }, ['delete']);
+    assert.equal(await store.delete('ghost'), false);
+    assert.deepEqual(
+      logs.filter((l) => l.startsWith('store.delete_unsettled')),
+      [],
+    );
+  });
+
+  void test('recovering polls at pollIntervalMs; a secret someone else recovered meanwhile is written over', async () => {
+    kv.setTiming({ deleteMs: 0, recoverMs: 200 });
+    const { store } = storeFor({ pollIntervalMs: 10 });
+    await store.put(sampleRecord('rec'));
+    await store.delete('rec');
+    kv.resetCounters();
+    await store.put(sampleRecord('rec', { revision: 2 }));
+    assert.ok(kv.counters().get >= 5, `recover poller polled ${kv.counters().get} times in 200 ms`);
+    assert.equal((await store.get('rec'))?.revision, 2);
+
+    kv.setTiming({ deleteMs: 0 });
+    await store.delete('rec');
+    const other = raw();
+    const racer: PipelinePolicy = {
+      name: 'recover-first',
+      sendRequest: async (request, next) => {
+        if (request.method === 'POST' && request.url.includes('/recover')) {
+          await (await other.beginRecoverDeletedSecret(secretNameOf('rec'))).pollUntilDone();
+        }
+        return next(request);
+      },
+    };
+    const { store: late, logs } = storeFor({
+      secretClientOptions: kv.secretClientOptions({
+        additionalPolicies: [{ policy: racer, position: 'perCall' }],
+      }),
+    });
+    await late.put(sampleRecord('rec', { revision: 3 }));
+    assert.equal((await late.get('rec'))?.revision, 3);
+    assert.ok(logs.includes('store.recover_deleted store=keyvault connection=rec'));
+  });
+
+  void test('a conn- secret without any tags is skipped with a warning', async () => {
+    const { store, logs } = storeFor();
+    await raw().setSecret('conn-untagged', 'x');
+    assert.deepEqual(await store.listMetadata(), []);
+    assert.equal(logs.filter((l) => l.startsWith('store.record_unreadable')).length, 1);
+  });
+});
+
+void describe('Key Vault store: history details', () => {
+  void test('versions with equal times are ordered by revision, newest first; untagged ones sort after', async () => {
+    const { store } = storeFor();
+    const client = raw();
+    const name = secretNameOf('ties');
+    for (const revision of [2, 5, 1, 4, 3])
+      await client.setSecret(name, String(revision), {
+        tags: { ...toTags(sampleRecord('ties', { revision })), writtenAt: '7' },
+      });
+    await client.setSecret(name, 'foreign', { tags: { writtenAt: '7', foreign: 'x' } });
+    await client.setSecret(name, 'foreign2', { tags: { writtenAt: '7' } });
+    await client.setSecret(name, 'bare');
+    const history = await store.history('ties');
+    assert.deepEqual(
+      history.slice(1).map((h) => h.metadata?.revision),
+      [5, 4, 3, 2, 1, undefined, undefined],
+    );
+    assert.equal(history[0]?.createdAt, (await client.getSecret(name)).properties.createdOn?.getTime());
+    for (const h of history.slice(6)) assert.equal('metadata' in h, false);
+  });
+
+  void test('history: 404 from the version list is an empty history; other errors are store_unavailable', async () => {
+    const { store } = storeFor();
+    kv.failNext(1, { status: 404, code: 'SecretNotFound' }, ['listVersions']);
+    assert.deepEqual(await store.history('missing'), []);
+    kv.failNext(1, { status: 403, code: 'Forbidden' }, ['listVersions']);
+    const err = await caught(store.history('missing'));
+    assert.equal(err.detail, 'history: HTTP 403 Forbidden');
+    assert.deepEqual(err.fields, { store: 'keyvault', connection: 'missing', httpStatus: 403 });
+  });
+});
