@@ -781,3 +781,36 @@ void describe('Key Vault store: history details', () => {
     assert.deepEqual(err.fields, { store: 'keyvault', connection: 'missing', httpStatus: 403 });
   });
 });
+
+void describe('Key Vault store: history without a creation time', () => {
+  void test('a version listed without a creation time or writtenAt counts as time 0 (oldest)', async () => {
+    const stripCreated: PipelinePolicy = {
+      name: 'strip-created',
+      sendRequest: async (request, next) => {
+        const response = await next(request);
+        if (new URL(request.url).pathname.endsWith('/versions') && response.bodyAsText) {
+          const body = JSON.parse(response.bodyAsText) as { value?: { attributes?: { created?: number } }[] };
+          for (const item of body.value ?? []) delete item.attributes?.created;
+          response.bodyAsText = JSON.stringify(body);
+        }
+        return response;
+      },
+    };
+    const { store } = storeFor({
+      secretClientOptions: kv.secretClientOptions({
+        additionalPolicies: [{ policy: stripCreated, position: 'perCall' }],
+      }),
+    });
+    await store.put(sampleRecord('nocreated'));
+    await raw().setSecret(secretNameOf('nocreated'), 'hand-made');
+    const history = await store.history('nocreated');
+    assert.deepEqual(
+      history.map((h) => [h.createdAt > 0, h.metadata?.revision]),
+      [
+        [true, 1],
+        [false, undefined],
+      ],
+    );
+    assert.equal(history[1]?.createdAt, 0);
+  });
+});
