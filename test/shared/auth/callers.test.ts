@@ -362,7 +362,13 @@ describe('Entra bearer tokens: the key set', () => {
 describe('Entra bearer tokens: more shapes', () => {
   it('admits the app id behind api://{guid}/ with a trailing slash too', () => {
     assert.deepEqual(acceptedAudiences(`api://${API_APP_ID}/`), [`api://${API_APP_ID}/`, API_APP_ID]);
-    assert.deepEqual(acceptedAudiences(`api://${API_APP_ID}/path`), [`api://${API_APP_ID}/path`]);
+    for (const notGuid of [
+      `api://${API_APP_ID}/path`,
+      `api://x${API_APP_ID}`,
+      `api://${API_APP_ID}0`,
+      `xapi://${API_APP_ID}`,
+    ])
+      assert.deepEqual(acceptedAudiences(notGuid), [notGuid]);
   });
 
   it('refuses to start without a key set URL', () => {
@@ -377,13 +383,18 @@ describe('Entra bearer tokens: more shapes', () => {
     );
   });
 
-  it('reads a header with surrounding spaces', async () => {
-    assert.equal((await outcome(auth, `  Bearer ${await sign(v2(), key)}  `)).code, 'ok');
+  it('reads a header with surrounding spaces or several spaces after the scheme, not one with a prefix', async () => {
+    const token = await sign(v2(), key);
+    assert.equal((await outcome(auth, `  Bearer ${token}  `)).code, 'ok');
+    assert.equal((await outcome(auth, `Bearer   ${token}`)).code, 'ok');
+    assert.equal((await outcome(auth, `xBearer ${token}`)).code, 'invalid_request');
   });
 
   it('names no caller app when the token carries neither azp nor appid, and the refused app when it does', async () => {
     const anonymous = { ...v2(), azp: undefined };
     assert.deepEqual((await outcome(auth, `Bearer ${await sign(anonymous, key)}`)).caller, { kind: 'entra' });
+    const numeric = { ...v1(), appid: 42 };
+    assert.deepEqual((await outcome(auth, `Bearer ${await sign(numeric, key)}`)).caller, { kind: 'entra' });
     const refused = await outcome(auth, `Bearer ${await sign(v1({ roles: [] }), key)}`);
     assert.deepEqual(refused.error?.fields, { caller: CALLER_APP });
   });

@@ -98,6 +98,9 @@ describe('consolePage headers and settings', () => {
     const html = consolePage({ authMode: 'function_key' }, '/broker/console/').body as string;
     assert.match(html, /data-api-base="\/broker"/);
     assert.match(html, /src="\/broker\/console\/assets\/app\.js"/);
+    const odd = consolePage({ authMode: 'function_key' }, '/console-x/redirect-y/console').body as string;
+    assert.match(odd, /data-api-base="\/console-x\/redirect-y"/);
+    assert.match(odd, /src="\/console-x\/redirect-y\/console\/assets\/app\.js"/);
   });
 });
 

@@ -70,7 +70,9 @@ describe('file outbox', () => {
     const [first] = await outbox.take(10, 30);
     assert.equal(first?.attempts, 1);
     assert.deepEqual(await outbox.take(10, 30), [], 'hidden while taken');
-    clock.now += 30_000;
+    clock.now += 29_999;
+    assert.deepEqual(await outbox.take(10, 30), [], 'hidden for the whole hold');
+    clock.now += 1;
     const [second] = await outbox.take(10, 30);
     assert.equal(second?.attempts, 2, 'each take counts');
   });

@@ -134,8 +134,22 @@ describe('parseNotify: mistakes are reported naming the setting', () => {
       { BROKER_NOTIFY_QUEUE: 'ab' },
       { BROKER_NOTIFY_QUEUE: 'a--b' },
       { BROKER_WEBHOOK_URL: 'ftp://hooks.example/' },
+      { BROKER_WEBHOOK_URL: 'xhttps://hooks.example/' },
+      { BROKER_WEBHOOK_URL: 'httpsx://hooks.example/' },
+      { BROKER_GRAPH_URL: 'ftp://graph.example/' },
+      { BROKER_GRAPH_URL: 'xhttps://graph.example/' },
+      { BROKER_GRAPH_URL: 'httpsx://graph.example/' },
+      { BROKER_NOTIFY_CONNECTION: 'mailer-' },
+      { BROKER_NOTIFY_QUEUE: 'abc-' },
     ])
       assert.equal(notifyEnvSchema.safeParse(env).success, false, JSON.stringify(env));
+    for (const env of [
+      { BROKER_NOTIFY_CONNECTION: 'm' },
+      { BROKER_NOTIFY_CONNECTION: 'mail-er2' },
+      { BROKER_NOTIFY_QUEUE: 'a-b' },
+      { BROKER_WEBHOOK_URL: 'http://127.0.0.1:9/hooks', BROKER_GRAPH_URL: 'http://127.0.0.1:9' },
+    ])
+      assert.equal(notifyEnvSchema.safeParse(env).success, true, JSON.stringify(env));
   });
 });
 
