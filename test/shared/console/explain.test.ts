@@ -136,4 +136,55 @@ describe('explainError', () => {
     for (const status of ['needs_reauth', 'error', 'frozen'])
       assert.equal(explainError(status, undefined), undefined);
   });
+
+  it('has its own words and action for every code it knows', () => {
+    const cases: [Partial<{ providerError: string; providerCodes: number[] }> & { code?: string }, string][] =
+      [
+        [{ providerCodes: [50173] }, 'send_link'],
+        [{ providerCodes: [70008] }, 'send_link'],
+        [{ providerCodes: [700082] }, 'send_link'],
+        [{ providerCodes: [50076] }, 'send_link'],
+        [{ providerCodes: [50079] }, 'send_link'],
+        [{ providerCodes: [53003] }, 'send_link'],
+        [{ providerCodes: [65001] }, 'send_link'],
+        [{ providerCodes: [50126] }, 'send_link'],
+        [{ providerCodes: [70000] }, 'send_link'],
+        [{ providerCodes: [7000215] }, 'fix_config'],
+        [{ providerCodes: [7000222] }, 'fix_config'],
+        [{ providerCodes: [700016] }, 'fix_config'],
+        [{ providerCodes: [700027] }, 'fix_config'],
+        [{ providerCodes: [70011] }, 'fix_config'],
+        [{ providerCodes: [650053] }, 'fix_config'],
+        [{ providerCodes: [90055] }, 'wait'],
+        [{ providerCodes: [90033] }, 'wait'],
+        [{ providerError: 'invalid_grant' }, 'send_link'],
+        [{ providerError: 'interaction_required' }, 'send_link'],
+        [{ providerError: 'consent_required' }, 'send_link'],
+        [{ providerError: 'login_required' }, 'send_link'],
+        [{ providerError: 'invalid_client' }, 'fix_config'],
+        [{ providerError: 'unauthorized_client' }, 'fix_config'],
+        [{ providerError: 'invalid_scope' }, 'fix_config'],
+        [{ providerError: 'temporarily_unavailable' }, 'wait'],
+        [{ providerError: 'server_error' }, 'wait'],
+        [{ code: 'connection_needs_reauth' }, 'send_link'],
+        [{ code: 'provider_misconfigured' }, 'fix_config'],
+        [{ code: 'connection_error' }, 'fix_config'],
+        [{ code: 'provider_unavailable' }, 'wait'],
+        [{ code: 'provider_error' }, 'check_logs'],
+        [{ code: 'store_unavailable' }, 'wait'],
+        [{ code: 'lock_timeout' }, 'wait'],
+      ];
+    const titles = new Set<string>();
+    for (const [error, action] of cases) {
+      // Under the status `active`, an unknown code would read as "the last refresh failed".
+      const why = explainError('active', { code: 'unknown_code', ...error, at });
+      const label = JSON.stringify(error);
+      assert.equal(why?.action, action, label);
+      assert.ok(why.title && why.meaning && why.todo, label);
+      assert.notEqual(why.title, 'The last refresh failed', label);
+      titles.add(why.title);
+    }
+    // Distinct words, except where two codes mean the same.
+    assert.ok(titles.size >= cases.length - 3, `${titles.size} titles`);
+  });
 });
