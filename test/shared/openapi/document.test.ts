@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { ERROR_CODES } from '../../../shared/errors.ts';
 import { openApiDocument } from '../../../shared/openapi/document.ts';
+import { BROKER_VERSION } from '../../../shared/version.ts';
 import { generated } from '../../../tools/openapi.ts';
 import { REPO_ROOT } from '../../support/devhost.ts';
 import { installContractCheck } from '../../support/contract.ts';
@@ -276,6 +277,37 @@ describe('OpenAPI document: operations in detail', () => {
     }
     assert.equal(openApiDocument(), doc);
     assert.ok(Object.isFrozen(doc));
+  });
+});
+
+describe('OpenAPI document: the reviewed text', () => {
+  // docs/openapi.json is the reviewed copy the typed client and the Redocly lint are built from. Its operations
+  // and its frame must be what the broker serves; the component schemas come from the zod schemas and are
+  // checked by the staleness test above.
+  const committed = JSON.parse(readFileSync(join(REPO_ROOT, 'docs', 'openapi.json'), 'utf8')) as Record<
+    string,
+    unknown
+  > & { components: { schemas: Record<string, unknown>; securitySchemes: unknown } };
+  const served = JSON.parse(JSON.stringify(doc)) as typeof committed;
+
+  it('serves every operation as reviewed: parameters, bodies, answers, problem codes, security, tags', () => {
+    assert.deepEqual(served.paths, committed.paths);
+  });
+
+  it('serves the reviewed frame: title, licence, server, tags, security schemes, the list of schemas', () => {
+    assert.deepEqual({ ...(served.info as object), version: 'dev' }, committed.info);
+    assert.equal((served.info as { version: string }).version, BROKER_VERSION);
+    assert.deepEqual(served.servers, committed.servers);
+    assert.deepEqual(served.tags, committed.tags);
+    assert.deepEqual(served.components.securitySchemes, committed.components.securitySchemes);
+    assert.deepEqual(
+      Object.keys(served.components.schemas).sort(),
+      Object.keys(committed.components.schemas).sort(),
+    );
+    assert.deepEqual(served.components.schemas.OpenApiDocument, {
+      type: 'object',
+      description: 'An OpenAPI 3.1 document',
+    });
   });
 });
 
