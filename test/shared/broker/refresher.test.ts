@@ -363,3 +363,47 @@ describe('Refresher: the primary token', () => {
     assert.equal(h.ctx.cache.fresh(NAME, '', T0, 0), undefined);
   });
 });
+
+describe('Refresher: primary-token decisions and reads', () => {
+  it('a keep-alive refresh asks the provider although the access token is still fresh', async () => {
+    const h = harness();
+    await h.store.put(activeRecord({ refreshedAt: T0 - 8 * 24 * HOUR }));
+    await new Refresher(h.ctx).refresh(NAME, undefined, { force: false, reason: 'keep_alive' });
+    assert.equal(h.provider.calls.length, 1);
+  });
+
+  it('a transient failure of the primary token is recorded on the connection and backs it off', async () => {
+    const h = harness();
+    await h.store.put(activeRecord({}, 0));
+    h.provider.queue.push({ fail: { httpStatus: 503 } });
+    const answer = await rejection(primary(new Refresher(h.ctx)));
+    assert.equal(answer.code, 'provider_unavailable');
+    const stored = h.store.records.get(NAME);
+    assert.equal(stored?.failures, 1);
+    assert.equal(stored?.nextAttemptAt, T0 + 7_500);
+  });
+
+  it('the next refresh records the latest read through this process as readAt', async () => {
+    const h = harness();
+    await h.store.put(activeRecord({ readAt: T0 - 2 * HOUR }, 0));
+    const refresher = new Refresher(h.ctx);
+    assert.equal(refresher.lastReadOf(NAME), undefined);
+    refresher.noteRead(NAME, T0 - HOUR);
+    assert.equal(refresher.lastReadOf(NAME), T0 - HOUR);
+    assert.equal(refresher.lastReadOf('other'), undefined);
+    await primary(refresher);
+    assert.equal(h.store.records.get(NAME)?.readAt, T0 - HOUR);
+  });
+
+  it('a stored read later than any read here is kept; a record without one starts its idle clock now', async () => {
+    const h = harness();
+    await h.store.put(activeRecord({ readAt: T0 - HOUR }, 0));
+    const refresher = new Refresher(h.ctx);
+    refresher.noteRead(NAME, T0 - 2 * HOUR);
+    await primary(refresher);
+    assert.equal(h.store.records.get(NAME)?.readAt, T0 - HOUR);
+    await h.store.put(activeRecord({ connection: 'never-read' }, 0));
+    await new Refresher(h.ctx).refresh('never-read', undefined, { force: false, reason: 'expired' });
+    assert.equal(h.store.records.get('never-read')?.readAt, T0);
+  });
+});
