@@ -30,6 +30,8 @@ interface Fault {
   code: string;
   /** How many matching requests get it (default 1). */
   times?: number;
+  /** Answer only after this long (a hung request). */
+  delayMs?: number;
 }
 
 function kindOf(req: IncomingMessage): Kind {
@@ -52,6 +54,8 @@ let azurite: AzuriteHandle;
 let proxy: Server;
 let proxyConnectionString: string;
 let seen: { kind: Kind; status: number }[] = [];
+/** Every request as it arrives (before any answer). */
+let arrived: { kind: Kind; headers: IncomingMessage['headers'] }[] = [];
 let faults: Fault[] = [];
 let logs: string[] = [];
 const logger = createLogger({}, (_level, line) => logs.push(line));
@@ -62,15 +66,20 @@ before(async () => {
   proxy = createServer((req, res) => {
     const kind = kindOf(req);
     const fault = faults.find((f) => f.kind === kind && (f.times ?? 1) > 0);
+    if (fault) fault.times = (fault.times ?? 1) - 1;
+    arrived.push({ kind, headers: req.headers });
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       if (fault) {
-        fault.times = (fault.times ?? 1) - 1;
-        seen.push({ kind, status: fault.status });
-        const body = `<?xml version="1.0" encoding="utf-8"?><Error><Code>${fault.code}</Code><Message>injected</Message></Error>`;
-        res.writeHead(fault.status, { 'content-type': 'application/xml', 'x-ms-error-code': fault.code });
-        res.end(body);
+        const answer = () => {
+          seen.push({ kind, status: fault.status });
+          const body = `<?xml version="1.0" encoding="utf-8"?><Error><Code>${fault.code}</Code><Message>injected</Message></Error>`;
+          res.writeHead(fault.status, { 'content-type': 'application/xml', 'x-ms-error-code': fault.code });
+          res.end(body);
+        };
+        if (fault.delayMs) setTimeout(answer, fault.delayMs).unref();
+        else answer();
         return;
       }
       const upstream = httpRequest(
@@ -101,6 +110,7 @@ after(async () => {
 });
 beforeEach(() => {
   seen = [];
+  arrived = [];
   faults = [];
   logs = [];
 });
@@ -208,7 +218,9 @@ void describe('blob lease lock: acquire', () => {
     ] as const) {
       faults = [{ kind: 'upload', status, code }];
       seen = [];
-      assert.equal(await instance().withLock(name, ok), 'ok');
+      // No pause: a blob that exists is retried at once, like a blob just created.
+      const lock = instance({ pollIntervalMs: { min: 5000, max: 5000 }, waitTimeoutMs: 1000 });
+      assert.equal(await lock.withLock(name, ok), 'ok');
       assert.deepEqual(kinds().slice(0, 4), [
         'acquire 404',
         'createContainer 409',
@@ -297,7 +309,8 @@ void describe('blob lease lock: holding and release', () => {
     const lock = instance({ renewIntervalMs: 20 });
     faults = [{ kind: 'renew', status: 409, code: 'LeaseIdMismatchWithLeaseOperation' }];
     const result = await lock.withLock('lost', async () => {
-      while (lock.held('lost')) await new Promise((r) => setTimeout(r, 10));
+      while (!logs.some((l) => l.startsWith('lock.lease_lost'))) await new Promise((r) => setTimeout(r, 10));
+      assert.equal(lock.held('lost'), false);
       return 'finished';
     });
     assert.equal(result, 'finished');
@@ -326,5 +339,215 @@ void describe('blob lease lock: holding and release', () => {
     assert.deepEqual(logs, [
       'lock.release_failed lock=blob connection=release-fails detail="HTTP 500 InternalError"',
     ]);
+  });
+});
+
+/** Runs `fn` with Math.random fixed and every setTimeout delay recorded. */
+async function recordingTimers<T>(
+  random: number,
+  fn: () => Promise<T>,
+): Promise<{ result: T; delays: number[] }> {
+  const delays: number[] = [];
+  const originalRandom = Math.random;
+  const originalSetTimeout = globalThis.setTimeout;
+  Math.random = () => random;
+  globalThis.setTimeout = ((cb: () => void, ms?: number, ...args: unknown[]) => {
+    delays.push(ms ?? 0);
+    return originalSetTimeout(cb, ms, ...args);
+  }) as typeof setTimeout;
+  try {
+    return { result: await fn(), delays };
+  } finally {
+    Math.random = originalRandom;
+    globalThis.setTimeout = originalSetTimeout;
+  }
+}
+
+async function holdWhile(name: string): Promise<{ release(): Promise<void> }> {
+  const a = instance();
+  let release!: () => void;
+  let entered!: () => void;
+  const inside = new Promise<void>((r) => (entered = r));
+  const held = a.withLock(name, () => new Promise<void>((r) => ((release = r), entered())));
+  await inside;
+  return {
+    release: async () => {
+      release();
+      await held;
+    },
+  };
+}
+
+void describe('blob lease lock: request timeouts', () => {
+  for (const kind of ['createContainer', 'upload', 'acquire'] as const) {
+    void test(`a hung ${kind} request is abandoned after requestTimeoutMs and retried`, async () => {
+      faults = [{ kind, status: 503, code: 'ServerBusy', delayMs: 2000 }];
+      const lock = instance({
+        requestTimeoutMs: 100,
+        waitTimeoutMs: 1000,
+        containerName: `hung-${kind.toLowerCase()}`,
+      });
+      assert.equal(await lock.withLock('hung', ok), 'ok');
+    });
+  }
+
+  void test('a hung renewal is abandoned (logged as timed out) and renewal goes on', async () => {
+    faults = [{ kind: 'renew', status: 503, code: 'ServerBusy', delayMs: 2000 }];
+    const lock = instance({ requestTimeoutMs: 100, renewIntervalMs: 20 });
+    await lock.withLock('hung-renew', async () => {
+      while (!logs.some((l) => l.startsWith('lock.renew_failed')))
+        await new Promise((r) => setTimeout(r, 10));
+    });
+    assert.equal(logs[0], 'lock.renew_failed lock=blob connection=hung-renew detail="timed out"');
+  });
+
+  void test('a hung release is abandoned and logged as timed out', async () => {
+    faults = [{ kind: 'release', status: 503, code: 'ServerBusy', delayMs: 2000 }];
+    const lock = instance({ requestTimeoutMs: 100 });
+    assert.equal(await lock.withLock('hung-release', ok), 'ok');
+    assert.deepEqual(logs, ['lock.release_failed lock=blob connection=hung-release detail="timed out"']);
+  });
+
+  void test('a connection-string lock lets the storage SDK retry a failed request quickly (bounded retries)', async () => {
+    await instance().withLock('sdk-retry', ok);
+    arrived = [];
+    faults = [{ kind: 'acquire', status: 503, code: 'ServerBusy', times: 2 }];
+    const lock = createBlobLeaseLock({
+      connectionString: proxyConnectionString,
+      leaseDurationSeconds: 15,
+      pollIntervalMs: { min: 5000, max: 5000 },
+      waitTimeoutMs: 4000,
+      logger,
+    });
+    const started = Date.now();
+    assert.equal(await lock.withLock('sdk-retry', ok), 'ok');
+    assert.ok(
+      Date.now() - started < 3000,
+      'retried by the SDK after ~200 ms, not after the lock poll or 4 s',
+    );
+    assert.equal(arrived.filter((a) => a.kind === 'acquire').length, 3);
+  });
+});
+
+void describe('blob lease lock: polling details', () => {
+  void test('names never valid for a connection are refused before any request', async () => {
+    await assert.rejects(
+      instance().withLock('Bad_Name', ok),
+      (err: unknown) => isBrokerError(err) && err.code === 'invalid_request',
+    );
+    assert.deepEqual(arrived, []);
+  });
+
+  void test('the lock blob is created only if absent (If-None-Match: *)', async () => {
+    await instance({ containerName: 'cond-locks' }).withLock('cond', ok);
+    const upload = arrived.find((a) => a.kind === 'upload');
+    assert.equal(upload?.headers['if-none-match'], '*');
+  });
+
+  void test('the poll pause is drawn from [min, max] and the wait stops before the bound would pass', async () => {
+    const holder = await holdWhile('pause');
+    seen = [];
+    const waiter = instance({ pollIntervalMs: { min: 50, max: 100 }, waitTimeoutMs: 150 });
+    const { result, delays } = await recordingTimers(1, () => lockError(waiter.withLock('pause', ok)));
+    // Math.random() = 1: each pause is max (100 ms); after the second try another pause would pass 150 ms.
+    assert.deepEqual(
+      delays.filter((d) => d === 100 || (d > 0 && d < 1000 && d !== 100)),
+      [100],
+    );
+    assert.equal(result.detail, 'not acquired within 150 ms: another instance holds the lease');
+    assert.equal(seen.filter((s) => s.kind === 'acquire').length, 2);
+    await holder.release();
+  });
+
+  void test('the reason of a timeout is the last one seen: a holder after an earlier backend failure', async () => {
+    const holder = await holdWhile('reason');
+    faults = [{ kind: 'acquire', status: 503, code: 'ServerBusy' }];
+    const err = await lockError(instance({ waitTimeoutMs: 100 }).withLock('reason', ok));
+    assert.equal(err.detail, 'not acquired within 100 ms: another instance holds the lease');
+    await holder.release();
+  });
+
+  void test('default bounds: renew every third of the lease, wait the lease plus 10 s, poll 250-1000 ms', async () => {
+    const lock = createBlobLeaseLock({
+      serviceClient: BlobServiceClient.fromConnectionString(proxyConnectionString, {
+        retryOptions: { maxTries: 1 },
+      }),
+      leaseDurationSeconds: 15,
+      logger,
+    });
+    await lock.withLock('defaults', () => new Promise((r) => setTimeout(r, 100)));
+    assert.equal(arrived.filter((a) => a.kind === 'renew').length, 0, 'no renewal within 100 ms');
+
+    const holder = await holdWhile('defaults');
+    const realNow = Date.now;
+    let offset = 0;
+    Date.now = () => realNow() + offset;
+    try {
+      const waiting = lockError(lock.withLock('defaults', ok));
+      while (!arrived.some((a) => a.kind === 'acquire' && arrived.indexOf(a) > 0))
+        await new Promise((r) => setTimeout(r, 5));
+      // Jump past 25 s (15 s lease + 10 s): the next poll gives up.
+      offset = 26_000;
+      const err = await waiting;
+      assert.equal(err.detail, 'not acquired within 25000 ms: another instance holds the lease');
+    } finally {
+      Date.now = realNow;
+    }
+    await holder.release();
+  });
+
+  void test('held() ends when no renewal was confirmed within the lease duration', async () => {
+    const lock = instance({ renewIntervalMs: 60_000 });
+    await lock.withLock('expiry', () => {
+      assert.equal(lock.held('expiry'), true);
+      const realNow = Date.now;
+      Date.now = () => realNow() + 16_000;
+      try {
+        assert.equal(lock.held('expiry'), false);
+      } finally {
+        Date.now = realNow;
+      }
+      return Promise.resolve();
+    });
+  });
+
+  void test('a renewal answered after fn ended schedules no further renewal', async () => {
+    faults = [{ kind: 'renew', status: 503, code: 'ServerBusy', delayMs: 80 }];
+    const lock = instance({ renewIntervalMs: 15 });
+    await lock.withLock('after-stop', async () => {
+      while (!arrived.some((a) => a.kind === 'renew')) await new Promise((r) => setTimeout(r, 2));
+    });
+    const renewals = arrived.filter((a) => a.kind === 'renew').length;
+    await new Promise((r) => setTimeout(r, 80));
+    assert.equal(arrived.filter((a) => a.kind === 'renew').length, renewals);
+  });
+
+  void test('a blob service URI builds the lock with the given credential; without any setting it names both', async () => {
+    let asked = 0;
+    const lock = createConnectionLock(
+      { kind: 'blob', blobServiceUri: 'https://127.0.0.1:1/devstoreaccount1' },
+      {
+        credential: {
+          getToken: () => (
+            asked++,
+            Promise.resolve({ token: 't', expiresOnTimestamp: Date.now() + 3600_000 })
+          ),
+        },
+        requestTimeoutMs: 500,
+        waitTimeoutMs: 100,
+        logger,
+      } as Parameters<typeof createConnectionLock>[1],
+    );
+    assert.equal(lock.kind, 'blob');
+    await assert.rejects(
+      lock.withLock('uri', ok),
+      (err: unknown) => isBrokerError(err) && err.code === 'lock_timeout',
+    );
+    assert.ok(asked >= 1, 'the given credential was asked for a storage token');
+    assert.throws(
+      () => createBlobLeaseLock({ logger }),
+      (err: unknown) =>
+        isBrokerError(err) && err.detail === 'set AzureWebJobsStorage or AzureWebJobsStorage__blobServiceUri',
+    );
   });
 });
