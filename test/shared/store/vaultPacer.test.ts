@@ -61,6 +61,9 @@ describe('vault pacer', () => {
     assert.equal(isSecretWrite('PATCH', `${VAULT}/secrets/conn-a/abc?api-version=7.6`), false);
     assert.equal(isSecretWrite('DELETE', `${VAULT}/secrets/conn-a?api-version=7.6`), false);
     assert.equal(isSecretWrite('POST', `${VAULT}/deletedsecrets/conn-a/recover?api-version=7.6`), false);
+    // Only the whole path /secrets/{name}: not a deeper path, not one under another prefix.
+    assert.equal(isSecretWrite('PUT', `${VAULT}/secrets/conn-a/extra?api-version=7.6`), false);
+    assert.equal(isSecretWrite('PUT', `${VAULT}/other/secrets/conn-a?api-version=7.6`), false);
   });
 
   it('defaults to 95 % of the write budget (285 per 10 s) and 90 % of the other (3,600 per 10 s)', () => {
@@ -113,5 +116,62 @@ describe('vault pacer', () => {
     await third; // success: the pause resets
     await h.write();
     assert.equal(h.writes(), 4, 'no pause after a success');
+  });
+
+  it('a request sent exactly one window ago no longer counts; a waiter wakes just after its window', async () => {
+    const h = harness({ writeLimit: 1, windowMs: 100 });
+    const t0 = h.clock.now();
+    await h.write();
+    const second = h.write();
+    await h.settle();
+    await h.advance(100);
+    assert.equal(h.writes(), 1, 'the waiter sleeps until 1 ms past the window');
+    await h.advance(1);
+    await second;
+    await h.advance(100);
+    const third = h.write();
+    await h.settle();
+    assert.equal(h.writes(), 3, 'the earlier write left the window exactly now: no wait');
+    await third;
+    assert.deepEqual(
+      h.sent.map((s) => s.at - t0),
+      [0, 101, 201],
+    );
+  });
+
+  it('the 429 pause doubles up to maxPauseMs, a 5xx leaves it, any other answer resets it', async () => {
+    const h = harness({ initialPauseMs: 10, maxPauseMs: 30 }, [429, 500, 429, 429, 429, 200, 429, 200]);
+    const t0 = h.clock.now();
+    const step = async (advance: number, expected: number) => {
+      const pending = h.write();
+      await h.settle();
+      if (advance > 0) await h.advance(advance);
+      assert.equal(h.writes(), expected);
+      await pending;
+    };
+    await step(0, 1); // 429: pause 10
+    await step(10, 2); // 500: pause unchanged (next would be 20)
+    await step(0, 3); // 429: pause 20
+    await step(20, 4); // 429: pause 30 (capped)
+    await step(30, 5); // 429: pause 30
+    await step(30, 6); // 200: reset to 10
+    await step(0, 7); // 429: pause 10
+    await step(10, 8);
+    assert.deepEqual(
+      h.sent.map((s) => s.at - t0),
+      [0, 10, 10, 30, 60, 90, 90, 100],
+    );
+  });
+
+  it('runs on the real clock by default: after a 429 the next request waits the pause', async () => {
+    const { policy } = createVaultPacerPolicy({ initialPauseMs: 40 });
+    let status = 429;
+    const next = (() => Promise.resolve({ status })) as unknown as Send[1];
+    const request = { method: 'PUT', url: `${VAULT}/secrets/conn-a?api-version=2025-07-01` } as Send[0];
+    await policy.sendRequest(request, next);
+    status = 200;
+    const started = Date.now();
+    await policy.sendRequest(request, next);
+    assert.ok(Date.now() - started >= 35, `waited ${Date.now() - started} ms`);
   });
 });
