@@ -5,11 +5,14 @@ import {
   effectiveMarginMs,
   GRANT_WARNING_MS,
   grantState,
+  KEEP_ALIVE_MS,
   MAX_MARGIN_FRACTION,
+  REFRESH_MARGIN_MS,
   renewAt,
   shouldRefresh,
   tokenFreshness,
 } from '../../../shared/broker/refreshPolicy.ts';
+import { parseConfig } from '../../../shared/config.ts';
 import type { RecordMetadata } from '../../../shared/store/types.ts';
 
 const NOW = Date.UTC(2026, 10, 27, 12, 0, 0);
@@ -172,5 +175,14 @@ describe('backoffMs', () => {
       backoffMs(1, 60, () => 0),
       60_000,
     );
+  });
+});
+
+describe('policy constants', () => {
+  // bench/stampede.ts measures with these; they must be the margin and keep-alive the product runs with by default.
+  it('REFRESH_MARGIN_MS and KEEP_ALIVE_MS are the configured defaults', () => {
+    const config = parseConfig({});
+    assert.equal(REFRESH_MARGIN_MS, config.refreshMarginMs);
+    assert.equal(KEEP_ALIVE_MS, config.keepAliveMs);
   });
 });
