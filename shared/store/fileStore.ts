@@ -250,13 +250,14 @@ function unseal(key: Buffer, connection: string, text: string): Payload {
   } catch {
     throw unavailable('record file failed to decrypt (tampered, swapped, or another data key)', connection);
   }
-  let payload: Payload;
+  // A plaintext of `null` parses too (and has no properties): refused like any other foreign envelope.
+  let payload: Payload | null;
   try {
-    payload = JSON.parse(plaintext) as Payload;
+    payload = JSON.parse(plaintext) as Payload | null;
   } catch {
     throw unavailable('record plaintext is not JSON', connection);
   }
-  if (payload.record?.v !== 1 || payload.record.connection !== connection) {
+  if (payload?.record?.v !== 1 || payload.record.connection !== connection) {
     throw unavailable('record envelope does not match its file name', connection);
   }
   return payload;

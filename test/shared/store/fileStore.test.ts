@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { promisify } from 'node:util';
-import { createLogger } from '../../../shared/log.ts';
+import { createLogger, setDefaultLogSink } from '../../../shared/log.ts';
 import { FileTokenStore, createFileStore } from '../../../shared/store/fileStore.ts';
 import { createTokenStore } from '../../../shared/store/index.ts';
 import { toMetadata } from '../../../shared/store/types.ts';
@@ -267,14 +267,20 @@ void describe('file store specifics', () => {
 });
 
 /** Seals `plaintext` the way the store does, with the store's own key (what only a key holder could forge). */
-async function sealWithStoreKey(dataDir: string, aad: string, plaintext: string, v = 1): Promise<string> {
+async function sealWithStoreKey(
+  dataDir: string,
+  aad: string,
+  plaintext: string,
+  v = 1,
+  format = 'token-broker/file-store',
+): Promise<string> {
   const key = await readFile(join(dataDir, 'data.key'));
   const iv = randomBytes(12);
   const cipher = createCipheriv('aes-256-gcm', key, iv);
   cipher.setAAD(Buffer.from(aad));
   const data = Buffer.concat([cipher.update(plaintext), cipher.final()]);
   return JSON.stringify({
-    format: 'token-broker/file-store',
+    format,
     v,
     iv: iv.toString('base64url'),
     tag: cipher.getAuthTag().toString('base64url'),
@@ -320,6 +326,11 @@ void describe('file store failure details', () => {
       [
         await sealWithStoreKey(dataDir, 'forged', JSON.stringify({})),
         'record envelope does not match its file name',
+      ],
+      [await sealWithStoreKey(dataDir, 'forged', 'null'), 'record envelope does not match its file name'],
+      [
+        await sealWithStoreKey(dataDir, 'forged', JSON.stringify({ record }), 1, 'another/format'),
+        'record file failed to decrypt (tampered, swapped, or another data key)',
       ],
     ];
     for (const [content, detail] of cases) {
@@ -447,5 +458,78 @@ void describe('file store failure details', () => {
     assert.equal(await store.delete('one'), true);
     assert.equal(await store.get('one'), undefined);
     assert.equal(await store.delete('one'), false);
+  });
+  void test('record files are written with mode 0600', async () => {
+    const dataDir = await tempDir();
+    await createFileStore({ dataDir }).put(sampleRecord('mode'));
+    assert.equal((await stat(join(dataDir, 'connections', 'mode.json.enc'))).mode & 0o777, 0o600);
+  });
+
+  void test('the listing removes only stale temp files: never an old record, nor names that merely contain a temp name', async () => {
+    const dataDir = await tempDir();
+    const store = createFileStore({ dataDir });
+    const record = sampleRecord('old-record');
+    await store.put(record);
+    const dir = join(dataDir, 'connections');
+    const keep = [
+      'Xold-record.json.enc.1',
+      'old-record.json.enc.1.bak',
+      '.old-record.0123456789abcdef.tmp.x',
+    ];
+    for (const name of keep) await writeFile(join(dir, name), 'x');
+    const longAgo = new Date(Date.now() - 24 * 3600_000);
+    for (const name of [...keep, 'old-record.json.enc']) await utimes(join(dir, name), longAgo, longAgo);
+    assert.deepEqual(await store.listMetadata(), [toMetadata(record)]);
+    assert.deepEqual((await readdir(dir)).sort(), [...keep, 'old-record.json.enc'].sort());
+  });
+
+  void test('a file whose name only ends like a record file is not listed as that record again', async () => {
+    const dataDir = await tempDir();
+    const store = createFileStore({ dataDir });
+    const record = sampleRecord('sales');
+    await store.put(record);
+    const dir = join(dataDir, 'connections');
+    await copyFile(join(dir, 'sales.json.enc'), join(dir, 'Copy_sales.json.enc'));
+    assert.deepEqual(await store.listMetadata(), [toMetadata(record)]);
+  });
+
+  void test('a delete issued with a put of the same connection runs after it', async () => {
+    const dataDir = await tempDir();
+    const store = createFileStore({ dataDir });
+    const [, deleted] = await Promise.all([store.put(sampleRecord('ordered')), store.delete('ordered')]);
+    assert.equal(deleted, true);
+    assert.equal(await store.get('ordered'), undefined);
+  });
+
+  void test('a record path that cannot be unlinked fails the delete with the errno', async () => {
+    const dataDir = await tempDir();
+    const store = createFileStore({ dataDir });
+    await store.put(sampleRecord('other'));
+    await mkdir(join(dataDir, 'connections', 'stuck.json.enc'));
+    const err = await unavailableDetail(store.delete('stuck'));
+    assert.equal(err.detail, 'file store delete failed: EISDIR');
+  });
+
+  void test('a data key path that cannot be read is reported with its errno', async () => {
+    const dataDir = await tempDir();
+    await mkdir(join(dataDir, 'data.key'), { recursive: true });
+    const err = await unavailableDetail(createFileStore({ dataDir }).put(sampleRecord('k')));
+    assert.equal(err.detail, 'data key unreadable: EISDIR');
+  });
+
+  void test('without a logger the store logs through the default sink, tagged store=file', async () => {
+    const dataDir = await tempDir();
+    const store = createFileStore({ dataDir });
+    await store.put(sampleRecord('fine'));
+    await mkdir(join(dataDir, 'connections', 'dir.json.enc'));
+    const lines: string[] = [];
+    setDefaultLogSink((_level, line) => lines.push(line));
+    try {
+      await store.listMetadata();
+    } finally {
+      setDefaultLogSink(undefined);
+    }
+    assert.equal(lines.length, 1);
+    assert.match(lines[0] ?? '', /^store\.record_unreadable store=file connection=dir /);
   });
 });
