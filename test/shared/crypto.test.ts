@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import { createHmac, randomBytes } from 'node:crypto';
+import { createHmac, hkdfSync, randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { SignJWT } from 'jose';
+import { jwtDecrypt, SignJWT } from 'jose';
 import { keyIdOf } from '../../shared/config.ts';
 import {
   Keyring,
@@ -311,5 +311,28 @@ describe('crypto in detail', () => {
       .sign(key);
     for (const token of [noExp, noKid, otherTyp, hs512])
       assert.equal(await verifyJwt(use, token, NOW), undefined);
+  });
+});
+
+describe('key derivation and expiry claims', () => {
+  const NOW = Date.UTC(2026, 10, 27, 12);
+  it("derives each format's keys with its own HKDF label, so links issued before an upgrade still verify", () => {
+    const k = mk();
+    const ring = new Keyring([k]);
+    const derive = (label: string) => Buffer.from(hkdfSync('sha256', k.key, Buffer.alloc(0), label, 32));
+    for (const purpose of ['connect-link', 'state-cookie', 'connect-consent'] as const) {
+      assert.ok(ring.current(purpose).key.equals(derive(`token-broker/${purpose}/v1`)), purpose);
+      assert.ok(ring.current(purpose, 'jose').key.equals(derive(`token-broker/${purpose}/jose`)), purpose);
+    }
+  });
+
+  it("rounds the encrypted cookie's standard exp up to the next second", async () => {
+    const ring = new Keyring([mk()]);
+    const jwe = await encryptJwt({ keyring: ring, purpose: 'state-cookie' }, {}, NOW + 1500, 'aud');
+    const { payload } = await jwtDecrypt(jwe, ring.current('state-cookie', 'jose').key, {
+      currentDate: new Date(NOW),
+    });
+    assert.equal(payload.exp, NOW / 1000 + 2);
+    assert.equal(payload.exp_ms, NOW + 1500);
   });
 });

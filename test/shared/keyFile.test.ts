@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { chmod, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -82,5 +82,19 @@ describe('key files in detail', () => {
   it('syncs a directory, and shrugs off one that cannot be opened', async () => {
     await syncDir(await tempDir());
     await syncDir(join(await tempDir(), 'missing'));
+  });
+});
+
+describe('a key file that cannot be published', () => {
+  it('reports a name taken by a dangling link instead of returning a key nobody stored', async () => {
+    const dir = await tempDir();
+    const path = join(dir, 'broker.keys');
+    await symlink(join(dir, 'nowhere'), path);
+    await assert.rejects(loadOrCreateKeyFile(path), (err: unknown) => {
+      assert.ok(err instanceof KeyFileError);
+      assert.equal(err.message, `key file ${path} vanished after creation`);
+      return true;
+    });
+    assert.deepEqual(await readdir(dir), ['broker.keys'], 'temp file removed');
   });
 });

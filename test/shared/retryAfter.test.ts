@@ -47,3 +47,9 @@ describe('retryAfterMs in detail', () => {
     assert.ok(later !== undefined && later > 3_500_000 && later <= 3_600_000, String(later));
   });
 });
+
+describe('retryAfterMs: millisecond headers', () => {
+  it('ignores a millisecond value with anything before the digits', () => {
+    assert.equal(retryAfterMs(headers({ 'retry-after-ms': 'x5', 'retry-after': '2' }), NOW), 2000);
+  });
+});

@@ -177,3 +177,10 @@ void describe('ncrontab parsing in detail', () => {
     assert.deepEqual(series('0 0 0 30 2 *', '2026-03-01T00:00:00Z', 3), []);
   });
 });
+
+void describe('ncrontab field counting', () => {
+  void it('counts no fields in a blank expression', () => {
+    assert.match(ncrontabProblem('') ?? '', /got 0\.$/);
+    assert.match(ncrontabProblem('   ') ?? '', /got 0\.$/);
+  });
+});
