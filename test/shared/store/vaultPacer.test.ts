@@ -145,7 +145,11 @@ describe('vault pacer', () => {
     const step = async (advance: number, expected: number) => {
       const pending = h.write();
       await h.settle();
-      if (advance > 0) await h.advance(advance);
+      if (advance > 0) {
+        await h.advance(advance - 1);
+        assert.equal(h.writes(), expected - 1, `still paused ${advance - 1} ms later`);
+        await h.advance(1);
+      }
       assert.equal(h.writes(), expected);
       await pending;
     };
