@@ -250,7 +250,15 @@ void describe('Key Vault store: versions', () => {
     assert.equal(written.length, 5);
     assert.ok(written[0]! >= started, `${written[0]} >= ${started}`);
     for (let i = 1; i < written.length; i++) assert.ok(written[i]! > written[i - 1]!, written.join(','));
-    const history = await store.history('order');
+    // Writes started in the same millisecond still get distinct, increasing writtenAt values.
+    await Promise.all([6, 7, 8, 9, 10].map((revision) => store.put(sampleRecord('order', { revision }))));
+    const burst = kv
+      .inspect(secretNameOf('order'))!
+      .versions.slice(5)
+      .map((v) => Number(v.tags?.writtenAt));
+    assert.equal(new Set(burst).size, 5, burst.join(','));
+    assert.ok(Math.min(...burst) > written[4]!);
+    const history = (await store.history('order')).slice(5);
     assert.deepEqual(
       history.map((h) => [h.createdAt, h.metadata?.revision]),
       written.map((w, i) => [w, i + 1]).reverse(),
@@ -567,10 +575,11 @@ void describe('Key Vault store: client setup', () => {
 
 void describe('Key Vault store: timeouts are per page and leave no timer behind', () => {
   void test('a listing slower in total than timeoutMs but quick per page is not restarted', async () => {
-    const { store } = storeFor({ timeoutMs: 200 });
+    // Two pages of 150 ms: more than the 280 ms timeout in total, well under it each.
+    const { store } = storeFor({ timeoutMs: 280 });
     for (let i = 0; i < 30; i++) await store.put(sampleRecord(`p${String(i).padStart(2, '0')}`));
     for (let i = 0; i < 30; i++) await store.put(sampleRecord('p00', { revision: i + 2 }));
-    kv.setLatency({ fixedMs: 120 });
+    kv.setLatency({ fixedMs: 150 });
     kv.resetCounters();
     assert.equal((await store.listMetadata()).length, 30);
     assert.equal((await store.history('p00')).length, 31);
@@ -578,7 +587,7 @@ void describe('Key Vault store: timeouts are per page and leave no timer behind'
     for await (const page of store.listMetadataPages()) {
       pages.push(page.length);
       // A consumer slower than the timeout (the sweep refreshing a page) does not abort the next page.
-      await new Promise((r) => setTimeout(r, 250));
+      await new Promise((r) => setTimeout(r, 300));
     }
     kv.setLatency({});
     assert.deepEqual(pages, [25, 5]);
@@ -660,7 +669,7 @@ void describe('Key Vault store: delete and recover details', () => {
   });
 
   void test('a refused DELETE, first or retried, and a refused wait are store_unavailable', async () => {
-    const { store } = storeFor();
+    const { store } = storeFor({ deleteSettleMs: 200 });
     await store.put(sampleRecord('refused'));
     kv.failNext(1, { status: 403, code: 'Forbidden' }, ['delete']);
     assert.equal((await caught(store.delete('refused'))).detail, 'delete: HTTP 403 Forbidden');
