@@ -33,7 +33,7 @@ const BADGES: Record<ConnectionStatus, StatusBadge> = {
 };
 
 export function statusBadge(status: string): StatusBadge {
-  return BADGES[status as ConnectionStatus] ?? { label: status, tone: 'bad' };
+  return own(BADGES, status) ?? { label: status, tone: 'bad' };
 }
 
 export type Action = 'send_link' | 'fix_config' | 'wait' | 'check_logs' | 'none';
@@ -291,6 +291,11 @@ const FALLBACK_BY_STATUS: Record<ConnectionStatus, Entry> = {
   },
 };
 
+// Codes come from providers: `error=constructor` must not find Object.prototype's members in a table.
+function own<T>(table: Readonly<Record<string | number, T>>, key: string | number): T | undefined {
+  return Object.hasOwn(table, key) ? table[key] : undefined;
+}
+
 /**
  * Explains a connection's last error: the most specific known AADSTS number wins, then the OAuth `error`, then
  * the broker's code, then what the status alone says. Unknown codes are still listed in `codes`.
@@ -306,10 +311,10 @@ export function explainError(status: string, lastError: LastError | undefined): 
     lastError.code,
   ];
   const entry =
-    (lastError.providerCodes ?? []).map((n) => AADSTS[n]).find((e) => e !== undefined) ??
-    (lastError.providerError ? OAUTH[lastError.providerError] : undefined) ??
-    BROKER[lastError.code] ??
-    FALLBACK_BY_STATUS[status as ConnectionStatus] ??
+    (lastError.providerCodes ?? []).map((n) => own(AADSTS, n)).find((e) => e !== undefined) ??
+    (lastError.providerError ? own(OAUTH, lastError.providerError) : undefined) ??
+    own(BROKER, lastError.code) ??
+    own(FALLBACK_BY_STATUS, status) ??
     FALLBACK_BY_STATUS.active;
   return { ...entry, codes: [...new Set(codes)] };
 }

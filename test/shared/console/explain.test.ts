@@ -120,6 +120,15 @@ describe('explainError', () => {
     assert.deepEqual(why?.codes, ['provider_error']);
   });
 
+  it("codes named like Object.prototype's members are unknown codes, not its members", () => {
+    for (const name of ['constructor', '__proto__', 'toString', 'hasOwnProperty']) {
+      const why = explainError(name, { code: name, providerError: name, at });
+      assert.equal(why?.title, 'The last refresh failed', name);
+      assert.equal(why?.action, 'check_logs', name);
+      assert.deepEqual(statusBadge(name), { label: name, tone: 'bad' });
+    }
+  });
+
   it('an unknown status with an unknown code reads as a failed refresh of an active connection', () => {
     const why = explainError('frozen', { code: 'something_new', at });
     assert.equal(why?.title, 'The last refresh failed');
