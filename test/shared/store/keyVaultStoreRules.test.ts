@@ -749,6 +749,15 @@ void describe('Key Vault store: delete and recover details', () => {
     assert.ok(logs.includes('store.recover_deleted store=keyvault connection=rec'));
   });
 
+  void test('a refused recovery fails the write with that refusal (not the conflict after it)', async () => {
+    const { store } = storeFor();
+    await store.put(sampleRecord('norecover'));
+    await store.delete('norecover');
+    kv.failNext(1, { status: 403, code: 'Forbidden' }, ['recover']);
+    const err = await caught(store.put(sampleRecord('norecover', { revision: 2 })));
+    assert.equal(err.detail, 'set: HTTP 403 Forbidden');
+  });
+
   void test('a conn- secret without any tags is skipped with a warning', async () => {
     const { store, logs } = storeFor();
     await raw().setSecret('conn-untagged', 'x');

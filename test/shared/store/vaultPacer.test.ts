@@ -175,7 +175,15 @@ describe('vault pacer', () => {
     await policy.sendRequest(request, next);
     status = 200;
     const started = Date.now();
-    await policy.sendRequest(request, next);
+    // The pause is a timer, not a busy wait: other timers of the process still fire meanwhile.
+    let ticked = false;
+    setTimeout(() => (ticked = true), 5);
+    let tickedBeforeSend = false;
+    await policy.sendRequest(
+      request,
+      ((req: Send[0]) => ((tickedBeforeSend = ticked), next(req))) as Send[1],
+    );
     assert.ok(Date.now() - started >= 35, `waited ${Date.now() - started} ms`);
+    assert.equal(tickedBeforeSend, true);
   });
 });
