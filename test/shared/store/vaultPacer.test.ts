@@ -179,10 +179,7 @@ describe('vault pacer', () => {
     let ticked = false;
     setTimeout(() => (ticked = true), 5);
     let tickedBeforeSend = false;
-    await policy.sendRequest(
-      request,
-      ((req: Send[0]) => ((tickedBeforeSend = ticked), next(req))) as Send[1],
-    );
+    await policy.sendRequest(request, (req: Send[0]) => ((tickedBeforeSend = ticked), next(req)));
     assert.ok(Date.now() - started >= 35, `waited ${Date.now() - started} ms`);
     assert.equal(tickedBeforeSend, true);
   });
