@@ -40,6 +40,7 @@ describe('shouldRefresh', () => {
       { refresh: false, reason: 'fresh' },
     ],
     ['expired', { accessExpiresAt: NOW - 1 }, { refresh: true, reason: 'expired' }],
+    ['expiring this instant', { accessExpiresAt: NOW }, { refresh: true, reason: 'expired' }],
     ['refresh_in passed', { refreshAt: NOW - 1 }, { refresh: true, reason: 'refresh_in_passed' }],
     ['refresh_in reached this instant', { refreshAt: NOW }, { refresh: true, reason: 'refresh_in_passed' }],
     ['refresh_in still ahead', { refreshAt: NOW + 1 }, { refresh: false, reason: 'fresh' }],
