@@ -40,6 +40,8 @@ describe('configKit', () => {
     assert.equal(httpsOrLocalUrl.parse('https://a.example//'), 'https://a.example');
     assert.equal(httpsOrLocalUrl.parse('http://localhost:7071/x/'), 'http://localhost:7071/x');
     assert.equal(httpsOrLocalUrl.safeParse('ftp://a.example').success, false);
+    assert.equal(httpsOrLocalUrl.safeParse('xhttp://a.example').success, false);
+    assert.equal(httpsOrLocalUrl.safeParse('httpsx://a.example').success, false);
   });
 
   it('reads flags as true for true/1 and false for false/0/empty or unset, nothing else', () => {

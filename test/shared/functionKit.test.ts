@@ -138,6 +138,11 @@ describe('pageHandler', () => {
     assert.deepEqual(problem.cookies, cookies);
   });
 
+  it('sets no cookies on an error answer when none are configured', async () => {
+    const res = await pageHandler('connect', failing(err))(request('application/json'), context().ctx);
+    assert.equal('cookies' in res, false);
+  });
+
   it('computes per-request error cookies from the failing request', async () => {
     const seen: string[] = [];
     const handler = pageHandler('connect', failing(err), {

@@ -346,6 +346,21 @@ describe('parseGenericProviders (BROKER_PROVIDERS)', () => {
     }
   });
 
+  it('takes the secret setting as an environment variable name, and one or more ID-token algorithms', () => {
+    for (const setting of ['1SECRET', 'SECRET-1'])
+      assert.equal(
+        providers({ acme: { ...basic, clientSecretSetting: setting } }).problems[0]?.variable,
+        'BROKER_PROVIDERS',
+        setting,
+      );
+    const algs = providers(
+      { acme: { ...basic, idTokenSigningAlgs: ['RS256', 'ES256'] } },
+      { ACME_SECRET: 's' },
+    );
+    assert.deepEqual(algs.result.acme?.idTokenSigningAlgs, ['RS256', 'ES256']);
+    assert.deepEqual(providers({ acme: { ...basic, idTokenSigningAlgs: [] } }).result, {});
+  });
+
   it('reserves the name microsoft but still builds the other providers', () => {
     const { result, problems } = providers({ microsoft: basic, acme: basic }, { ACME_SECRET: 'shh' });
     assert.deepEqual(Object.keys(result), ['acme']);
