@@ -28,18 +28,34 @@ const report = JSON.parse(readFileSync(file, 'utf8')) as Report;
 
 const norm = (s: string) =>
   s.replace(/`/g, '').replace(/\\\|/g, '|').replace(/\s+/g, ' ').trim().slice(0, 60);
-const keyOf = (place: string, mutator: string, replacement: string) =>
-  `${place}|${mutator}|${norm(replacement)}`;
 
-// equivalents.md rows: | shared/x.ts:LINE | Mutator | `replacement` | reason |
+// equivalents.md rows: | shared/x.ts:LINE | Mutator | `replacement` | reason |. A row claims a surviving (or
+// unreachable, so uncovered) mutant at that place with that mutator: by replacement first, then any left over.
+interface Claim {
+  place: string;
+  mutator: string;
+  replacement: string;
+  used: boolean;
+}
 const equivalentsPath = join(dir, 'equivalents.md');
-const equivalents = new Set<string>();
+const claims: Claim[] = [];
 if (existsSync(equivalentsPath))
   for (const line of readFileSync(equivalentsPath, 'utf8').split('\n')) {
     const cells = line.split(/(?<!\\)\|/).map((c) => c.trim());
     if (cells.length < 5 || !/^shared\/.+:\d+$/.test(cells[1] ?? '')) continue;
-    equivalents.add(keyOf(cells[1]!, cells[2]!, cells[3]!));
+    const mutator = (cells[2] ?? '').replace(/\(.*\)/, '').trim();
+    claims.push({ place: cells[1]!, mutator, replacement: norm(cells[3] ?? ''), used: false });
   }
+function claim(place: string, mutator: string, replacement: string): boolean {
+  const here = claims.filter((c) => !c.used && c.place === place && c.mutator === mutator);
+  const r = norm(replacement);
+  const found =
+    here.find((c) => c.replacement === r) ??
+    here.find((c) => c.replacement.includes(r) || r.includes(c.replacement)) ??
+    here[0];
+  if (found) found.used = true;
+  return found !== undefined;
+}
 
 type Tally = {
   killed: number;
@@ -84,7 +100,7 @@ for (const [path, { mutants }] of Object.entries(report.files).sort(([a], [b]) =
     const place = `${path}:${mutant.location.start.line}`;
     const repl = (mutant.replacement ?? '').replace(/\s+/g, ' ').slice(0, 70).replace(/\|/g, '\\|');
     let status = mutant.status;
-    if (status === 'Survived' && equivalents.has(keyOf(place, mutant.mutatorName, repl))) {
+    if ((status === 'Survived' || status === 'NoCoverage') && claim(place, mutant.mutatorName, repl)) {
       status = 'Equivalent';
       matched++;
     }
@@ -145,5 +161,7 @@ const survivors = [
 writeFileSync(join(dir, 'scores.md'), scores.join('\n'));
 writeFileSync(join(dir, 'survivors.md'), survivors.join('\n'));
 console.log(scores.slice(4, 11).join('\n'));
-if (equivalents.size !== matched)
-  console.log(`\n${equivalents.size - matched} rows of equivalents.md match no surviving mutant (stale?)`);
+for (const c of claims.filter((c) => !c.used))
+  console.log(
+    `equivalents.md row matches no surviving mutant (stale?): ${c.place} ${c.mutator} ${c.replacement}`,
+  );
