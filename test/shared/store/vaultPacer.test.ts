@@ -172,15 +172,17 @@ describe('vault pacer', () => {
     let status = 429;
     const next = (() => Promise.resolve({ status })) as unknown as Send[1];
     const request = { method: 'PUT', url: `${VAULT}/secrets/conn-a?api-version=2025-07-01` } as Send[0];
+    // Measured from before the 429 (the pause runs from its arrival), so a slow machine cannot shorten it;
+    // 39, not 40: Date.now() and the timer clock may round the same instant a millisecond apart.
+    const started = Date.now();
     await policy.sendRequest(request, next);
     status = 200;
-    const started = Date.now();
     // The pause is a timer, not a busy wait: other timers of the process still fire meanwhile.
     let ticked = false;
     setTimeout(() => (ticked = true), 5);
     let tickedBeforeSend = false;
     await policy.sendRequest(request, (req: Send[0]) => ((tickedBeforeSend = ticked), next(req)));
-    assert.ok(Date.now() - started >= 35, `waited ${Date.now() - started} ms`);
+    assert.ok(Date.now() - started >= 39, `waited ${Date.now() - started} ms`);
     assert.equal(tickedBeforeSend, true);
   });
 });
