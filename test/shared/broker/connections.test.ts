@@ -170,6 +170,21 @@ function pinHarness() {
   return { ...h, provider, admin: new Connections(h.ctx) };
 }
 
+/** Imports for a connection pinned to `before` while the pin changes to `after` mid-answer; the import is refused. */
+async function importWhilePinChanges(before: string, after: string) {
+  const h = pinHarness();
+  const pin = (username: string) =>
+    h.admin.upsert('sales-mailbox', { provider: 'microsoft', scopes: [], expectedIdentity: { username } });
+  await pin(before);
+  const gate = h.provider.hold();
+  const importing = h.admin.importRefreshToken('sales-mailbox', RT);
+  await gate.entered;
+  await pin(after);
+  gate.release();
+  await assert.rejects(importing, code('identity_mismatch'));
+  return h;
+}
+
 const RT = 'rt-imported-xxxxxxxxxxxx';
 const cached = (h: ReturnType<typeof harness>) =>
   h.ctx.cache.remember(
@@ -334,42 +349,12 @@ describe('Connections.importRefreshToken', () => {
   });
 
   it('an import that did not match the pin when asked stays refused even if the pin changes to it meanwhile', async () => {
-    const h = pinHarness();
-    await h.admin.upsert('sales-mailbox', {
-      provider: 'microsoft',
-      scopes: [],
-      expectedIdentity: { username: 'b@contoso.com' },
-    });
-    const gate = h.provider.hold();
-    const importing = h.admin.importRefreshToken('sales-mailbox', RT);
-    await gate.entered;
-    await h.admin.upsert('sales-mailbox', {
-      provider: 'microsoft',
-      scopes: [],
-      expectedIdentity: { username: 'a@contoso.com' },
-    });
-    gate.release();
-    await assert.rejects(importing, code('identity_mismatch'));
+    const h = await importWhilePinChanges('b@contoso.com', 'a@contoso.com');
     assert.equal(h.store.records.get('sales-mailbox')?.tokens, undefined);
   });
 
   it('a pin set while the provider answered is checked before the token is stored', async () => {
-    const h = pinHarness();
-    await h.admin.upsert('sales-mailbox', {
-      provider: 'microsoft',
-      scopes: [],
-      expectedIdentity: { username: 'a@contoso.com' },
-    });
-    const gate = h.provider.hold();
-    const importing = h.admin.importRefreshToken('sales-mailbox', RT);
-    await gate.entered;
-    await h.admin.upsert('sales-mailbox', {
-      provider: 'microsoft',
-      scopes: [],
-      expectedIdentity: { username: 'b@contoso.com' },
-    });
-    gate.release();
-    await assert.rejects(importing, code('identity_mismatch'));
+    const h = await importWhilePinChanges('a@contoso.com', 'b@contoso.com');
     const stored = h.store.records.get('sales-mailbox');
     assert.equal(stored?.tokens, undefined);
     assert.equal(stored?.status, 'pending');
